@@ -1,0 +1,152 @@
+package rollout
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/kilnhq/kiln/fleet"
+)
+
+// Phase is one step of a rollout.
+type Phase string
+
+// The phases of a blue-green rollout, in order, and the one that undoes a failed release.
+const (
+	PhaseBake     Phase = "bake"
+	PhaseDeploy   Phase = "deploy"
+	PhaseHealth   Phase = "health"
+	PhaseSwitch   Phase = "switch"
+	PhaseRetire   Phase = "retire"
+	PhaseRollback Phase = "rollback"
+)
+
+// Outcome is how a rollout ended.
+type Outcome string
+
+// Outcomes. Each maps to one exit code of the kiln command.
+const (
+	// Promoted: the new release serves all traffic.
+	Promoted Outcome = "promoted"
+	// Unchanged: the release asked for is already live.
+	Unchanged Outcome = "unchanged"
+	// RolledBack: the new release failed; traffic stayed on (or went back to) the stable one.
+	RolledBack Outcome = "rolled-back"
+	// RollbackFailed: the new release failed and undoing it failed too; a human must look.
+	RollbackFailed Outcome = "rollback-failed"
+	// Interrupted: the rollout was cancelled (SIGINT/SIGTERM) and stopped on the stable slot.
+	Interrupted Outcome = "interrupted"
+)
+
+// Reason says why a rollout did not promote. Reasons are named constants so CI and
+// people can match on them.
+type Reason string
+
+// Reasons.
+const (
+	ReasonNone            Reason = ""
+	ReasonBakeFailed      Reason = "BakeFailed"
+	ReasonDeployFailed    Reason = "DeployFailed"
+	ReasonNotHealthy      Reason = "NewSlotNotHealthy"
+	ReasonSwitchFailed    Reason = "TrafficSwitchFailed"
+	ReasonRetireFailed    Reason = "RetireFailed"
+	ReasonStableUnhealthy Reason = "StableSlotUnhealthy"
+	ReasonCancelled       Reason = "Cancelled"
+	ReasonTargetFailed    Reason = "TargetUnavailable"
+)
+
+// Event is something the engine reports while it works. Consumers (the line printer, the
+// JSON printer, the console) switch on the concrete type.
+type Event interface {
+	// EventName is the event's name in JSON output.
+	EventName() string
+}
+
+// RolloutStarted opens every rollout.
+type RolloutStarted struct {
+	At      time.Time      `json:"at"`
+	Service string         `json:"service"`
+	Target  string         `json:"target"`
+	From    *fleet.Release `json:"from,omitempty"`
+	Slot    fleet.Slot     `json:"slot"`
+}
+
+// PhaseStarted reports a phase beginning.
+type PhaseStarted struct {
+	At    time.Time `json:"at"`
+	Phase Phase     `json:"phase"`
+}
+
+// PhaseFinished reports a phase's end, its duration, and its error if it failed.
+type PhaseFinished struct {
+	At       time.Time     `json:"at"`
+	Phase    Phase         `json:"phase"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Baked reports the release that is being rolled out.
+type Baked struct {
+	At      time.Time     `json:"at"`
+	Release fleet.Release `json:"release"`
+}
+
+// ResourceChanged is one resource operation of the target's engine.
+type ResourceChanged struct {
+	At time.Time `json:"at"`
+	fleet.ResourceOp
+}
+
+// HealthChanged reports the instances of a slot whenever their health changes.
+type HealthChanged struct {
+	At        time.Time              `json:"at"`
+	Slot      fleet.Slot             `json:"slot"`
+	Instances []fleet.InstanceHealth `json:"instances"`
+}
+
+// TrafficShifted reports the weights now in effect.
+type TrafficShifted struct {
+	At      time.Time          `json:"at"`
+	Weights map[fleet.Slot]int `json:"weights"`
+}
+
+// Finished closes every rollout.
+type Finished struct {
+	At       time.Time      `json:"at"`
+	Outcome  Outcome        `json:"outcome"`
+	Reason   Reason         `json:"reason,omitempty"`
+	Message  string         `json:"message,omitempty"`
+	From     *fleet.Release `json:"from,omitempty"`
+	To       *fleet.Release `json:"to,omitempty"`
+	Live     *fleet.Release `json:"live,omitempty"`
+	Duration time.Duration  `json:"duration"`
+	// Phases holds each phase's duration, in the order they ran.
+	Phases []PhaseFinished `json:"phases"`
+}
+
+func (RolloutStarted) EventName() string  { return "rollout-started" }
+func (PhaseStarted) EventName() string    { return "phase-started" }
+func (PhaseFinished) EventName() string   { return "phase-finished" }
+func (Baked) EventName() string           { return "baked" }
+func (ResourceChanged) EventName() string { return "resource" }
+func (HealthChanged) EventName() string   { return "health" }
+func (TrafficShifted) EventName() string  { return "traffic" }
+func (Finished) EventName() string        { return "finished" }
+
+// MarshalEvent encodes an event as one JSON object with its name in "event".
+func MarshalEvent(e Event) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	name, _ := json.Marshal(e.EventName())
+	out := make([]byte, 0, len(b)+len(name)+10)
+	out = append(out, `{"event":`...)
+	out = append(out, name...)
+	if len(b) > 2 {
+		out = append(out, ',')
+		out = append(out, b[1:]...)
+	} else {
+		out = append(out, '}')
+	}
+	return out, nil
+}

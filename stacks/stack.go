@@ -1,0 +1,325 @@
+// Package stacks holds kiln's Pulumi programs and drives them through the Automation API
+// as inline programs, against a file backend in kiln's state directory, with the
+// passphrase secrets provider. Nothing here needs the network.
+package stacks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blang/semver"
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/stacks/pulumicli"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Project is the Pulumi project name of every kiln stack; the stack is named after the
+// service.
+const Project = "kiln"
+
+// Options say where a stack lives and what the engine runs with.
+type Options struct {
+	// StateDir is kiln's state directory (absolute); the file backend is StateDir/pulumi.
+	StateDir string
+	// Stack is the stack name: the service.
+	Stack string
+	// PulumiRoot is a Pulumi CLI installation (root/bin/pulumi), from pulumicli.Ensure.
+	PulumiRoot string
+	// PluginDir holds pulumi-resource-kiln; it is put first on the engine's PATH.
+	PluginDir string
+	// Env is passed to the engine and so to the providers it starts.
+	Env map[string]string
+	// Log receives the engine's raw output.
+	Log io.Writer
+}
+
+// Stack is one kiln stack, opened for operations.
+type Stack struct {
+	opts  Options
+	stack auto.Stack
+	ws    auto.Workspace
+}
+
+// Open creates the stack if it does not exist and selects it.
+func Open(ctx context.Context, opts Options) (*Stack, error) {
+	if !filepath.IsAbs(opts.StateDir) {
+		return nil, fmt.Errorf("state dir %q is not absolute", opts.StateDir)
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	backend := filepath.Join(opts.StateDir, "pulumi")
+	home := filepath.Join(opts.StateDir, "pulumi-home")
+	work := filepath.Join(opts.StateDir, "pulumi-work", opts.Stack)
+	for _, d := range []string{backend, home, work} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
+		}
+	}
+	env := map[string]string{
+		"PULUMI_SKIP_UPDATE_CHECK":                 "true",
+		"PULUMI_DIY_BACKEND_NO_LEGACY_WARNING":     "true",
+		"PULUMI_SKIP_CONFIRMATIONS":                "true",
+		"PULUMI_BACKEND_URL":                       "file://" + backend,
+		"PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+	}
+	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
+		pp, err := passphraseFile(opts.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
+		}
+		env["PULUMI_CONFIG_PASSPHRASE_FILE"] = pp
+	}
+	path := os.Getenv("PATH")
+	if opts.PluginDir != "" {
+		path = opts.PluginDir + string(os.PathListSeparator) + path
+	}
+	env["PATH"] = path
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{
+		Root:             opts.PulumiRoot,
+		Version:          semver.MustParse(pulumicli.Version),
+		SkipVersionCheck: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open stack %s: pulumi cli: %w", opts.Stack, err)
+	}
+	s, err := auto.UpsertStackInlineSource(ctx, opts.Stack, Project, nil,
+		auto.Pulumi(cmd),
+		auto.WorkDir(work),
+		auto.PulumiHome(home),
+		auto.EnvVars(env),
+		auto.SecretsProvider("passphrase"),
+		auto.Project(workspace.Project{
+			Name:    tokens.PackageName(Project),
+			Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+			Backend: &workspace.ProjectBackend{URL: "file://" + backend},
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("open stack %s: %w", opts.Stack, engineError(err, nil))
+	}
+	return &Stack{opts: opts, stack: s, ws: s.Workspace()}, nil
+}
+
+// passphraseFile returns the file holding the stack secrets' passphrase, creating it with
+// a random passphrase the first time. It never leaves the state directory.
+func passphraseFile(stateDir string) (string, error) {
+	p := filepath.Join(stateDir, "passphrase")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return p, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
+	return p, err
+}
+
+// Up runs program and reports every resource operation to ops as it starts and ends.
+func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.ResourceOp)) (auto.OutputMap, error) {
+	s.ws.SetProgram(program)
+	diags := &diagnostics{}
+	ch := make(chan events.EngineEvent)
+	done := translate(ch, ops, diags)
+	res, err := s.stack.Up(ctx, optup.EventStreams(ch), optup.ProgressStreams(s.opts.Log), optup.ErrorProgressStreams(s.opts.Log), optup.SuppressProgress())
+	<-done
+	if err != nil {
+		return nil, engineError(err, diags)
+	}
+	return res.Outputs, nil
+}
+
+// Preview runs program without changing anything and returns the engine's summary:
+// the count of planned operations by kind.
+func (s *Stack) Preview(ctx context.Context, program pulumi.RunFunc, ops func(fleet.ResourceOp)) (map[apitype.OpType]int, error) {
+	s.ws.SetProgram(program)
+	diags := &diagnostics{}
+	ch := make(chan events.EngineEvent)
+	done := translate(ch, ops, diags)
+	res, err := s.stack.Preview(ctx, optpreview.EventStreams(ch), optpreview.ProgressStreams(s.opts.Log))
+	<-done
+	if err != nil {
+		return nil, engineError(err, diags)
+	}
+	return res.ChangeSummary, nil
+}
+
+// Refresh reconciles the stack's state with what really runs (a dead instance drops out).
+func (s *Stack) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
+	diags := &diagnostics{}
+	ch := make(chan events.EngineEvent)
+	done := translate(ch, ops, diags)
+	_, err := s.stack.Refresh(ctx, optrefresh.EventStreams(ch), optrefresh.ProgressStreams(s.opts.Log))
+	<-done
+	if err != nil {
+		return engineError(err, diags)
+	}
+	return nil
+}
+
+// Outputs returns the outputs of the last update.
+func (s *Stack) Outputs(ctx context.Context) (auto.OutputMap, error) {
+	out, err := s.stack.Outputs(ctx)
+	if err != nil {
+		return nil, engineError(err, nil)
+	}
+	return out, nil
+}
+
+// Destroy deletes every resource of the stack.
+func (s *Stack) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
+	diags := &diagnostics{}
+	ch := make(chan events.EngineEvent)
+	done := translate(ch, ops, diags)
+	_, err := s.stack.Destroy(ctx, optdestroy.EventStreams(ch), optdestroy.ProgressStreams(s.opts.Log))
+	<-done
+	if err != nil {
+		return engineError(err, diags)
+	}
+	return nil
+}
+
+// diagnostics collects the engine's error messages: they say what went wrong far better
+// than the CLI's exit status and full output.
+type diagnostics struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (d *diagnostics) add(m string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m = strings.TrimSpace(m)
+	for _, x := range d.msgs {
+		if x == m {
+			return
+		}
+	}
+	d.msgs = append(d.msgs, m)
+}
+
+func (d *diagnostics) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.Join(d.msgs, "; ")
+}
+
+// engineError turns an Automation API error into one that says what the engine said.
+func engineError(err error, d *diagnostics) error {
+	if d != nil {
+		if msg := d.String(); msg != "" {
+			return &EngineError{Msg: msg, Err: err}
+		}
+	}
+	if auto.IsConcurrentUpdateError(err) {
+		return &EngineError{Msg: "another update of this stack is in progress", Err: err}
+	}
+	return err
+}
+
+// EngineError is a failed engine operation, with the engine's own diagnostics.
+type EngineError struct {
+	Msg string
+	Err error
+}
+
+func (e *EngineError) Error() string { return e.Msg }
+func (e *EngineError) Unwrap() error { return e.Err }
+
+// translate forwards engine events to ops as fleet.ResourceOps until the engine closes
+// ch; the returned channel is closed when it has.
+func translate(ch <-chan events.EngineEvent, ops func(fleet.ResourceOp), diags *diagnostics) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		started := map[string]time.Time{}
+		for ev := range ch {
+			switch {
+			case ev.DiagnosticEvent != nil:
+				if ev.DiagnosticEvent.Severity == "error" {
+					diags.add(ev.DiagnosticEvent.Message)
+				}
+			case ev.ResourcePreEvent != nil:
+				m := ev.ResourcePreEvent.Metadata
+				if skipOp(m) {
+					continue
+				}
+				started[m.URN+string(m.Op)] = time.Now()
+				emit(ops, m, fleet.OpStarted, 0, "")
+			case ev.ResOutputsEvent != nil:
+				m := ev.ResOutputsEvent.Metadata
+				if skipOp(m) {
+					continue
+				}
+				emit(ops, m, fleet.OpDone, since(started, m), "")
+			case ev.ResOpFailedEvent != nil:
+				m := ev.ResOpFailedEvent.Metadata
+				if skipOp(m) {
+					continue
+				}
+				emit(ops, m, fleet.OpFailed, since(started, m), diags.String())
+			}
+		}
+	}()
+	return done
+}
+
+func since(started map[string]time.Time, m apitype.StepEventMetadata) time.Duration {
+	if t, ok := started[m.URN+string(m.Op)]; ok {
+		return time.Since(t)
+	}
+	return 0
+}
+
+// skipOp leaves out steps that change nothing and the engine's own bookkeeping resources.
+func skipOp(m apitype.StepEventMetadata) bool {
+	if m.Op == apitype.OpSame {
+		return true
+	}
+	return strings.HasPrefix(m.Type, "pulumi:")
+}
+
+func emit(ops func(fleet.ResourceOp), m apitype.StepEventMetadata, status string, d time.Duration, errMsg string) {
+	if ops == nil {
+		return
+	}
+	ops(fleet.ResourceOp{
+		Op:       string(m.Op),
+		Type:     m.Type,
+		Name:     resource.URN(m.URN).Name(),
+		Status:   status,
+		Duration: d,
+		Error:    errMsg,
+	})
+}
