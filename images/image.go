@@ -1,0 +1,129 @@
+// Package images bakes releases into local images and keeps them. An image is a
+// content-addressed directory: the application, the baked components, their unit
+// definitions, an SBOM, and image.json, whose digest covers every byte of the rest.
+// The same recipe always bakes to the same digest, byte for byte.
+package images
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// SchemaVersion is the version of the image.json format.
+const SchemaVersion = 1
+
+// Meta is image.json.
+type Meta struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	// Digest is "sha256:" + the hex sha256 of this document encoded with Digest empty.
+	// The document lists every other file with its sha256, so the digest covers them.
+	Digest     string      `json:"digest"`
+	App        Binary      `json:"app"`
+	Components []Component `json:"components"`
+	// Ports are the named ports the units need besides the application's own.
+	Ports []string `json:"ports"`
+	Files []File   `json:"files"`
+}
+
+// Binary is one executable in the image.
+type Binary struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	// Source is the Go package it was built from, or the prebuilt binary's file name.
+	Source string `json:"source"`
+}
+
+// Component is a baked component: its catalog version and its binary.
+type Component struct {
+	Binary
+	Version string `json:"version"`
+}
+
+// File is one entry of the image's canonical listing.
+type File struct {
+	Path   string      `json:"path"`
+	Mode   os.FileMode `json:"mode"`
+	Size   int64       `json:"size"`
+	SHA256 string      `json:"sha256"`
+}
+
+// Unit is one process of an instance, as `kiln boot` runs it (units/<name>.json).
+type Unit struct {
+	Name string `json:"name"`
+	// Command is relative to the image directory.
+	Command  string            `json:"command"`
+	Args     []string          `json:"args"`
+	Env      map[string]string `json:"env"`
+	Restart  string            `json:"restart"`
+	Mode     string            `json:"mode"`
+	Schedule string            `json:"schedule"`
+}
+
+// Image is a baked image in a store.
+type Image struct {
+	Meta
+	// Dir is the image directory.
+	Dir string
+}
+
+// computeDigest returns the digest of m: the sha256 of its JSON with Digest empty.
+func computeDigest(m Meta) (string, error) {
+	m.Digest = ""
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// dirName is the store directory name of a digest.
+func dirName(digest string) string {
+	return "sha256-" + digest[len("sha256:"):]
+}
+
+// ReadMeta reads and checks the image.json of an image directory: the digest must be the
+// one its content gives.
+func ReadMeta(dir string) (Meta, error) {
+	var m Meta
+	b, err := os.ReadFile(filepath.Join(dir, "image.json"))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", filepath.Join(dir, "image.json"), err)
+	}
+	d, err := computeDigest(m)
+	if err != nil {
+		return m, err
+	}
+	if d != m.Digest {
+		return m, fmt.Errorf("image %s: image.json was altered (its content digests to %s)", dir, d)
+	}
+	return m, nil
+}
+
+// Verify re-hashes every file of the image against its listing.
+func Verify(dir string) error {
+	m, err := ReadMeta(dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range m.Files {
+		sum, size, err := hashFile(filepath.Join(dir, f.Path))
+		if err != nil {
+			return fmt.Errorf("image %s: %w", m.Digest, err)
+		}
+		if sum != f.SHA256 || size != f.Size {
+			return fmt.Errorf("image %s: %s changed since it was baked", m.Digest, f.Path)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeApp writes a tiny Go module with a main package and returns its directory.
+func writeApp(t *testing.T, msg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":  "module example.com/hello\n\ngo 1.26\n",
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"" + msg + "\") }\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func writeExecutable(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tool")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func goRecipe(dir string) Recipe {
+	return Recipe{Name: "hello", Version: "1.0.0", App: App{Main: ".", Dir: dir, Env: map[string]string{"GREETING": "hi"}}}
+}
+
+func TestSameRecipeBakesToTheSameBytesAndTheSecondBakeIsCached(t *testing.T) {
+	ctx := context.Background()
+	app := writeApp(t, "hello")
+	s1, s2 := &Store{Dir: t.TempDir()}, &Store{Dir: t.TempDir()}
+	r1, err := s1.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Cached {
+		t.Fatal("first bake reported a cache hit")
+	}
+	// A second store builds from scratch: reproducible builds give the same digest.
+	r2, err := s2.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Image.Digest != r2.Image.Digest {
+		t.Fatalf("two bakes of one recipe: %s vs %s", r1.Image.Digest, r2.Image.Digest)
+	}
+	a, _ := os.ReadFile(filepath.Join(r1.Image.Dir, "image.json"))
+	b, _ := os.ReadFile(filepath.Join(r2.Image.Dir, "image.json"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("image.json differs between two bakes of one recipe")
+	}
+	// Re-baking into the same store rebuilds nothing.
+	binPath := filepath.Join(r1.Image.Dir, "bin", "hello")
+	before, _ := os.Stat(binPath)
+	r3, err := s1.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r3.Cached || r3.Image.Digest != r1.Image.Digest {
+		t.Fatalf("re-bake: cached=%v digest=%s", r3.Cached, r3.Image.Digest)
+	}
+	after, _ := os.Stat(binPath)
+	if !before.ModTime().Equal(after.ModTime()) {
+		t.Fatal("a cached bake rewrote the image")
+	}
+	if err := Verify(r1.Image.Dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChangedSourceOrVersionBakesANewImage(t *testing.T) {
+	ctx := context.Background()
+	app := writeApp(t, "hello")
+	s := &Store{Dir: t.TempDir()}
+	r1, err := s.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(app, "main.go"), []byte("package main\n\nfunc main() { println(\"changed\") }\n"), 0o644)
+	r2, err := s.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Cached || r2.Image.Digest == r1.Image.Digest {
+		t.Fatal("a source change did not bake a new image")
+	}
+	rec := goRecipe(app)
+	rec.Version = "1.0.1"
+	r3, err := s.Bake(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3.Cached || r3.Image.Digest == r2.Image.Digest {
+		t.Fatal("a new version did not bake a new image")
+	}
+}
+
+func TestImageHoldsComponentsUnitsAndAnSBOM(t *testing.T) {
+	ctx := context.Background()
+	s := &Store{Dir: t.TempDir()}
+	app := writeApp(t, "hello")
+	rec := goRecipe(app)
+	rec.Components = []ComponentSource{{
+		Name: "kiln-metrics", Version: "0.2.0", Binary: writeExecutable(t, "exit 0"), Ports: []string{"metrics"},
+		Unit: Unit{Mode: "service", Restart: "always", Args: []string{"--listen", "127.0.0.1:${KILN_PORT_METRICS}"}},
+	}}
+	res, err := s.Bake(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Image.Meta
+	if len(m.Components) != 1 || m.Components[0].Version != "0.2.0" || len(m.Components[0].SHA256) != 64 {
+		t.Fatalf("components = %+v", m.Components)
+	}
+	if len(m.Ports) != 1 || m.Ports[0] != "metrics" {
+		t.Fatalf("ports = %v", m.Ports)
+	}
+	var u Unit
+	b, err := os.ReadFile(filepath.Join(res.Image.Dir, "units", "kiln-metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &u)
+	if u.Command != "bin/kiln-metrics" || u.Args[1] != "127.0.0.1:${KILN_PORT_METRICS}" {
+		t.Fatalf("unit = %+v", u)
+	}
+	b, _ = os.ReadFile(filepath.Join(res.Image.Dir, "units", "app.json"))
+	json.Unmarshal(b, &u)
+	if u.Command != "bin/hello" || u.Env["GREETING"] != "hi" || u.Restart != "always" {
+		t.Fatalf("app unit = %+v", u)
+	}
+	var bom cdxBOM
+	b, _ = os.ReadFile(filepath.Join(res.Image.Dir, "sbom.cdx.json"))
+	if err := json.Unmarshal(b, &bom); err != nil {
+		t.Fatal(err)
+	}
+	if bom.BOMFormat != "CycloneDX" || bom.Metadata.Component.Name != "hello" || bom.Components[0].Name != "kiln-metrics" {
+		t.Fatalf("sbom = %+v", bom)
+	}
+	// The listing covers every file but image.json, so the digest covers them all.
+	var paths []string
+	for _, f := range m.Files {
+		paths = append(paths, f.Path)
+	}
+	want := "bin/hello bin/kiln-metrics sbom.cdx.json units/app.json units/kiln-metrics.json"
+	if strings.Join(paths, " ") != want {
+		t.Fatalf("files = %v, want %s", paths, want)
+	}
+}
+
+func TestTamperingIsDetected(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.0.0", App: App{Binary: writeExecutable(t, "echo hi")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(res.Image.Dir, "bin", "svc")
+	os.Chmod(bin, 0o755)
+	os.WriteFile(bin, []byte("#!/bin/sh\necho evil\n"), 0o755)
+	if err := Verify(res.Image.Dir); err == nil || !strings.Contains(err.Error(), "bin/svc changed") {
+		t.Fatalf("verify of a changed binary: %v", err)
+	}
+	meta := filepath.Join(res.Image.Dir, "image.json")
+	b, _ := os.ReadFile(meta)
+	os.WriteFile(meta, bytes.Replace(b, []byte(`"1.0.0"`), []byte(`"9.9.9"`), 1), 0o644)
+	if _, err := s.Get(res.Image.Digest); err == nil || !strings.Contains(err.Error(), "altered") {
+		t.Fatalf("get of an altered image.json: %v", err)
+	}
+}
+
+func TestRecipeMustHaveExactlyOneAppSource(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	_, err := s.Bake(context.Background(), Recipe{Name: "x", Version: "1", App: App{Main: ".", Binary: "/bin/true"}})
+	if err == nil || !strings.Contains(err.Error(), "exactly one") {
+		t.Fatalf("err = %v", err)
+	}
+	if ents, _ := os.ReadDir(s.Dir); len(ents) != 0 {
+		t.Fatalf("a refused recipe left %d entries in the store", len(ents))
+	}
+}
+
+func TestGCKeepsTheLastNAndEveryImageInUse(t *testing.T) {
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &Store{Dir: t.TempDir(), Now: func() time.Time { clock = clock.Add(time.Minute); return clock }}
+	bin := writeExecutable(t, "true")
+	var digests []string
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"} {
+		res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: v, App: App{Binary: bin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Image.Digest)
+	}
+	other, err := s.Bake(context.Background(), Recipe{Name: "other", Version: "1.0.0", App: App{Binary: bin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep 2 of svc; 1.0.0 is still in use by the stack.
+	removed, err := s.GC("svc", 2, []string{digests[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 || removed[0] != digests[2] && removed[1] != digests[2] {
+		t.Fatalf("removed %v", removed)
+	}
+	left, _ := s.List()
+	got := map[string]bool{}
+	for _, e := range left {
+		got[e.Digest] = true
+	}
+	for _, d := range []string{digests[0], digests[3], digests[4], other.Image.Digest} {
+		if !got[d] {
+			t.Errorf("gc removed %s, which it had to keep", d)
+		}
+	}
+	for _, d := range []string{digests[1], digests[2]} {
+		if got[d] {
+			t.Errorf("gc kept %s", d)
+		}
+		if _, err := os.Stat(filepath.Join(s.Dir, dirName(d))); err == nil {
+			t.Errorf("directory of %s still exists", d)
+		}
+	}
+	// Baking a removed release again works: its recipe key was dropped.
+	res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.1.0", App: App{Binary: bin}})
+	if err != nil || res.Cached || res.Image.Digest != digests[1] {
+		t.Fatalf("re-bake after gc: %v cached=%v", err, res.Cached)
+	}
+}
