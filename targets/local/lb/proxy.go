@@ -1,0 +1,258 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+)
+
+// Response headers naming the group and target that served a request.
+const (
+	HeaderGroup  = "X-Kiln-Group"
+	HeaderTarget = "X-Kiln-Target"
+)
+
+// maxTries bounds the targets tried for one request when dials fail.
+const maxTries = 3
+
+// placeholderHost is the URL host between the rewrite and the round trip,
+// where the chosen target's address replaces it.
+const placeholderHost = "kiln-lb-target"
+
+var errNoTarget = errors.New("no healthy target")
+
+type pickKey struct{}
+
+// pick records the choices made for one request.
+type pick struct {
+	group  string
+	target string
+	tried  []*target
+}
+
+// ServeHTTP proxies one request to a target.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.total.Add(1)
+	p := &pick{}
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), pickKey{}, p)))
+}
+
+func (s *Server) newReverseProxy() http.Handler {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = placeholderHost
+			pr.Out.Host = pr.In.Host // the app sees the Host the client asked for
+			pr.SetXForwarded()
+		},
+		Transport: roundTripper{s},
+		ModifyResponse: func(resp *http.Response) error {
+			p := resp.Request.Context().Value(pickKey{}).(*pick)
+			resp.Header.Set(HeaderGroup, p.group)
+			resp.Header.Set(HeaderTarget, p.target)
+			return nil
+		},
+		ErrorHandler: s.proxyError,
+		BufferPool:   bufferPool{},
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	p := r.Context().Value(pickKey{}).(*pick)
+	if r.Context().Err() != nil {
+		// The client went away; nobody reads this answer.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	s.failed.Add(1)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if errors.Is(err, errNoTarget) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "kiln lb: no healthy target\n")
+		return
+	}
+	s.log.Warn("upstream error", "group", p.group, "target", p.target, "method", r.Method, "path", r.URL.Path, "err", err)
+	w.Header().Set(HeaderGroup, p.group)
+	w.Header().Set(HeaderTarget, p.target)
+	w.WriteHeader(http.StatusBadGateway)
+	_, _ = io.WriteString(w, "kiln lb: upstream error\n")
+}
+
+type roundTripper struct{ s *Server }
+
+// RoundTrip sends req to a chosen target and retries on another healthy
+// target when the dial fails, since then nothing of the request was sent.
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	s := rt.s
+	p := req.Context().Value(pickKey{}).(*pick)
+	var lastErr error
+	for range maxTries {
+		t, g := s.acquire(p.tried)
+		if t == nil {
+			if lastErr != nil {
+				break
+			}
+			return nil, errNoTarget
+		}
+		p.tried = append(p.tried, t)
+		p.group, p.target = g, t.id
+
+		out := *req
+		u := *req.URL
+		u.Host = t.address
+		out.URL = &u
+		if req.Body != nil && req.Body != http.NoBody {
+			// The transport closes the body on errors; keep it readable for
+			// a retry. The server closes the real body.
+			out.Body = noClose{req.Body}
+		}
+		resp, err := t.transport.RoundTrip(&out)
+		if err == nil {
+			resp.Body = releaseOnClose(resp.Body, t)
+			return resp, nil
+		}
+		t.inflight.Add(-1)
+		lastErr = err
+		var de *dialError
+		if !errors.As(err, &de) || req.Context().Err() != nil {
+			break
+		}
+		s.log.Debug("dial failed, retrying on another target", "target", t.id, "err", err)
+	}
+	return nil, lastErr
+}
+
+// acquire picks a target for a new request and counts it in flight. It
+// re-checks that the table did not change between the pick and the count,
+// so that a reload that swapped the table and then found a target idle can
+// trust that no request will still start on it.
+func (s *Server) acquire(tried []*target) (*target, string) {
+	for {
+		tb := s.table.Load()
+		g, t := s.pick(tb, tried)
+		if t == nil {
+			return nil, ""
+		}
+		t.inflight.Add(1)
+		if s.table.Load() == tb {
+			return t, g.name
+		}
+		t.inflight.Add(-1)
+	}
+}
+
+// pick chooses a group at random weighted by weight among groups with
+// weight > 0 and at least one healthy, untried target, then round-robins
+// over that group's healthy untried targets.
+func (s *Server) pick(tb *table, tried []*target) (*group, *target) {
+	usable := func(t *target) bool {
+		if !t.healthy() {
+			return false
+		}
+		for _, x := range tried {
+			if x == t {
+				return false
+			}
+		}
+		return true
+	}
+	var eligible [8]*group
+	elig := eligible[:0]
+	total := 0
+	for _, g := range tb.groups {
+		if g.weight <= 0 {
+			continue
+		}
+		for _, t := range g.targets {
+			if usable(t) {
+				elig = append(elig, g)
+				total += g.weight
+				break
+			}
+		}
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	var chosen *group
+	r := s.intN(total)
+	for _, g := range elig {
+		if r < g.weight {
+			chosen = g
+			break
+		}
+		r -= g.weight
+	}
+	var buf [16]*target
+	healthy := buf[:0]
+	for _, t := range chosen.targets {
+		if usable(t) {
+			healthy = append(healthy, t)
+		}
+	}
+	n := chosen.rr.Add(1) - 1
+	return chosen, healthy[n%uint64(len(healthy))]
+}
+
+// bufferPool recycles the proxy's 32 KiB copy buffers, which otherwise
+// dominate the lb's allocations per request.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+type noClose struct{ io.Reader }
+
+func (noClose) Close() error { return nil }
+
+// releaseOnClose decrements t's in-flight count when the response body is
+// closed, which the reverse proxy does once the response is copied.
+func releaseOnClose(body io.ReadCloser, t *target) io.ReadCloser {
+	r := &releaser{t: t}
+	if rwc, ok := body.(io.ReadWriteCloser); ok {
+		// Upgraded connections (101) must stay writable for the proxy.
+		return &releaseRWC{ReadWriteCloser: rwc, r: r}
+	}
+	return &releaseRC{ReadCloser: body, r: r}
+}
+
+type releaser struct {
+	t    *target
+	done atomic.Bool
+}
+
+func (r *releaser) release() {
+	if r.done.CompareAndSwap(false, true) {
+		r.t.inflight.Add(-1)
+	}
+}
+
+type releaseRC struct {
+	io.ReadCloser
+	r *releaser
+}
+
+func (b *releaseRC) Close() error {
+	err := b.ReadCloser.Close()
+	b.r.release()
+	return err
+}
+
+type releaseRWC struct {
+	io.ReadWriteCloser
+	r *releaser
+}
+
+func (b *releaseRWC) Close() error {
+	err := b.ReadWriteCloser.Close()
+	b.r.release()
+	return err
+}
