@@ -58,6 +58,7 @@ type parser struct {
 	d        *strictyaml.Decoder
 	cat      Catalog
 	deadline *yaml.Node // rollout.progressDeadline, for the cross-field check
+	interval *yaml.Node // fleet.health.interval, likewise
 }
 
 var (
@@ -104,11 +105,18 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	// Cross-field rule, checked only when both sides decoded: a slot can only become healthy
 	// after healthyThreshold successful checks, so a shorter deadline always rolls back.
 	h, deadline := m.Fleet.Health, m.Rollout.ProgressDeadline
-	if p.deadline != nil && h.Interval > 0 && h.HealthyThreshold > 0 && deadline > 0 {
-		if need := h.Interval * time.Duration(h.HealthyThreshold); deadline < need {
+	if h.Interval > 0 && h.HealthyThreshold > 0 && deadline > 0 {
+		need := h.Interval * time.Duration(h.HealthyThreshold)
+		switch {
+		case deadline >= need:
+		case p.deadline != nil:
 			p.d.Errorf(p.deadline, "rollout.progressDeadline",
 				"%s is shorter than the %s an instance needs to become healthy (fleet.health.interval %s x healthyThreshold %d)",
 				deadline, need, h.Interval, h.HealthyThreshold)
+		case p.interval != nil:
+			p.d.Errorf(p.interval, "fleet.health.interval",
+				"an instance needs %s (interval x healthyThreshold %d) to become healthy, longer than the default rollout.progressDeadline %s; set rollout.progressDeadline",
+				need, h.HealthyThreshold, deadline)
 		}
 	}
 }
@@ -294,7 +302,9 @@ func (p *parser) health(n *yaml.Node, h *Health) {
 	}
 	intervalOK, timeoutOK := true, true
 	if v := m.Field("interval"); v != nil {
-		h.Interval, intervalOK = p.positive(v, "fleet.health.interval")
+		if h.Interval, intervalOK = p.positive(v, "fleet.health.interval"); intervalOK {
+			p.interval = v
+		}
 	}
 	timeout := m.Field("timeout")
 	if timeout != nil {

@@ -298,6 +298,8 @@ func TestParseRejects(t *testing.T) {
 		{"size 0", edit(t, "size: 2", "size: 0"), []string{"kiln.yaml:12:9: fleet.size: must be between 1 and 100, got 0"}},
 		{"size 101", edit(t, "size: 2", "size: 101"), []string{"fleet.size: must be between 1 and 100, got 101"}},
 		{"size huge", edit(t, "size: 2", "size: 99999999999999999999"), []string{"fleet.size: expected an integer, got the number 99999999999999999999"}},
+		{"size beyond int32", edit(t, "size: 2", "size: 9999999999"), []string{"fleet.size: must be between 1 and 100, got 9999999999"}},
+		{"size tagged but not a number", edit(t, "size: 2", "size: !!int two"), []string{`kiln.yaml:12:9: fleet.size: invalid integer "two"`}},
 		{"size as text", edit(t, "size: 2", "size: two"), []string{`kiln.yaml:12:9: fleet.size: expected an integer, got the string "two"`}},
 		{"size fractional", edit(t, "size: 2", "size: 2.5"), []string{"fleet.size: expected an integer, got the number 2.5"}},
 		{"missing size", edit(t, "  size: 2\n", ""), []string{"kiln.yaml:12:3: fleet.size: required field is missing"}},
@@ -324,6 +326,8 @@ func TestParseRejects(t *testing.T) {
 		{"zero deadline", edit(t, "progressDeadline: 10m", "progressDeadline: 0s"), []string{"rollout.progressDeadline: must be greater than 0"}},
 		{"deadline shorter than health", edit(t, "progressDeadline: 10m", "progressDeadline: 3s"),
 			[]string{"kiln.yaml:22:21: rollout.progressDeadline: 3s is shorter than the 4s an instance needs to become healthy (fleet.health.interval 2s x healthyThreshold 2)"}},
+		{"default deadline shorter than health", edit(t, "    interval: 2s\n", "    interval: 6m\n", "  progressDeadline: 10m\n", ""),
+			[]string{"kiln.yaml:16:15: fleet.health.interval: an instance needs 12m0s (interval x healthyThreshold 2) to become healthy, longer than the default rollout.progressDeadline 10m0s; set rollout.progressDeadline"}},
 		{"negative drain", edit(t, "drainTimeout: 15s", "drainTimeout: -1s"), []string{"kiln.yaml:23:17: rollout.drainTimeout: must not be negative, got -1s"}},
 		{"rollout a list", edit(t, "  strategy: blue-green\n  progressDeadline: 10m\n  drainTimeout: 15s\n", "  - blue-green\n"), []string{"kiln.yaml:21:3: rollout: expected a mapping, got a list"}},
 

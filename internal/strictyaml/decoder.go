@@ -229,8 +229,12 @@ func (d *Decoder) Int(n *yaml.Node, path string, lo, hi int) (int, bool) {
 		return 0, false
 	}
 	var v int64
-	if err := n.Decode(&v); err != nil || v < math.MinInt32 || v > math.MaxInt32 {
-		d.Errorf(n, path, "must be between %d and %d, got %s", lo, hi, n.Value)
+	if err := n.Decode(&v); err != nil {
+		d.Errorf(n, path, "invalid integer %q", n.Value)
+		return 0, false
+	}
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.Errorf(n, path, "must be between %d and %d, got %d", lo, hi, v)
 		return 0, false
 	}
 	if int(v) < lo || int(v) > hi {
