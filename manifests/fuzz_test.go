@@ -1,0 +1,96 @@
+package manifests_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kilnhq/kiln/manifests"
+)
+
+// FuzzParse feeds arbitrary bytes to the decoder. It must never panic; a failure must be
+// Errors whose every entry has a position and a path; a success must satisfy every rule.
+// CI runs: go test -fuzz=FuzzParse -fuzztime=20s ./manifests
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add([]byte(minimal))
+	f.Add(manifests.Starter("hello"))
+	for _, s := range []string{
+		"", "~", "- a", "a: b: c", "&a [*a]", "a: &a [*a, *a]\nb: *a",
+		"apiVersion: kiln/v1\n---\n", "? [a]\n: b", "<<: {service: x}",
+		"fleet: {size: 1e9, port: 0x50, health: {path: /, interval: 1ns, timeout: 1ns}}",
+		"components: {kiln-metrics: \">= 0.1\", kiln-backup: 0.1, x: [1]}",
+		"target: {local: {listen: \"[::1]:0\"}, aws: {}}",
+		"app: {main: ../x/./y, env: {A: !!binary aGk=, B: 2001-12-14}}",
+		"\xef\xbb\xbfservice: hello\n", "service: \"\\u0000\"\n", "\t- x",
+	} {
+		f.Add([]byte(s))
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "errors", "*.yaml"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := manifests.Parse("kiln.yaml", data, testCatalog)
+		if err == nil {
+			checkValid(t, m)
+			return
+		}
+		if m != nil {
+			t.Fatal("Parse returned both a manifest and an error")
+		}
+		var errs manifests.Errors
+		if !errors.As(err, &errs) || len(errs) == 0 {
+			t.Fatalf("error %T %v is not a non-empty manifests.Errors", err, err)
+		}
+		for i, e := range errs {
+			if e.File != "kiln.yaml" || e.Line < 1 || e.Column < 1 || e.Path == "" || e.Msg == "" {
+				t.Fatalf("incomplete error %+v", e)
+			}
+			if i > 0 && (e.Line < errs[i-1].Line || e.Line == errs[i-1].Line && e.Column < errs[i-1].Column) {
+				t.Fatalf("errors not sorted: %v before %v", errs[i-1], e)
+			}
+		}
+	})
+}
+
+// checkValid asserts the invariants every successfully decoded manifest holds.
+func checkValid(t *testing.T, m *manifests.Manifest) {
+	t.Helper()
+	h := m.Fleet.Health
+	switch {
+	case m.APIVersion != manifests.APIVersion:
+		t.Fatalf("apiVersion %q", m.APIVersion)
+	case manifests.CheckServiceName(m.Service) != nil:
+		t.Fatalf("service %q", m.Service)
+	case m.Version == nil:
+		t.Fatal("nil version")
+	case (m.App.Main == "") == (m.App.Binary == ""):
+		t.Fatalf("app %+v", m.App)
+	case m.Fleet.Size < 1 || m.Fleet.Size > manifests.MaxFleetSize || m.Fleet.Port < 1 || m.Fleet.Port > 65535:
+		t.Fatalf("fleet %+v", m.Fleet)
+	case h.Path == "" || h.Path[0] != '/' || h.Interval <= 0 || h.Timeout <= 0 || h.Timeout > h.Interval:
+		t.Fatalf("health %+v", h)
+	case h.HealthyThreshold < 1 || h.HealthyThreshold > 10 || h.UnhealthyThreshold < 1 || h.UnhealthyThreshold > 10:
+		t.Fatalf("health thresholds %+v", h)
+	case m.Rollout.Strategy != manifests.StrategyBlueGreen || m.Rollout.ProgressDeadline <= 0 || m.Rollout.DrainTimeout < 0:
+		t.Fatalf("rollout %+v", m.Rollout)
+	case m.Target.Local == nil || m.Target.AWS != nil:
+		t.Fatalf("target %+v", m.Target)
+	case m.Images.Keep < manifests.MinImagesKeep:
+		t.Fatalf("images %+v", m.Images)
+	case len(m.Resolved) != len(m.Components):
+		t.Fatalf("resolved %v for components %v", m.Resolved, m.Components)
+	}
+	for k := range m.App.Env {
+		if k == "PORT" || len(k) >= 5 && k[:5] == "KILN_" {
+			t.Fatalf("reserved env %q accepted", k)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+// Package manifests reads kiln.yaml, the manifest of one service, strictly: every unknown field,
+// wrong type, bad value and missing field is reported at once, each with file:line:column and the
+// field path. The decoded Manifest has every default applied and its components resolved
+// against a Catalog.
+package manifests
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-version"
+
+	"github.com/kilnhq/kiln/internal/strictyaml"
+)
+
+// APIVersion is the only manifest format this package reads.
+const APIVersion = "kiln/v1"
+
+// StrategyBlueGreen is the only rollout strategy: a new slot boots beside the old one and
+// traffic moves once it is healthy.
+const StrategyBlueGreen = "blue-green"
+
+// Defaults applied to fields the manifest leaves out.
+const (
+	DefaultHealthInterval     = 2 * time.Second
+	DefaultHealthTimeout      = 1 * time.Second
+	DefaultHealthyThreshold   = 2
+	DefaultUnhealthyThreshold = 3
+	DefaultProgressDeadline   = 10 * time.Minute
+	DefaultDrainTimeout       = 15 * time.Second
+	DefaultListen             = "127.0.0.1:8080"
+	DefaultImagesKeep         = 5
+)
+
+// Limits on manifest values.
+const (
+	MaxFleetSize     = 100
+	MaxHealthyCount  = 10 // upper bound of healthyThreshold and unhealthyThreshold
+	MinImagesKeep    = 2  // the running release and one to roll back to
+	MaxServiceLength = 40
+)
+
+// Manifest is a decoded, validated kiln.yaml with defaults applied.
+type Manifest struct {
+	APIVersion string           // always APIVersion
+	Service    string           // DNS label naming the service
+	Version    *version.Version // the release version
+	App        App
+	// Components maps a component name to the version constraint written in the manifest.
+	Components map[string]string
+	// Resolved holds, sorted by name, the newest catalog version satisfying each constraint.
+	Resolved []ResolvedComponent
+	Fleet    Fleet
+	Rollout  Rollout
+	Target   Target
+	Images   Images
+	Dir      string // absolute directory of the manifest file; relative paths are relative to it
+	File     string // the manifest file name as given to Load or Parse
+}
+
+// App says how the service's program is obtained and started. Exactly one of Main and Binary is
+// set.
+type App struct {
+	// Main is a Go main package built at bake time: "." or "./relative" to Dir, or an import path.
+	Main string
+	// Binary is a prebuilt executable, relative to Dir or absolute, as written; see BinaryPath.
+	Binary string
+	// Args are passed to the program.
+	Args []string
+	// Env is extra environment for the program. PORT and KILN_* are set by kiln and reserved.
+	Env map[string]string
+}
+
+// Fleet is the set of instances of one slot.
+type Fleet struct {
+	Size   int // instances per slot, 1..MaxFleetSize
+	Port   int // the app's port on an instance (the local target assigns its own through $PORT)
+	Health Health
+}
+
+// Health is the HTTP health check of an instance.
+type Health struct {
+	Path               string        // request path, starting with '/'
+	Interval           time.Duration // time between checks, > 0
+	Timeout            time.Duration // per check, > 0 and <= Interval
+	HealthyThreshold   int           // consecutive successes that make an instance healthy
+	UnhealthyThreshold int           // consecutive failures that make it unhealthy
+}
+
+// Rollout says how a release replaces the previous one.
+type Rollout struct {
+	Strategy         string        // StrategyBlueGreen
+	ProgressDeadline time.Duration // how long a new slot may take to become healthy
+	DrainTimeout     time.Duration // connection draining when instances leave; 0 = none
+}
+
+// Target is where the service runs. Exactly one field is set; today only Local decodes without
+// error.
+type Target struct {
+	Local *LocalTarget
+	AWS   *AWSTarget
+}
+
+// LocalTarget runs instances as process trees on this machine behind kiln's own load balancer.
+type LocalTarget struct {
+	// Listen is the load balancer's host:port. Port 0 means kiln picks a free port once and
+	// keeps it for the life of the deployment.
+	Listen string
+}
+
+// AWSTarget is reserved for the aws target; decoding a manifest that sets it is an error today.
+type AWSTarget struct{}
+
+// Images controls the retention of baked images.
+type Images struct {
+	Keep int // releases kept for rollback, >= MinImagesKeep
+}
+
+// ResolvedComponent is a component requested by the manifest, resolved against a Catalog.
+type ResolvedComponent struct {
+	Name       string
+	Constraint string           // as written in the manifest
+	Version    *version.Version // newest catalog version satisfying Constraint
+}
+
+// Catalog lists the baked components kiln can put into an image. components.Catalog
+// implements it.
+type Catalog interface {
+	// Names returns every component name.
+	Names() []string
+	// Versions returns every version of the named component (nil if unknown).
+	Versions(name string) []*version.Version
+}
+
+// Error is one problem in a manifest, with its position and field path. Its Error method prints
+// `kiln.yaml:12:5: fleet.health.interval: invalid duration "fast" (...)`.
+type Error = strictyaml.Error
+
+// Errors is every problem found in one manifest, sorted by position. Parse and Load return it
+// as their error; errors.As reaches both Errors and the first *Error.
+type Errors = strictyaml.Errors
+
+// BinaryPath returns App.Binary as an absolute path (relative paths are taken from Dir), or ""
+// when the app is built from a main package.
+func (m *Manifest) BinaryPath() string {
+	if m.App.Binary == "" {
+		return ""
+	}
+	if filepath.IsAbs(m.App.Binary) {
+		return filepath.Clean(m.App.Binary)
+	}
+	return filepath.Join(m.Dir, filepath.FromSlash(m.App.Binary))
+}

@@ -1,0 +1,445 @@
+package manifests
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-version"
+	"gopkg.in/yaml.v3"
+
+	"github.com/kilnhq/kiln/internal/strictyaml"
+)
+
+// Load reads and decodes the manifest at path. Components are resolved against cat (nil means
+// an empty catalog). Problems in the file are returned as Errors.
+func Load(path string, cat Catalog) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	return Parse(path, data, cat)
+}
+
+// Parse decodes a manifest held in data. file names it in error messages and sets Dir (its
+// directory, made absolute). Components are resolved against cat (nil means an empty catalog).
+// On any problem Parse returns a nil Manifest and Errors listing every problem.
+func Parse(file string, data []byte, cat Catalog) (*Manifest, error) {
+	d := strictyaml.NewDecoder(file)
+	root := d.Document(data, "fields (apiVersion, service, version, app, fleet, target, ...)")
+	if root == nil {
+		return nil, d.Err()
+	}
+	m := &Manifest{File: file, Dir: absDir(file)}
+	p := &parser{d: d, cat: cat}
+	p.manifest(root, m)
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func absDir(file string) string {
+	dir := filepath.Dir(file)
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
+type parser struct {
+	d        *strictyaml.Decoder
+	cat      Catalog
+	deadline *yaml.Node // rollout.progressDeadline, for the cross-field check
+	interval *yaml.Node // fleet.health.interval, likewise
+}
+
+var (
+	serviceRE   = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$`)
+	envKeyRE    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	importPthRE = regexp.MustCompile(`^[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*$`)
+)
+
+func (p *parser) manifest(n *yaml.Node, m *Manifest) {
+	top := p.d.Map(n, "")
+	if v := top.Required("apiVersion"); v != nil {
+		if s, ok := p.d.String(v, "apiVersion"); ok {
+			if s != APIVersion {
+				p.d.Errorf(v, "apiVersion", "unsupported apiVersion %q (this kiln reads %q)", s, APIVersion)
+			}
+			m.APIVersion = s
+		}
+	}
+	if v := top.Required("service"); v != nil {
+		if s, ok := p.d.String(v, "service"); ok {
+			if err := CheckServiceName(s); err != nil {
+				p.d.Errorf(v, "service", "%v", err)
+			}
+			m.Service = s
+		}
+	}
+	if v := top.Required("version"); v != nil {
+		if s, ok := p.d.Literal(v, "version"); ok {
+			ver, err := version.NewSemver(s)
+			if err != nil {
+				p.d.Errorf(v, "version", "invalid version %q (write a semantic version such as 1.4.0 or 2.0.0-rc.1)", s)
+			}
+			m.Version = ver
+		}
+	}
+	p.app(top.Required("app"), &m.App)
+	m.Components, m.Resolved = p.components(top.Field("components"))
+	p.fleet(top.Required("fleet"), &m.Fleet)
+	p.rollout(top.Field("rollout"), &m.Rollout)
+	p.target(top.Required("target"), &m.Target)
+	p.images(top.Field("images"), &m.Images)
+	top.Finish()
+
+	// Cross-field rule, checked only when both sides decoded: a slot can only become healthy
+	// after healthyThreshold successful checks, so a shorter deadline always rolls back.
+	h, deadline := m.Fleet.Health, m.Rollout.ProgressDeadline
+	if h.Interval > 0 && h.HealthyThreshold > 0 && deadline > 0 {
+		need := h.Interval * time.Duration(h.HealthyThreshold)
+		switch {
+		case deadline >= need:
+		case p.deadline != nil:
+			p.d.Errorf(p.deadline, "rollout.progressDeadline",
+				"%s is shorter than the %s an instance needs to become healthy (fleet.health.interval %s x healthyThreshold %d)",
+				deadline, need, h.Interval, h.HealthyThreshold)
+		case p.interval != nil:
+			p.d.Errorf(p.interval, "fleet.health.interval",
+				"an instance needs %s (interval x healthyThreshold %d) to become healthy, longer than the default rollout.progressDeadline %s; set rollout.progressDeadline",
+				need, h.HealthyThreshold, deadline)
+		}
+	}
+}
+
+func (p *parser) app(n *yaml.Node, a *App) {
+	if n == nil {
+		return
+	}
+	m := p.d.Map(n, "app")
+	main, binary := m.Field("main"), m.Field("binary")
+	switch {
+	case !m.OK():
+	case main != nil && binary != nil:
+		p.d.Errorf(m.Key("binary"), "app", "set only one of main (a Go package built at bake time) or binary (a prebuilt executable)")
+	case main == nil && binary == nil:
+		p.d.Errorf(n, "app", "one of main (a Go package built at bake time) or binary (a prebuilt executable) is required")
+	}
+	if main != nil {
+		if s, ok := p.d.String(main, "app.main"); ok {
+			if msg := checkMain(s); msg != "" {
+				p.d.Errorf(main, "app.main", "%s", msg)
+			}
+			a.Main = s
+		}
+	}
+	if binary != nil {
+		if s, ok := p.d.String(binary, "app.binary"); ok {
+			if s == "" || strings.ContainsRune(s, 0) || strings.HasSuffix(s, "/") {
+				p.d.Errorf(binary, "app.binary", "invalid binary path %q (write a file path relative to the manifest directory, such as ./bin/hello)", s)
+			}
+			a.Binary = s
+		}
+	}
+	if v := m.Field("args"); v != nil {
+		items, paths := p.d.Seq(v, "app.args")
+		a.Args = []string{}
+		for i, it := range items {
+			if s, ok := p.d.Literal(it, paths[i]); ok {
+				a.Args = append(a.Args, s)
+			}
+		}
+	}
+	if v := m.Field("env"); v != nil {
+		a.Env = p.env(v, "app.env")
+	}
+	m.Finish()
+}
+
+func checkMain(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty (write ./cmd/name or a Go import path)"
+	case s == "." || s == "..":
+		return ""
+	case strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../"):
+		rest := strings.TrimLeft(strings.TrimPrefix(strings.TrimPrefix(s, "."), "."), "/")
+		if rest != "" && !importPthRE.MatchString(strings.TrimSuffix(rest, "/")) {
+			return fmt.Sprintf("invalid package path %q", s)
+		}
+		return ""
+	case strings.HasPrefix(s, "/"):
+		return fmt.Sprintf("%q is absolute; write ./relative to the manifest directory or a Go import path", s)
+	case !importPthRE.MatchString(s) || slices.Contains(strings.Split(s, "/"), "..") || slices.Contains(strings.Split(s, "/"), "."):
+		return fmt.Sprintf("invalid package path %q (write ./cmd/name or a Go import path such as example.com/hello/cmd/hello)", s)
+	}
+	return ""
+}
+
+// env decodes a mapping of environment variables. Values may be written as numbers or booleans;
+// they are kept as written.
+func (p *parser) env(n *yaml.Node, path string) map[string]string {
+	m := p.d.Map(n, path)
+	out := map[string]string{}
+	for _, e := range m.Entries() {
+		switch {
+		case !envKeyRE.MatchString(e.Name):
+			p.d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
+		case e.Name == "PORT" || strings.HasPrefix(e.Name, "KILN_"):
+			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT and KILN_* cannot be overridden)", e.Name)
+		}
+		if s, ok := p.d.Literal(e.Value, e.Path); ok {
+			out[e.Name] = s
+		}
+	}
+	return out
+}
+
+func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponent) {
+	if n == nil {
+		return nil, nil
+	}
+	m := p.d.Map(n, "components")
+	want := map[string]string{}
+	var resolved []ResolvedComponent
+	for _, e := range m.Entries() {
+		s, ok := p.d.Literal(e.Value, e.Path)
+		if !ok {
+			continue
+		}
+		want[e.Name] = s
+		if rc, ok := p.resolve(e, s); ok {
+			resolved = append(resolved, rc)
+		}
+	}
+	slices.SortFunc(resolved, func(a, b ResolvedComponent) int { return strings.Compare(a.Name, b.Name) })
+	return want, resolved
+}
+
+func (p *parser) resolve(e strictyaml.Entry, constraint string) (ResolvedComponent, bool) {
+	cons, err := version.NewConstraint(constraint)
+	if err != nil {
+		p.d.Errorf(e.Value, e.Path, "invalid version constraint %q (write e.g. \">= 0.1, < 1.0\" or \"~> 0.2\")", constraint)
+		return ResolvedComponent{}, false
+	}
+	var names []string
+	var versions []*version.Version
+	if p.cat != nil {
+		names = p.cat.Names()
+		versions = slices.Clone(p.cat.Versions(e.Name))
+	}
+	if !slices.Contains(names, e.Name) {
+		msg := fmt.Sprintf("unknown component %q", e.Name)
+		if s := strictyaml.Suggest(e.Name, names); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		if len(names) == 0 {
+			msg += "; no components are available"
+		} else {
+			sorted := slices.Sorted(slices.Values(names))
+			msg += "; available: " + strings.Join(sorted, ", ")
+		}
+		p.d.Errorf(e.Key, e.Path, "%s", msg)
+		return ResolvedComponent{}, false
+	}
+	versions = slices.DeleteFunc(versions, func(v *version.Version) bool { return v == nil })
+	slices.SortFunc(versions, func(a, b *version.Version) int { return a.Compare(b) })
+	for i := len(versions) - 1; i >= 0; i-- {
+		if cons.Check(versions[i]) {
+			return ResolvedComponent{Name: e.Name, Constraint: constraint, Version: versions[i]}, true
+		}
+	}
+	avail := make([]string, len(versions))
+	for i, v := range versions {
+		avail[i] = v.String()
+	}
+	p.d.Errorf(e.Value, e.Path, "no version satisfies %q (available: %s)", constraint, strings.Join(avail, ", "))
+	return ResolvedComponent{}, false
+}
+
+func (p *parser) fleet(n *yaml.Node, f *Fleet) {
+	if n == nil {
+		return
+	}
+	m := p.d.Map(n, "fleet")
+	if v := m.Required("size"); v != nil {
+		f.Size, _ = p.d.Int(v, "fleet.size", 1, MaxFleetSize)
+	}
+	if v := m.Required("port"); v != nil {
+		f.Port, _ = p.d.Int(v, "fleet.port", 1, 65535)
+	}
+	p.health(m.Required("health"), &f.Health)
+	m.Finish()
+}
+
+func (p *parser) health(n *yaml.Node, h *Health) {
+	*h = Health{
+		Interval:           DefaultHealthInterval,
+		Timeout:            DefaultHealthTimeout,
+		HealthyThreshold:   DefaultHealthyThreshold,
+		UnhealthyThreshold: DefaultUnhealthyThreshold,
+	}
+	if n == nil {
+		return
+	}
+	m := p.d.Map(n, "fleet.health")
+	if v := m.Required("path"); v != nil {
+		if s, ok := p.d.String(v, "fleet.health.path"); ok {
+			if !strings.HasPrefix(s, "/") || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				p.d.Errorf(v, "fleet.health.path", "invalid path %q (write an HTTP path starting with '/', such as /healthz)", s)
+			}
+			h.Path = s
+		}
+	}
+	intervalOK, timeoutOK := true, true
+	if v := m.Field("interval"); v != nil {
+		if h.Interval, intervalOK = p.positive(v, "fleet.health.interval"); intervalOK {
+			p.interval = v
+		}
+	}
+	timeout := m.Field("timeout")
+	if timeout != nil {
+		h.Timeout, timeoutOK = p.positive(timeout, "fleet.health.timeout")
+	}
+	if intervalOK && timeoutOK && h.Timeout > h.Interval {
+		at := timeout
+		if at == nil {
+			at = m.Field("interval")
+		}
+		p.d.Errorf(at, "fleet.health.timeout", "timeout %s is longer than interval %s; it must be <= interval", h.Timeout, h.Interval)
+	}
+	if v := m.Field("healthyThreshold"); v != nil {
+		h.HealthyThreshold, _ = p.d.Int(v, "fleet.health.healthyThreshold", 1, MaxHealthyCount)
+	}
+	if v := m.Field("unhealthyThreshold"); v != nil {
+		h.UnhealthyThreshold, _ = p.d.Int(v, "fleet.health.unhealthyThreshold", 1, MaxHealthyCount)
+	}
+	m.Finish()
+}
+
+// positive decodes a duration that must be greater than zero.
+func (p *parser) positive(n *yaml.Node, path string) (time.Duration, bool) {
+	v, ok := p.d.Duration(n, path)
+	if !ok {
+		return 0, false
+	}
+	if v <= 0 {
+		p.d.Errorf(n, path, "must be greater than 0, got %s", v)
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *parser) rollout(n *yaml.Node, r *Rollout) {
+	*r = Rollout{Strategy: StrategyBlueGreen, ProgressDeadline: DefaultProgressDeadline, DrainTimeout: DefaultDrainTimeout}
+	if n == nil {
+		return
+	}
+	m := p.d.Map(n, "rollout")
+	if v := m.Field("strategy"); v != nil {
+		if s, ok := p.d.String(v, "rollout.strategy"); ok && s != StrategyBlueGreen {
+			p.d.Errorf(v, "rollout.strategy", "unsupported strategy %q (only %q is available)", s, StrategyBlueGreen)
+		}
+	}
+	if v := m.Field("progressDeadline"); v != nil {
+		var ok bool
+		if r.ProgressDeadline, ok = p.positive(v, "rollout.progressDeadline"); ok {
+			p.deadline = v
+		}
+	}
+	if v := m.Field("drainTimeout"); v != nil {
+		if d, ok := p.d.Duration(v, "rollout.drainTimeout"); ok {
+			if d < 0 {
+				p.d.Errorf(v, "rollout.drainTimeout", "must not be negative, got %s", d)
+			}
+			r.DrainTimeout = max(d, 0)
+		}
+	}
+	m.Finish()
+}
+
+func (p *parser) target(n *yaml.Node, t *Target) {
+	if n == nil {
+		return
+	}
+	m := p.d.Map(n, "target")
+	local, aws := m.Field("local"), m.Field("aws")
+	switch {
+	case !m.OK():
+	case local == nil && aws == nil:
+		p.d.Errorf(n, "target", "one target is required: local (aws is not available yet)")
+	case local != nil && aws != nil:
+		p.d.Errorf(m.Key("aws"), "target", "set only one of local or aws")
+	}
+	if local != nil {
+		t.Local = p.local(local)
+	}
+	if aws != nil {
+		p.d.Errorf(m.Key("aws"), "target.aws", "the aws target is not available yet")
+	}
+	m.Finish()
+}
+
+func (p *parser) local(n *yaml.Node) *LocalTarget {
+	lt := &LocalTarget{Listen: DefaultListen}
+	m := p.d.Map(n, "target.local")
+	if v := m.Field("listen"); v != nil {
+		if s, ok := p.d.String(v, "target.local.listen"); ok {
+			if msg := checkListen(s); msg != "" {
+				p.d.Errorf(v, "target.local.listen", "%s", msg)
+			}
+			lt.Listen = s
+		}
+	}
+	m.Finish()
+	return lt
+}
+
+func checkListen(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("invalid address %q (write host:port, such as 127.0.0.1:8080)", s)
+	}
+	if host == "" {
+		return fmt.Sprintf("address %q has no host; write 127.0.0.1:%s to serve this machine only, or 0.0.0.0:%s for every interface", s, port, port)
+	}
+	if host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Sprintf("host %q must be an IP address or localhost", host)
+	}
+	pn, err := strconv.Atoi(port)
+	if err != nil || pn < 0 || pn > 65535 {
+		return fmt.Sprintf("port %q must be a number from 0 to 65535 (0 picks a free port)", port)
+	}
+	return ""
+}
+
+func (p *parser) images(n *yaml.Node, im *Images) {
+	im.Keep = DefaultImagesKeep
+	if n == nil {
+		return
+	}
+	m := p.d.Map(n, "images")
+	if v := m.Field("keep"); v != nil {
+		im.Keep, _ = p.d.Int(v, "images.keep", MinImagesKeep, math.MaxInt32)
+	}
+	m.Finish()
+}
+
+// CheckServiceName returns an error unless s is a valid service name: a DNS label of at most
+// MaxServiceLength lower-case letters, digits and '-', starting with a letter and not ending
+// with '-'.
+func CheckServiceName(s string) error {
+	if !serviceRE.MatchString(s) {
+		return fmt.Errorf("invalid service name %q (use 1 to %d lower-case letters, digits and '-', starting with a letter and not ending with '-')", s, MaxServiceLength)
+	}
+	return nil
+}

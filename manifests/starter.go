@@ -1,0 +1,97 @@
+package manifests
+
+import (
+	"strings"
+)
+
+// starterTemplate is the manifest `kiln init` writes; SERVICE is replaced by the service name.
+// It must stay valid against an empty catalog: TestStarterValidates decodes it.
+const starterTemplate = `# kiln.yaml: how kiln bakes, boots and rolls out this service.
+# Check it with "kiln validate"; every field is described below.
+apiVersion: kiln/v1
+# The service name: lower-case letters, digits and '-', at most 40, starting with a letter.
+service: SERVICE
+# The release version (semantic versioning). Bump it for every release you deploy.
+version: 0.1.0
+
+app:
+  # The Go main package built at bake time, relative to this file (or an import path).
+  main: .
+  # Or a prebuilt executable instead of main:
+  # binary: ./bin/SERVICE
+  args: []
+  # Extra environment. PORT (the port to listen on) and KILN_* are set by kiln.
+  env: {}
+
+# Baked components, each with a version constraint; kiln picks the newest match.
+# components:
+#   kiln-metrics: ">= 0.1, < 1.0"
+#   kiln-backup: ">= 0.1, < 1.0"
+
+fleet:
+  # Instances per slot (1 to 100).
+  size: 2
+  # The app's port on an instance; the local target assigns its own and passes it in $PORT.
+  port: 8080
+  health:
+    # An HTTP path that answers 2xx when the instance can take traffic.
+    path: /healthz
+    interval: 2s
+    timeout: 1s
+    healthyThreshold: 2
+    unhealthyThreshold: 3
+
+rollout:
+  # blue-green: new instances boot beside the old ones; traffic moves once they are healthy.
+  strategy: blue-green
+  # How long new instances may take to become healthy before kiln rolls back.
+  progressDeadline: 10m
+  # How long leaving instances keep serving open connections.
+  drainTimeout: 15s
+
+target:
+  local:
+    # The load balancer's address; port 0 picks a free port once.
+    listen: 127.0.0.1:8080
+
+images:
+  # Releases kept for rollback (at least 2).
+  keep: 5
+`
+
+// Starter returns the commented starter manifest that `kiln init` writes, for the service
+// named ServiceName(service). It decodes without error.
+func Starter(service string) []byte {
+	return []byte(strings.ReplaceAll(starterTemplate, "SERVICE", ServiceName(service)))
+}
+
+// ServiceName turns any text (typically a directory name) into a valid service name: lower
+// case, runs of other characters replaced by '-', a leading letter ensured, cut to
+// MaxServiceLength. Text without a letter or digit gives "app".
+func ServiceName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+	}
+	name := b.String()
+	if name == "" {
+		return "app"
+	}
+	if name[0] < 'a' || name[0] > 'z' {
+		name = "app-" + name
+	}
+	if len(name) > MaxServiceLength {
+		name = strings.TrimRight(name[:MaxServiceLength], "-")
+	}
+	return name
+}
