@@ -84,6 +84,7 @@ type backend struct {
 	id      string
 	srv     *httptest.Server
 	hits    atomic.Int64 // non-health requests
+	conns   atomic.Int64 // open connections
 	sick    atomic.Bool
 	started chan struct{} // receives when a /slow request arrives
 	release chan struct{} // closed to let /slow requests finish
@@ -92,7 +93,7 @@ type backend struct {
 func newBackend(t testing.TB, id string) *backend {
 	t.Helper()
 	b := &backend{id: id, started: make(chan struct{}, 16), release: make(chan struct{})}
-	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			if b.sick.Load() {
 				http.Error(w, "sick", http.StatusServiceUnavailable)
@@ -113,6 +114,15 @@ func newBackend(t testing.TB, id string) *backend {
 		}
 		_, _ = io.WriteString(w, b.id)
 	}))
+	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			b.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			b.conns.Add(-1)
+		}
+	}
+	b.srv.Start()
 	t.Cleanup(func() {
 		b.releaseSlow()
 		b.srv.Close()

@@ -410,3 +410,30 @@ func TestCancelDrainsInflightRequests(t *testing.T) {
 	}
 	h.done <- nil // for the cleanup
 }
+
+func TestIdleConnectionsToRemovedTargetsAreClosed(t *testing.T) {
+	blue, green := newBackend(t, "blue-0"), newBackend(t, "green-0")
+	cfg := baseConfig(1,
+		Group{Name: "blue", Weight: 100, Targets: []Target{blue.target()}},
+		Group{Name: "green", Weight: 0, Targets: []Target{green.target()}})
+	h := startLB(t, cfg, Options{})
+	h.waitHealth("blue-0", HealthHealthy)
+	h.waitHealth("green-0", HealthHealthy)
+	for range 5 {
+		if r := h.get("/"); r.code != 200 {
+			t.Fatalf("request: %+v", r)
+		}
+	}
+	if blue.conns.Load() == 0 {
+		t.Fatal("expected a kept-alive connection from the lb to blue-0")
+	}
+	cfg.Generation = 2
+	cfg.Groups = []Group{{Name: "green", Weight: 100, Targets: []Target{green.target()}}}
+	h.writeConfig(cfg)
+	if code, body := h.reload(); code != 200 {
+		t.Fatalf("reload = %d %s", code, body)
+	}
+	// Health checks do not keep connections, so only the proxy's idle
+	// connections were left; they must be closed now, not after the idle timeout.
+	waitFor(t, "connections to blue-0 closed", func() bool { return blue.conns.Load() == 0 })
+}

@@ -261,7 +261,7 @@ func (s *Server) Run(ctx context.Context, readyFile string) error {
 	}()
 
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	proxySrv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog}
+	proxySrv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	adminSrv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	errc := make(chan error, 2)
 	go func() { errc <- proxySrv.Serve(pl) }()

@@ -1,0 +1,269 @@
+// Package boot is the init of one local instance (`kiln boot --spec FILE`):
+// it starts the units baked into the image as supervised child processes,
+// restarts them per policy, runs scheduled units, appends their output to
+// rotated log files, keeps <dataDir>/status.json current, and stops them
+// all (SIGTERM, then SIGKILL after drainTimeout) when cancelled.
+package boot
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string such as "10s".
+type Duration time.Duration
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"10s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Spec describes one instance; kiln's provider writes it and starts
+// `kiln boot --spec FILE`.
+type Spec struct {
+	// Instance is the instance id, e.g. hello-green-0.
+	Instance string `json:"instance"`
+	// ImageDir is the absolute path of the (read-only) image root.
+	ImageDir string `json:"imageDir"`
+	// DataDir is the absolute path of the instance's writable directory;
+	// status.json and logs/ live there.
+	DataDir string `json:"dataDir"`
+	// Env is the instance env given to every unit (PORT, KILN_PORT_*,
+	// KILN_SERVICE, ...). boot adds KILN_IMAGE_DIR and KILN_DATA_DIR.
+	Env map[string]string `json:"env"`
+	// DrainTimeout is how long units get between SIGTERM and SIGKILL.
+	DrainTimeout Duration `json:"drainTimeout"`
+}
+
+// Restart policies of a unit.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Modes of a unit.
+const (
+	ModeService  = "service"
+	ModeSchedule = "schedule"
+)
+
+// Unit is one process of an image, read from <imageDir>/units/*.json.
+type Unit struct {
+	// Name names the unit; its log is <dataDir>/logs/<name>.log.
+	Name string `json:"name"`
+	// Command is the executable, relative to the image root.
+	Command string `json:"command"`
+	// Args are the arguments; ${VAR} is expanded from the instance env,
+	// then the unit env.
+	Args []string `json:"args"`
+	// Env is extra env; ${VAR} in values is expanded from the instance env.
+	Env map[string]string `json:"env"`
+	// Restart is always (default), on-failure or never. Service units only.
+	Restart string `json:"restart"`
+	// Mode is service (default: kept running) or schedule (run to
+	// completion every Schedule).
+	Mode string `json:"mode"`
+	// Schedule is a Go duration, required for mode schedule.
+	Schedule string `json:"schedule"`
+
+	period time.Duration // parsed Schedule
+	file   string        // where the unit was read from, for errors
+}
+
+// LoadSpec reads, strictly decodes and validates an instance spec.
+func LoadSpec(path string) (*Spec, error) {
+	var s Spec
+	if err := decodeStrict(path, &s); err != nil {
+		return nil, err
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &s, nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (s *Spec) validate() error {
+	switch {
+	case s.Instance == "":
+		return errors.New("instance: must not be empty")
+	case !filepath.IsAbs(s.ImageDir):
+		return fmt.Errorf("imageDir: must be an absolute path, got %q", s.ImageDir)
+	case !filepath.IsAbs(s.DataDir):
+		return fmt.Errorf("dataDir: must be an absolute path, got %q", s.DataDir)
+	case s.DrainTimeout < 0:
+		return fmt.Errorf("drainTimeout: must be >= 0, got %s", time.Duration(s.DrainTimeout))
+	}
+	for k := range s.Env {
+		if !envName.MatchString(k) {
+			return fmt.Errorf("env: %q is not a valid variable name", k)
+		}
+	}
+	return nil
+}
+
+// LoadUnits reads and validates <imageDir>/units/*.json, sorted by name.
+func LoadUnits(imageDir string) ([]*Unit, error) {
+	files, err := filepath.Glob(filepath.Join(imageDir, "units", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no units in %s", filepath.Join(imageDir, "units"))
+	}
+	var units []*Unit
+	seen := map[string]string{}
+	for _, f := range files {
+		var u Unit
+		if err := decodeStrict(f, &u); err != nil {
+			return nil, err
+		}
+		if err := u.validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if other, dup := seen[u.Name]; dup {
+			return nil, fmt.Errorf("%s: name: unit %q is also defined in %s", f, u.Name, other)
+		}
+		seen[u.Name] = f
+		u.file = f
+		units = append(units, &u)
+	}
+	sort.Slice(units, func(i, j int) bool { return units[i].Name < units[j].Name })
+	return units, nil
+}
+
+var unitName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func (u *Unit) validate() error {
+	if !unitName.MatchString(u.Name) {
+		return fmt.Errorf("name: %q must be letters, digits, '.', '_' or '-' (it names the log file)", u.Name)
+	}
+	if u.Command == "" {
+		return errors.New("command: must not be empty")
+	}
+	if filepath.IsAbs(u.Command) || !filepath.IsLocal(u.Command) {
+		return fmt.Errorf("command: %q must be a path inside the image, relative to its root", u.Command)
+	}
+	if u.Restart == "" {
+		u.Restart = RestartAlways
+	}
+	switch u.Restart {
+	case RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		return fmt.Errorf("restart: must be always, on-failure or never, got %q", u.Restart)
+	}
+	if u.Mode == "" {
+		u.Mode = ModeService
+	}
+	switch u.Mode {
+	case ModeService:
+		if u.Schedule != "" {
+			return fmt.Errorf("schedule: only for mode schedule, got %q with mode service", u.Schedule)
+		}
+	case ModeSchedule:
+		d, err := time.ParseDuration(u.Schedule)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("schedule: mode schedule needs a positive Go duration such as \"24h\", got %q", u.Schedule)
+		}
+		u.period = d
+	default:
+		return fmt.Errorf("mode: must be service or schedule, got %q", u.Mode)
+	}
+	for k := range u.Env {
+		if !envName.MatchString(k) {
+			return fmt.Errorf("env: %q is not a valid variable name", k)
+		}
+	}
+	return nil
+}
+
+func decodeStrict(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		line := lineAt(data, dec.InputOffset())
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			line = lineAt(data, syn.Offset)
+		case errors.As(err, &typ):
+			line = lineAt(data, typ.Offset)
+			err = fmt.Errorf("field %s: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		default:
+			if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				if i := bytes.Index(data, []byte(f)); i >= 0 {
+					line = lineAt(data, int64(i))
+				}
+				err = fmt.Errorf("unknown field %s", f)
+			}
+		}
+		return fmt.Errorf("%s:%d: %w", path, line, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%s:%d: unexpected data after the JSON object", path, lineAt(data, dec.InputOffset()))
+	}
+	return nil
+}
+
+func lineAt(data []byte, off int64) int {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	return 1 + bytes.Count(data[:off], []byte("\n"))
+}
+
+// expand replaces ${NAME} in s by lookup(NAME). Only the braced form is
+// expanded, so a lone $ in an argument stays as it is. A variable that is
+// not set is an error, not an empty string.
+func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		name := s[i+2 : i+j]
+		v, ok := lookup(name)
+		if !ok {
+			return "", fmt.Errorf("${%s} is not set", name)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+j+1:]
+	}
+}
