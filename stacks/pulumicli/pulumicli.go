@@ -129,7 +129,7 @@ func build(ctx context.Context, root string, progress io.Writer) error {
 	fmt.Fprintf(progress, "kiln: building the Pulumi CLI v%s from the Go module proxy into %s\n", Version, root)
 	fmt.Fprintf(progress, "kiln: this happens once per machine and takes several minutes on 2 cores\n")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
+	cmd := exec.CommandContext(ctx, "go", "build",
 		"-ldflags", "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v"+Version,
 		"-o", tmp, "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi")
 	cmd.Dir = src

@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/rollout"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) initCmd() *cobra.Command {
+	var service string
+	var force bool
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Write a commented starter manifest",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if service == "" {
+				abs, _ := filepath.Abs(filepath.Dir(a.file))
+				service = manifests.ServiceName(filepath.Base(abs))
+			}
+			if err := manifests.CheckServiceName(service); err != nil {
+				return &usageError{msg: fmt.Sprintf("--service %q: %v", service, err)}
+			}
+			flags := os.O_CREATE | os.O_WRONLY | os.O_EXCL
+			if force {
+				flags = os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+			}
+			f, err := os.OpenFile(a.file, flags, 0o644)
+			if errors.Is(err, os.ErrExist) {
+				return &usageError{msg: fmt.Sprintf("%s already exists (use --force to overwrite it)", a.file)}
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write(manifests.Starter(service)); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "wrote %s for service %s; edit it, then run: kiln validate && kiln rollout\n", a.file, service)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&service, "service", "", "service name (default: the directory's name)")
+	c.Flags().BoolVar(&force, "force", false, "overwrite an existing manifest")
+	return c
+}
+
+func (a *app) validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Check the manifest and resolve its components; exit 2 if it is invalid",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			m := p.m
+			fmt.Fprintf(a.stdout, "%s: ok: service %s %s, %d instance(s) per slot on the local target\n", a.file, m.Service, m.Version.Original(), m.Fleet.Size)
+			for _, rc := range m.Resolved {
+				fmt.Fprintf(a.stdout, "  component %s %s (wanted %q)\n", rc.Name, rc.Version.Original(), rc.Constraint)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) bakeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "bake",
+		Short: "Bake the release into a local image (a cache hit when nothing changed)",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			rel, cached, err := p.bake(c.Context())
+			if err != nil {
+				return err
+			}
+			how := "baked"
+			if cached {
+				how = "unchanged, cached"
+			}
+			fmt.Fprintf(a.stdout, "%s %s %s in %s (%s)\n  %s\n", p.m.Service, rel.Version, rel.Image.Digest, round(time.Since(start)), how, rel.Image.Location)
+			return nil
+		},
+	}
+}
+
+func (a *app) rolloutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollout",
+		Short: "Bake and roll out the release blue-green; roll back if it does not become healthy",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			tgt, err := a.target(c.Context(), p)
+			if err != nil {
+				return err
+			}
+			fin := a.rollout(c.Context(), p, tgt)
+			if err != nil {
+				return err
+			}
+			a.reported = true
+			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {
+				return &outcomeError{fin: fin}
+			}
+			return nil
+		},
+	}
+}
+
+// rollout runs one rollout of p's release, printing its events, and collects old
+// images once it promoted.
+func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target) rollout.Finished {
+	var pr printer = &linePrinter{w: a.stdout}
+	if a.jsonOutput() {
+		pr = jsonPrinter{w: a.stdout}
+	}
+	events := make(chan rollout.Event, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range events {
+			pr.event(ev)
+		}
+	}()
+	eng := &rollout.Engine{Target: tgt, Events: events}
+	fin := eng.Run(ctx, p.request(), rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
+		rel, _, err := p.bake(ctx)
+		return rel, err
+	}))
+	close(events)
+	<-done
+	if fin.Outcome == rollout.Promoted {
+		var inUse []string
+		if spec, ok, err := tgt.Current(ctx); err == nil && ok {
+			for _, sl := range fleet.Slots {
+				if r := spec.Slots[sl].Release; r != nil {
+					inUse = append(inUse, r.Image.Digest)
+				}
+			}
+		}
+		if removed, err := p.store().GC(p.m.Service, p.m.Images.Keep, inUse); err != nil {
+			fmt.Fprintf(a.stderr, "kiln: image gc: %v\n", err)
+		} else if len(removed) > 0 && !a.jsonOutput() {
+			fmt.Fprintf(a.stdout, "removed %d old image(s), keeping the last %d\n", len(removed), p.m.Images.Keep)
+		}
+	}
+	return fin
+}
+
+// statusReport is `kiln status` as JSON.
+type statusReport struct {
+	Service   string                 `json:"service"`
+	Target    string                 `json:"target"`
+	Endpoint  string                 `json:"endpoint,omitempty"`
+	Live      *fleet.Release         `json:"live,omitempty"`
+	LiveSlot  fleet.Slot             `json:"liveSlot,omitempty"`
+	Weights   map[fleet.Slot]int     `json:"weights"`
+	Slots     map[fleet.Slot]any     `json:"slots"`
+	Instances []fleet.InstanceHealth `json:"instances"`
+	HealthErr string                 `json:"healthError,omitempty"`
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the live slot, release, traffic weights and instance health",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			tgt, err := a.target(ctx, p)
+			if err != nil {
+				return err
+			}
+			spec, exists, err := tgt.Current(ctx)
+			if err != nil {
+				return err
+			}
+			rep := statusReport{Service: p.m.Service, Target: tgt.Name(), Weights: map[fleet.Slot]int{}, Slots: map[fleet.Slot]any{}}
+			if exists {
+				rep.Endpoint, _ = tgt.Endpoint(ctx)
+				if sl, ok := spec.Live(); ok {
+					rep.LiveSlot, rep.Live = sl, spec.Slots[sl].Release
+				}
+				for _, sl := range fleet.Slots {
+					rep.Weights[sl] = spec.Slots[sl].Weight
+					rep.Slots[sl] = spec.Slots[sl]
+				}
+				if rep.Instances, err = tgt.Health(ctx); err != nil {
+					rep.HealthErr = err.Error()
+				}
+			}
+			if a.output == "json" {
+				return json.NewEncoder(a.stdout).Encode(rep)
+			}
+			w := a.stdout
+			fmt.Fprintf(w, "service   %s (%s target)\n", rep.Service, rep.Target)
+			if !exists {
+				fmt.Fprintf(w, "nothing deployed yet: run kiln rollout\n")
+				return nil
+			}
+			fmt.Fprintf(w, "endpoint  http://%s\n", rep.Endpoint)
+			if rep.Live != nil {
+				fmt.Fprintf(w, "live      slot %s: %s, %d instance(s)\n", rep.LiveSlot, rep.Live, spec.Slots[rep.LiveSlot].Size)
+			} else {
+				fmt.Fprintf(w, "live      nothing serves traffic\n")
+			}
+			fmt.Fprintf(w, "traffic   blue %d%% / green %d%%\n", rep.Weights[fleet.Blue], rep.Weights[fleet.Green])
+			if rep.HealthErr != "" {
+				fmt.Fprintf(w, "health    unavailable: %s\n", rep.HealthErr)
+				return nil
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INSTANCE\tSLOT\tHEALTH\tADDRESS\tRESTARTS\tLAST CHECK\tLAST ERROR")
+			for _, h := range rep.Instances {
+				last := "-"
+				if !h.LastCheck.IsZero() {
+					last = round(time.Since(h.LastCheck)).String() + " ago"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", h.ID, h.Slot, h.State, h.Address, h.Restarts, last, h.LastError)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) destroyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "destroy",
+		Short: "Stop every instance and the load balancer of the service",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			tgt, err := a.target(ctx, p)
+			if err != nil {
+				return err
+			}
+			n := 0
+			err = tgt.Destroy(ctx, func(op fleet.ResourceOp) {
+				if op.Status == fleet.OpDone {
+					n++
+					if !a.jsonOutput() {
+						fmt.Fprintf(a.stdout, "  %s %s %s (%s)\n", op.Op, shortType(op.Type), op.Name, round(op.Duration))
+					}
+				}
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "destroyed %s: %d resource(s) removed, no process left\n", p.m.Service, n)
+			return nil
+		},
+	}
+}
+
+func (a *app) imagesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "images",
+		Short: "List the baked images kept for rollback",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			list, err := p.store().List()
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return json.NewEncoder(a.stdout).Encode(list)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERVICE\tVERSION\tDIGEST\tBAKED")
+			for _, e := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Name, e.Version, (fleet.Image{Digest: e.Digest}).Short(), e.BakedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,234 @@
+// Package local is the embedded local target: images are directories of kiln's image
+// store, instances are process trees booted by `kiln boot` on 127.0.0.1, and the load
+// balancer is `kiln lb`, all managed by kiln's own Pulumi provider.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/stacks"
+	"github.com/kilnhq/kiln/targets/local/boot"
+	"github.com/kilnhq/kiln/targets/local/lb"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+)
+
+var _ rollout.Target = (*Target)(nil)
+
+// Config says where the local target keeps its state and how it reaches the engine.
+type Config struct {
+	// StateDir is kiln's state directory (absolute).
+	StateDir string
+	// Service names the stack.
+	Service string
+	// Listen is the load balancer's address.
+	Listen string
+	// PulumiRoot is the Pulumi CLI installation.
+	PulumiRoot string
+	// BinDir holds kiln and pulumi-resource-kiln.
+	BinDir string
+	// EngineLog receives the engine's raw output.
+	EngineLog io.Writer
+}
+
+// Target is the local target for one service.
+type Target struct {
+	cfg   Config
+	stack *stacks.Stack
+
+	mu   sync.Mutex
+	outs auto.OutputMap // the last known stack outputs
+}
+
+// Open opens (creating if needed) the service's stack.
+func Open(ctx context.Context, cfg Config) (*Target, error) {
+	st, err := stacks.Open(ctx, stacks.Options{
+		StateDir:   cfg.StateDir,
+		Stack:      cfg.Service,
+		PulumiRoot: cfg.PulumiRoot,
+		PluginDir:  cfg.BinDir,
+		Env:        map[string]string{"KILN_EXECUTABLE": filepath.Join(cfg.BinDir, "kiln")},
+		Log:        cfg.EngineLog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Target{cfg: cfg, stack: st}, nil
+}
+
+// RunDir is where instances and the load balancer keep their files.
+func (t *Target) RunDir() string { return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service) }
+
+// Name returns "local".
+func (t *Target) Name() string { return "local" }
+
+func (t *Target) outputs(ctx context.Context) (auto.OutputMap, error) {
+	t.mu.Lock()
+	outs := t.outs
+	t.mu.Unlock()
+	if outs != nil {
+		return outs, nil
+	}
+	outs, err := t.stack.Outputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.outs = outs
+	t.mu.Unlock()
+	return outs, nil
+}
+
+// Current returns the spec the last update applied. It always reads the stack, so it
+// sees what another kiln process applied; Health and Endpoint reuse what it read.
+func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
+	t.mu.Lock()
+	t.outs = nil
+	t.mu.Unlock()
+	outs, err := t.outputs(ctx)
+	if err != nil {
+		return fleet.Spec{}, false, err
+	}
+	v, ok := outs[stacks.OutputSpec]
+	s, isString := v.Value.(string)
+	if !ok || !isString || s == "" {
+		return fleet.Spec{}, false, nil
+	}
+	var spec fleet.Spec
+	if err := json.Unmarshal([]byte(s), &spec); err != nil {
+		return fleet.Spec{}, false, fmt.Errorf("stack %s: spec output: %w", t.cfg.Service, err)
+	}
+	return spec, true, nil
+}
+
+// Apply converges the local fleet to spec.
+func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
+		return err
+	}
+	outs, err := t.stack.Up(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), ops)
+	t.mu.Lock()
+	t.outs = outs // nil after a failure: read them again next time
+	t.mu.Unlock()
+	return err
+}
+
+// Refresh makes the stack notice processes that died (an instance or the load balancer
+// killed behind kiln's back), so the next Apply re-creates them.
+func (t *Target) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
+	t.mu.Lock()
+	t.outs = nil
+	t.mu.Unlock()
+	return t.stack.Refresh(ctx, ops)
+}
+
+func (t *Target) output(ctx context.Context, name string) (string, error) {
+	outs, err := t.outputs(ctx)
+	if err != nil {
+		return "", err
+	}
+	s, _ := outs[name].Value.(string)
+	if s == "" {
+		return "", fmt.Errorf("stack %s has no %s yet: nothing was deployed", t.cfg.Service, name)
+	}
+	return s, nil
+}
+
+// Endpoint returns the load balancer's address.
+func (t *Target) Endpoint(ctx context.Context) (string, error) {
+	return t.output(ctx, stacks.OutputAddress)
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// Health reads the load balancer's view of every instance, with the restart counts the
+// instances' inits report.
+func (t *Target) Health(ctx context.Context) ([]fleet.InstanceHealth, error) {
+	admin, err := t.output(ctx, stacks.OutputAdmin)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("load balancer status: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("load balancer status: %s", resp.Status)
+	}
+	var st lb.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("load balancer status: %w", err)
+	}
+	var out []fleet.InstanceHealth
+	for _, g := range st.Groups {
+		slot := fleet.Slot(g.Name)
+		if !slot.Valid() {
+			continue
+		}
+		for _, tg := range g.Targets {
+			h := fleet.InstanceHealth{ID: tg.ID, Slot: slot, Address: tg.Address, State: healthState(tg.Health), LastError: tg.LastError}
+			if tg.LastCheck != "" {
+				h.LastCheck, _ = time.Parse(time.RFC3339Nano, tg.LastCheck)
+			}
+			h.Restarts = t.restarts(tg.ID)
+			out = append(out, h)
+		}
+	}
+	fleet.SortHealth(out)
+	return out, nil
+}
+
+func healthState(h lb.Health) fleet.HealthState {
+	switch fleet.HealthState(h) {
+	case fleet.Initial, fleet.Healthy, fleet.Unhealthy, fleet.Draining:
+		return fleet.HealthState(h)
+	}
+	return fleet.Unknown
+}
+
+// restarts sums the restarts of an instance's units from its init's status file.
+func (t *Target) restarts(id string) int {
+	b, err := os.ReadFile(filepath.Join(t.RunDir(), "instances", id, "status.json"))
+	if err != nil {
+		return 0
+	}
+	var st boot.Status
+	if json.Unmarshal(b, &st) != nil {
+		return 0
+	}
+	n := 0
+	for _, u := range st.Units {
+		n += u.Restarts
+	}
+	return n
+}
+
+// Destroy stops every instance and the load balancer and forgets the stack's resources.
+func (t *Target) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
+	err := t.stack.Destroy(ctx, ops)
+	t.mu.Lock()
+	t.outs = nil
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(t.RunDir()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

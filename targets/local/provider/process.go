@@ -1,0 +1,190 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc identifies a process we started: a PID alone could have been reused by the time we
+// look again, so the kernel's start time (in clock ticks since boot) goes with it.
+type proc struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"startTime"`
+}
+
+// startTime reads field 22 of /proc/<pid>/stat.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may itself contain spaces or ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: malformed stat", pid)
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	// fields[0] is field 3 (state); start time is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("pid %d: short stat", pid)
+	}
+	if fields[0] == "Z" {
+		return 0, fmt.Errorf("pid %d: zombie", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// alive reports whether the process p is still the one we started.
+func (p proc) alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	st, err := startTime(p.PID)
+	return err == nil && st == p.StartTime
+}
+
+// spawn starts argv as the leader of a new session, its output appended to logPath, and
+// lets it go: it must outlive this plugin, which the engine stops after every operation.
+func spawn(argv []string, env []string, logPath string) (proc, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return proc{}, err
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return proc{}, err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return proc{}, err
+	}
+	pid := cmd.Process.Pid
+	st, err := startTime(pid)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return proc{}, fmt.Errorf("read start time of pid %d: %w", pid, err)
+	}
+	// The child is reaped by whoever inherits it once the plugin exits; until then a
+	// goroutine reaps it so an early exit does not linger as a zombie.
+	go cmd.Wait()
+	return proc{PID: pid, StartTime: st}, nil
+}
+
+// stop ends the session led by p: SIGTERM to the leader (which drains and stops its own
+// children), then SIGKILL to the whole process group once grace has passed. It returns
+// when no process of the group is left.
+func stop(ctx context.Context, p proc, grace time.Duration) error {
+	if p.alive() {
+		syscall.Kill(p.PID, syscall.SIGTERM)
+		deadline := time.Now().Add(grace)
+		for p.alive() && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	// The group id equals the leader's pid (Setsid). If the leader was reused by an
+	// unrelated process the group is not ours: only signal it while members remain and
+	// the leader is ours or gone.
+	if p.PID > 0 && (p.alive() || !exists(p.PID)) {
+		for i := 0; i < 100 && groupExists(p.PID); i++ {
+			syscall.Kill(-p.PID, syscall.SIGKILL)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if groupExists(p.PID) {
+			return fmt.Errorf("process group %d did not exit", p.PID)
+		}
+	}
+	return nil
+}
+
+func exists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func groupExists(pgid int) bool {
+	err := syscall.Kill(-pgid, 0)
+	if err == nil || errors.Is(err, syscall.EPERM) {
+		// Members that are zombies count as gone: they hold no port and run no code.
+		return anyLiveMember(pgid)
+	}
+	return false
+}
+
+func anyLiveMember(pgid int) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid && pid > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// freePort asks the kernel for a free TCP port on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tailFile returns the last n bytes of a file, for error messages.
+func tailFile(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := fi.Size() - n
+	if off < 0 {
+		off = 0
+	}
+	b := make([]byte, fi.Size()-off)
+	f.ReadAt(b, off)
+	return strings.TrimSpace(string(b))
+}
