@@ -150,4 +150,3 @@ func servingVersion(ctx context.Context, url string) (string, error) {
 	}
 	return resp.Header.Get("X-Demo-Version"), nil
 }
-

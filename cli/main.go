@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/kilnhq/kiln/stacks/pulumicli"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -87,7 +89,7 @@ traffic back and removes the new ones when anything goes wrong.`,
 	}
 	root.AddCommand(
 		a.initCmd(), a.validateCmd(), a.bakeCmd(), a.rolloutCmd(), a.statusCmd(),
-		a.destroyCmd(), a.imagesCmd(), a.demoCmd(), a.versionCmd(),
+		a.destroyCmd(), a.imagesCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
 		a.bootCmd(), a.lbCmd(),
 	)
 	return root
@@ -123,6 +125,22 @@ func (a *app) versionCmd() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			fmt.Fprintf(a.stdout, "kiln %s\n", Version)
+			return nil
+		},
+	}
+}
+
+func (a *app) setupCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "setup",
+		Short: "Install what kiln drives: the pinned Pulumi CLI (built once from the Go module proxy)",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			root, err := pulumicli.Ensure(c.Context(), pulumicli.Options{Progress: a.stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "pulumi CLI: %s\n", filepath.Join(root, "bin", "pulumi"))
 			return nil
 		},
 	}
