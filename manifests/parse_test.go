@@ -469,3 +469,11 @@ func TestServiceName(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRejectsHugeFile(t *testing.T) {
+	data := []byte(base + "# " + strings.Repeat("x", 256<<10) + "\n")
+	_, err := manifests.Parse("kiln.yaml", data, testCatalog)
+	if err == nil || !strings.Contains(err.Error(), "kiln.yaml:1:1: (document): the file is") {
+		t.Errorf("Parse(huge) = %v", err)
+	}
+}

@@ -15,9 +15,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// MaxSize is the largest file the decoder accepts. Manifests are a few hundred bytes; the bound
+// MaxSize is the largest file the decoder accepts (256 KiB). Manifests are a few hundred bytes; the bound
 // keeps a runaway input from costing the parser unbounded time and memory.
-const MaxSize = 1 << 20
+const MaxSize = 256 << 10
 
 // Decoder collects positioned errors while the caller walks one YAML file.
 // The zero value is not usable; create one with NewDecoder.

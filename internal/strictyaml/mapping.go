@@ -133,8 +133,12 @@ func Suggest(name string, candidates []string) string {
 	best, bestDist := "", -1
 	lname := strings.ToLower(name)
 	for _, c := range candidates {
+		limit := maxTypoDistance(max(len(name), len(c)))
+		if abs(len(name)-len(c)) > limit {
+			continue // the distance is at least the length difference
+		}
 		dist := levenshtein(lname, strings.ToLower(c))
-		if dist > maxTypoDistance(max(len(name), len(c))) {
+		if dist > limit {
 			continue
 		}
 		if bestDist < 0 || dist < bestDist {
@@ -143,6 +147,8 @@ func Suggest(name string, candidates []string) string {
 	}
 	return best
 }
+
+func abs(n int) int { return max(n, -n) }
 
 func maxTypoDistance(n int) int {
 	switch {

@@ -1,0 +1,40 @@
+package strictyaml
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSuggest(t *testing.T) {
+	known := []string{"apiVersion", "service", "version", "healthyThreshold", "unhealthyThreshold", "path", "port", "size"}
+	cases := map[string]string{
+		"servce":                 "service",
+		"apiversion":             "apiVersion",
+		"HealthyThreshold":       "healthyThreshold",
+		"unhealthythreshold":     "unhealthyThreshold",
+		"pth":                    "path",
+		"prt":                    "port",
+		"replicas":               "",
+		"x":                      "",
+		strings.Repeat("a", 200): "",
+	}
+	for in, want := range cases {
+		if got := Suggest(in, known); got != want {
+			t.Errorf("Suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLevenshtein(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"size", "sise", 1}, {"port", "path", 3},
+	}
+	for _, c := range cases {
+		if got := levenshtein(c.a, c.b); got != c.want {
+			t.Errorf("levenshtein(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
