@@ -3,6 +3,7 @@ package strictyaml
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSuggest(t *testing.T) {
@@ -36,5 +37,16 @@ func TestLevenshtein(t *testing.T) {
 		if got := levenshtein(c.a, c.b); got != c.want {
 			t.Errorf("levenshtein(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+func TestShort(t *testing.T) {
+	if got := Short("abc"); got != "abc" {
+		t.Errorf("Short(abc) = %q", got)
+	}
+	long := strings.Repeat("é", 40) // 80 bytes
+	got := Short(long)
+	if len(got) > 60 || !strings.HasSuffix(got, "...") || !utf8.ValidString(got) {
+		t.Errorf("Short(long) = %q", got)
 	}
 }
