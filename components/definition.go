@@ -28,9 +28,11 @@ const (
 	RestartNever     = "never"
 )
 
-// InstanceEnv names the variables `kiln boot` gives every unit of an instance, besides
-// KILN_PORT_<NAME> for each named port (see PortEnv).
-var InstanceEnv = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+var instanceEnv = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+
+// InstanceEnv returns the names of the variables `kiln boot` gives every unit of an instance,
+// besides KILN_PORT_<NAME> for each named port (see PortEnv).
+func InstanceEnv() []string { return slices.Clone(instanceEnv) }
 
 // Definition is one version of a baked component, decoded from its component.yaml.
 type Definition struct {
@@ -225,7 +227,7 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 			switch {
 			case !envKeyRE.MatchString(e.Name):
 				d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
-			case slices.Contains(InstanceEnv, e.Name) || strings.HasPrefix(e.Name, "KILN_"):
+			case slices.Contains(instanceEnv, e.Name) || strings.HasPrefix(e.Name, "KILN_"):
 				d.Errorf(e.Key, e.Path, "%s is set by kiln boot and reserved", e.Name)
 			}
 			if s, ok := d.Literal(e.Value, e.Path); ok {
@@ -270,7 +272,7 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 // KILN_PORT_* variable or a key of unitEnv. It returns "" or what is wrong.
 func checkRefs(s string, unitEnv map[string]string) string {
 	_, err := expand(s, func(name string) (string, bool) {
-		if slices.Contains(InstanceEnv, name) || portEnvRE.MatchString(name) {
+		if slices.Contains(instanceEnv, name) || portEnvRE.MatchString(name) {
 			return "", true
 		}
 		_, ok := unitEnv[name]
@@ -309,7 +311,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 			}
 			v, ok := lookup(name)
 			if !ok {
-				return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and the unit's env)", name, strings.Join(InstanceEnv, ", "))
+				return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and the unit's env)", name, strings.Join(instanceEnv, ", "))
 			}
 			b.WriteString(v)
 			s = s[end+1:]
@@ -320,7 +322,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 }
 
 // Expand returns the unit's args and env with ${VAR} references replaced. instanceEnv is what
-// `kiln boot` gives every unit (InstanceEnv and KILN_PORT_<NAME>); args may also refer to the
+// `kiln boot` gives every unit (InstanceEnv() and KILN_PORT_<NAME>); args may also refer to the
 // unit's own env. $$ stands for a literal $.
 func (u Unit) Expand(instanceEnv map[string]string) (args []string, env map[string]string, err error) {
 	fromInstance := func(name string) (string, bool) {
