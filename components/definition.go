@@ -284,46 +284,39 @@ func checkRefs(s string, unitEnv map[string]string) string {
 	return ""
 }
 
-// expand replaces ${NAME} with lookup(NAME) and $$ with $. Any other '$' is an error, so that
-// a typo never reaches a running unit as literal text.
+// expand replaces ${NAME} with lookup(NAME). Only the braced form is special: any other '$'
+// is kept as it is. This is the rule `kiln boot` applies when it starts a unit
+// (targets/local/boot), so what validates here expands the same way there.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
 	for {
-		i := strings.IndexByte(s, '$')
+		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)
 			return b.String(), nil
 		}
-		b.WriteString(s[:i])
-		s = s[i:]
-		switch {
-		case strings.HasPrefix(s, "$$"):
-			b.WriteByte('$')
-			s = s[2:]
-		case strings.HasPrefix(s, "${"):
-			end := strings.IndexByte(s, '}')
-			if end < 0 {
-				return "", fmt.Errorf("unclosed ${ in %q", s)
-			}
-			name := s[2:end]
-			if !envKeyRE.MatchString(name) {
-				return "", fmt.Errorf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", s[:end+1])
-			}
-			v, ok := lookup(name)
-			if !ok {
-				return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and the unit's env)", name, strings.Join(instanceEnv, ", "))
-			}
-			b.WriteString(v)
-			s = s[end+1:]
-		default:
-			return "", fmt.Errorf("a lone $ in %q: write ${NAME} for a variable or $$ for a literal $", s)
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unclosed ${ in %q", strictyaml.Short(s[i:]))
 		}
+		ref := s[i : i+end+1]
+		name := ref[2 : len(ref)-1]
+		if !envKeyRE.MatchString(name) {
+			return "", fmt.Errorf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", strictyaml.Short(ref))
+		}
+		v, ok := lookup(name)
+		if !ok {
+			return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and, in args, the unit's env)", strictyaml.Short(name), strings.Join(instanceEnv, ", "))
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+end+1:]
 	}
 }
 
-// Expand returns the unit's args and env with ${VAR} references replaced. instanceEnv is what
-// `kiln boot` gives every unit (InstanceEnv() and KILN_PORT_<NAME>); args may also refer to the
-// unit's own env. $$ stands for a literal $.
+// Expand returns the unit's args and env with ${VAR} references replaced, as `kiln boot` does.
+// instanceEnv is what boot gives every unit (InstanceEnv() and KILN_PORT_<NAME>); env values
+// see only it, args also see the unit's own env. A '$' not followed by '{' is kept as it is.
 func (u Unit) Expand(instanceEnv map[string]string) (args []string, env map[string]string, err error) {
 	fromInstance := func(name string) (string, bool) {
 		v, ok := instanceEnv[name]
@@ -338,10 +331,11 @@ func (u Unit) Expand(instanceEnv map[string]string) (args []string, env map[stri
 	args = make([]string, len(u.Args))
 	for i, a := range u.Args {
 		args[i], err = expand(a, func(name string) (string, bool) {
-			if v, ok := env[name]; ok {
+			if v, ok := instanceEnv[name]; ok {
 				return v, true
 			}
-			return fromInstance(name)
+			v, ok := env[name]
+			return v, ok
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("expand args[%d]: %w", i, err)
