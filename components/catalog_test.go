@@ -48,7 +48,7 @@ func TestLoadDir(t *testing.T) {
 	want := components.Unit{
 		Mode:     components.ModeSchedule,
 		Schedule: 24 * time.Hour,
-		Args:     []string{"--state", "${KILN_DATA_DIR}/backup", "--bucket", "${BUCKET}", "--price", "$$0"},
+		Args:     []string{"--state", "${KILN_DATA_DIR}/backup", "--bucket", "${BUCKET}", "--price", "$5"},
 		Env:      map[string]string{"BUCKET": "kiln-backups", "PREFIX": "${KILN_SERVICE}/${KILN_INSTANCE}"},
 		Ports:    []string{},
 		Restart:  components.RestartOnFailure,
@@ -304,7 +304,7 @@ func TestExpand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"--state", "/var/kiln/i-1/backup", "--bucket", "kiln-backups", "--price", "$0"}; !reflect.DeepEqual(args, want) {
+	if want := []string{"--state", "/var/kiln/i-1/backup", "--bucket", "kiln-backups", "--price", "$5"}; !reflect.DeepEqual(args, want) {
 		t.Errorf("args = %q, want %q", args, want)
 	}
 	if want := map[string]string{"BUCKET": "kiln-backups", "PREFIX": "hello/i-1"}; !reflect.DeepEqual(env, want) {

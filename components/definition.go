@@ -28,9 +28,11 @@ const (
 	RestartNever     = "never"
 )
 
-// InstanceEnv names the variables `kiln boot` gives every unit of an instance, besides
-// KILN_PORT_<NAME> for each named port (see PortEnv).
-var InstanceEnv = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+var instanceEnv = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+
+// InstanceEnv returns the names of the variables `kiln boot` gives every unit of an instance,
+// besides KILN_PORT_<NAME> for each named port (see PortEnv).
+func InstanceEnv() []string { return slices.Clone(instanceEnv) }
 
 // Definition is one version of a baked component, decoded from its component.yaml.
 type Definition struct {
@@ -225,7 +227,7 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 			switch {
 			case !envKeyRE.MatchString(e.Name):
 				d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
-			case slices.Contains(InstanceEnv, e.Name) || strings.HasPrefix(e.Name, "KILN_"):
+			case slices.Contains(instanceEnv, e.Name) || strings.HasPrefix(e.Name, "KILN_"):
 				d.Errorf(e.Key, e.Path, "%s is set by kiln boot and reserved", e.Name)
 			}
 			if s, ok := d.Literal(e.Value, e.Path); ok {
@@ -270,7 +272,7 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 // KILN_PORT_* variable or a key of unitEnv. It returns "" or what is wrong.
 func checkRefs(s string, unitEnv map[string]string) string {
 	_, err := expand(s, func(name string) (string, bool) {
-		if slices.Contains(InstanceEnv, name) || portEnvRE.MatchString(name) {
+		if slices.Contains(instanceEnv, name) || portEnvRE.MatchString(name) {
 			return "", true
 		}
 		_, ok := unitEnv[name]
@@ -282,46 +284,39 @@ func checkRefs(s string, unitEnv map[string]string) string {
 	return ""
 }
 
-// expand replaces ${NAME} with lookup(NAME) and $$ with $. Any other '$' is an error, so that
-// a typo never reaches a running unit as literal text.
+// expand replaces ${NAME} with lookup(NAME). Only the braced form is special: any other '$'
+// is kept as it is. This is the rule `kiln boot` applies when it starts a unit
+// (targets/local/boot), so what validates here expands the same way there.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
 	for {
-		i := strings.IndexByte(s, '$')
+		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)
 			return b.String(), nil
 		}
-		b.WriteString(s[:i])
-		s = s[i:]
-		switch {
-		case strings.HasPrefix(s, "$$"):
-			b.WriteByte('$')
-			s = s[2:]
-		case strings.HasPrefix(s, "${"):
-			end := strings.IndexByte(s, '}')
-			if end < 0 {
-				return "", fmt.Errorf("unclosed ${ in %q", s)
-			}
-			name := s[2:end]
-			if !envKeyRE.MatchString(name) {
-				return "", fmt.Errorf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", s[:end+1])
-			}
-			v, ok := lookup(name)
-			if !ok {
-				return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and the unit's env)", name, strings.Join(InstanceEnv, ", "))
-			}
-			b.WriteString(v)
-			s = s[end+1:]
-		default:
-			return "", fmt.Errorf("a lone $ in %q: write ${NAME} for a variable or $$ for a literal $", s)
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unclosed ${ in %q", strictyaml.Short(s[i:]))
 		}
+		ref := s[i : i+end+1]
+		name := ref[2 : len(ref)-1]
+		if !envKeyRE.MatchString(name) {
+			return "", fmt.Errorf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", strictyaml.Short(ref))
+		}
+		v, ok := lookup(name)
+		if !ok {
+			return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and, in args, the unit's env)", strictyaml.Short(name), strings.Join(instanceEnv, ", "))
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+end+1:]
 	}
 }
 
-// Expand returns the unit's args and env with ${VAR} references replaced. instanceEnv is what
-// `kiln boot` gives every unit (InstanceEnv and KILN_PORT_<NAME>); args may also refer to the
-// unit's own env. $$ stands for a literal $.
+// Expand returns the unit's args and env with ${VAR} references replaced, as `kiln boot` does.
+// instanceEnv is what boot gives every unit (InstanceEnv() and KILN_PORT_<NAME>); env values
+// see only it, args also see the unit's own env. A '$' not followed by '{' is kept as it is.
 func (u Unit) Expand(instanceEnv map[string]string) (args []string, env map[string]string, err error) {
 	fromInstance := func(name string) (string, bool) {
 		v, ok := instanceEnv[name]
@@ -336,10 +331,11 @@ func (u Unit) Expand(instanceEnv map[string]string) (args []string, env map[stri
 	args = make([]string, len(u.Args))
 	for i, a := range u.Args {
 		args[i], err = expand(a, func(name string) (string, bool) {
-			if v, ok := env[name]; ok {
+			if v, ok := instanceEnv[name]; ok {
 				return v, true
 			}
-			return fromInstance(name)
+			v, ok := env[name]
+			return v, ok
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("expand args[%d]: %w", i, err)

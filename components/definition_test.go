@@ -44,11 +44,13 @@ func replaceOnce(t *testing.T, s string, pairs ...string) string {
 }
 
 func TestParseDefinition(t *testing.T) {
-	d, err := parseTest(validDef)
+	// A '$' that does not start ${ is literal text, as kiln boot treats it.
+	d, err := parseTest(replaceOnce(t, validDef, `["--listen",`, `["--cost=$5", "$HOME", "--listen",`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Name != "kiln-metrics" || d.Version.String() != "0.1.0" || d.Unit.Mode != ModeService || d.Unit.Restart != RestartAlways || string(d.policy) != validPolicy {
+	if d.Name != "kiln-metrics" || d.Version.String() != "0.1.0" || d.Unit.Mode != ModeService || d.Unit.Restart != RestartAlways || string(d.policy) != validPolicy ||
+		len(d.Unit.Args) != 4 || d.Unit.Args[0] != "--cost=$5" {
 		t.Errorf("definition = %+v", d)
 	}
 }
@@ -74,7 +76,7 @@ func TestParseDefinitionRejects(t *testing.T) {
 		{"bad period", replaceOnce(t, validDef, "mode: service", "mode: schedule", `schedule: ""`, "schedule: daily"), []string{`component.yaml:7:13: unit.schedule: invalid duration "daily"`}},
 		{"negative period", replaceOnce(t, validDef, "mode: service", "mode: schedule", `schedule: ""`, "schedule: -1h"), []string{"unit.schedule: must be greater than 0, got -1h0m0s"}},
 		{"unknown variable", replaceOnce(t, validDef, "${KILN_PORT_METRICS}", "${METRICS_PORT}"), []string{"component.yaml:8:22: unit.args[1]: unknown variable ${METRICS_PORT}"}},
-		{"lone dollar", replaceOnce(t, validDef, "${KILN_PORT_METRICS}", "$KILN_PORT_METRICS"), []string{"unit.args[1]: a lone $ in"}},
+		{"reference not a variable name", replaceOnce(t, validDef, "${KILN_PORT_METRICS}", "${port}"), []string{`unit.args[1]: invalid variable reference "${port}"`}},
 		{"unclosed reference", replaceOnce(t, validDef, "${KILN_PORT_METRICS}", "${KILN_PORT_METRICS"), []string{"unit.args[1]: unclosed ${"}},
 		{"reserved env", replaceOnce(t, validDef, "env: {}", "env: {KILN_SERVICE: x}"), []string{"component.yaml:9:9: unit.env.KILN_SERVICE: KILN_SERVICE is set by kiln boot and reserved"}},
 		{"env refers to env", replaceOnce(t, validDef, "env: {}", "env: {A: x, B: \"${A}\"}"), []string{"unit.env.B: unknown variable ${A}"}},

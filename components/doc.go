@@ -19,8 +19,9 @@
 //	policy: policy.json           # least-privilege IAM policy document beside component.yaml
 //
 // Args and env values may refer to ${VAR}: the instance variables (InstanceEnv), any
-// KILN_PORT_<NAME>, and (in args) the unit's own env; $$ is a literal $. Unit.Expand performs
-// the substitution.
+// KILN_PORT_<NAME>, and (in args) the unit's own env; any other '$' is literal text. Loading
+// rejects references to anything else; Unit.Expand performs the substitution the way
+// `kiln boot` does.
 //
 // Builtin components live in components/builtin/<name>/ and are embedded in kiln (Builtin);
 // other catalogs are directories laid out as <dir>/<name>/<version>/ (LoadDir).

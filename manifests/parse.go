@@ -62,9 +62,9 @@ type parser struct {
 }
 
 var (
-	serviceRE   = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$`)
-	envKeyRE    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-	importPthRE = regexp.MustCompile(`^[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*$`)
+	serviceRE  = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$`)
+	envKeyRE   = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	pathElemRE = regexp.MustCompile(`^[A-Za-z0-9._~+-]+$`)
 )
 
 func (p *parser) manifest(n *yaml.Node, m *Manifest) {
@@ -105,7 +105,7 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	// Cross-field rule, checked only when both sides decoded: a slot can only become healthy
 	// after healthyThreshold successful checks, so a shorter deadline always rolls back.
 	h, deadline := m.Fleet.Health, m.Rollout.ProgressDeadline
-	if h.Interval > 0 && h.HealthyThreshold > 0 && deadline > 0 {
+	if h.Interval > 0 && h.HealthyThreshold > 0 && deadline > 0 && h.Interval <= math.MaxInt64/time.Duration(h.HealthyThreshold) {
 		need := h.Interval * time.Duration(h.HealthyThreshold)
 		switch {
 		case deadline >= need:
@@ -165,22 +165,23 @@ func (p *parser) app(n *yaml.Node, a *App) {
 	m.Finish()
 }
 
+// checkMain returns "" if s names a Go main package as the manifest allows: "." or a path
+// starting with ./ or ../ (relative to the manifest), or an import path. Else it says why not.
 func checkMain(s string) string {
+	relative := s == "." || s == ".." || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../")
 	switch {
 	case s == "":
 		return "must not be empty (write ./cmd/name or a Go import path)"
-	case s == "." || s == "..":
-		return ""
-	case strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../"):
-		rest := strings.TrimLeft(strings.TrimPrefix(strings.TrimPrefix(s, "."), "."), "/")
-		if rest != "" && !importPthRE.MatchString(strings.TrimSuffix(rest, "/")) {
-			return fmt.Sprintf("invalid package path %q", s)
-		}
-		return ""
 	case strings.HasPrefix(s, "/"):
 		return fmt.Sprintf("%q is absolute; write ./relative to the manifest directory or a Go import path", s)
-	case !importPthRE.MatchString(s) || slices.Contains(strings.Split(s, "/"), "..") || slices.Contains(strings.Split(s, "/"), "."):
-		return fmt.Sprintf("invalid package path %q (write ./cmd/name or a Go import path such as example.com/hello/cmd/hello)", s)
+	}
+	for i, elem := range strings.Split(strings.TrimSuffix(s, "/"), "/") {
+		dots := elem == "." || elem == ".."
+		switch {
+		case relative && dots:
+		case elem == "" || dots || !pathElemRE.MatchString(elem) || (i == 0 || !relative) && strings.HasPrefix(elem, "."):
+			return fmt.Sprintf("invalid package path %q (write ./cmd/name or a Go import path such as example.com/hello/cmd/hello)", s)
+		}
 	}
 	return ""
 }
@@ -261,6 +262,9 @@ func (p *parser) resolve(e strictyaml.Entry, constraint string) (ResolvedCompone
 	avail := make([]string, len(versions))
 	for i, v := range versions {
 		avail[i] = v.String()
+	}
+	if len(avail) == 0 {
+		avail = []string{"none"}
 	}
 	p.d.Errorf(e.Value, e.Path, "no version satisfies %q (available: %s)", constraint, strings.Join(avail, ", "))
 	return ResolvedComponent{}, false

@@ -37,6 +37,7 @@ func (c fakeCatalog) Versions(name string) []*version.Version {
 var testCatalog = fakeCatalog{
 	"kiln-metrics": {"0.2.0", "1.0.0", "0.1.0", "0.3.0-beta.1"},
 	"kiln-backup":  {"0.1.0"},
+	"kiln-empty":   {},
 }
 
 // base is a valid manifest setting every field. Table cases edit it; line numbers in their
@@ -173,6 +174,8 @@ func TestParseAccepts(t *testing.T) {
 			func(m *manifests.Manifest) bool { return len(m.Service) == 40 }},
 		{"main as an import path", edit(t, "main: ./cmd/hello", "main: example.com/hello/cmd/hello"),
 			func(m *manifests.Manifest) bool { return m.App.Main == "example.com/hello/cmd/hello" }},
+		{"main in a parent dir", edit(t, "main: ./cmd/hello", "main: ../../tools/./hello/"),
+			func(m *manifests.Manifest) bool { return m.App.Main == "../../tools/./hello/" }},
 		{"main as the manifest dir", edit(t, "main: ./cmd/hello", "main: ."),
 			func(m *manifests.Manifest) bool { return m.App.Main == "." }},
 		{"absolute binary", edit(t, "main: ./cmd/hello", "binary: /opt/hello/bin/hello"),
@@ -271,6 +274,9 @@ func TestParseRejects(t *testing.T) {
 		{"absolute main", edit(t, "main: ./cmd/hello", "main: /src/hello"), []string{`kiln.yaml:5:9: app.main: "/src/hello" is absolute`}},
 		{"empty main", edit(t, "main: ./cmd/hello", `main: ""`), []string{"kiln.yaml:5:9: app.main: must not be empty"}},
 		{"main with spaces", edit(t, "main: ./cmd/hello", `main: "my package"`), []string{`app.main: invalid package path "my package"`}},
+		{"main with an empty element", edit(t, "main: ./cmd/hello", "main: ./cmd//hello"), []string{`app.main: invalid package path "./cmd//hello"`}},
+		{"import path with ..", edit(t, "main: ./cmd/hello", "main: example.com/../hello"), []string{`app.main: invalid package path "example.com/../hello"`}},
+		{"import path starting with a dot", edit(t, "main: ./cmd/hello", "main: .hidden/hello"), []string{`app.main: invalid package path ".hidden/hello"`}},
 		{"empty binary", edit(t, "main: ./cmd/hello", `binary: ""`), []string{`kiln.yaml:5:11: app.binary: invalid binary path ""`}},
 		{"args not a list", edit(t, `args: ["--verbose", 3]`, "args: --verbose"), []string{`kiln.yaml:6:9: app.args: expected a list, got the string "--verbose"`}},
 		{"arg not a string", edit(t, `args: ["--verbose", 3]`, "args: [[a]]"), []string{"kiln.yaml:6:10: app.args[0]: expected a string, got a list"}},
@@ -287,9 +293,10 @@ func TestParseRejects(t *testing.T) {
 		{"components not a mapping", edit(t, `  kiln-metrics: ">= 0.1, < 1.0"`, "  - kiln-metrics"), []string{"kiln.yaml:10:3: components: expected a mapping, got a list"}},
 		{"bad constraint", edit(t, `">= 0.1, < 1.0"`, `">= banana"`), []string{`kiln.yaml:10:17: components.kiln-metrics: invalid version constraint ">= banana"`}},
 		{"unknown component", edit(t, "kiln-metrics:", "kiln-metricz:"),
-			[]string{`kiln.yaml:10:3: components.kiln-metricz: unknown component "kiln-metricz" (did you mean "kiln-metrics"?); available: kiln-backup, kiln-metrics`}},
+			[]string{`kiln.yaml:10:3: components.kiln-metricz: unknown component "kiln-metricz" (did you mean "kiln-metrics"?); available: kiln-backup, kiln-empty, kiln-metrics`}},
 		{"nothing satisfies", edit(t, `">= 0.1, < 1.0"`, `">= 2.0"`),
 			[]string{`kiln.yaml:10:17: components.kiln-metrics: no version satisfies ">= 2.0" (available: 0.1.0, 0.2.0, 0.3.0-beta.1, 1.0.0)`}},
+		{"component without versions", edit(t, "kiln-metrics:", "kiln-empty:"), []string{`kiln.yaml:10:15: components.kiln-empty: no version satisfies ">= 0.1, < 1.0" (available: none)`}},
 		{"constraint not a string", edit(t, `">= 0.1, < 1.0"`, "[1]"), []string{"kiln.yaml:10:17: components.kiln-metrics: expected a string, got a list"}},
 
 		// fleet.
@@ -467,5 +474,13 @@ func TestServiceName(t *testing.T) {
 		if err := manifests.CheckServiceName(got); err != nil {
 			t.Errorf("ServiceName(%q) = %q is invalid: %v", in, got, err)
 		}
+	}
+}
+
+func TestParseRejectsHugeFile(t *testing.T) {
+	data := []byte(base + "# " + strings.Repeat("x", 256<<10) + "\n")
+	_, err := manifests.Parse("kiln.yaml", data, testCatalog)
+	if err == nil || !strings.Contains(err.Error(), "kiln.yaml:1:1: (document): the file is") {
+		t.Errorf("Parse(huge) = %v", err)
 	}
 }

@@ -11,13 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
 
-// MaxSize is the largest file the decoder accepts. Manifests are a few hundred bytes; the bound
+// MaxSize is the largest file the decoder accepts (256 KiB). Manifests are a few hundred bytes; the bound
 // keeps a runaway input from costing the parser unbounded time and memory.
-const MaxSize = 1 << 20
+const MaxSize = 256 << 10
 
 // Decoder collects positioned errors while the caller walks one YAML file.
 // The zero value is not usable; create one with NewDecoder.
@@ -154,20 +155,34 @@ func Describe(n *yaml.Node) string {
 	}
 	switch t := n.ShortTag(); t {
 	case strTag:
-		return fmt.Sprintf("the string %q", n.Value)
+		return fmt.Sprintf("the string %q", Short(n.Value))
 	case intTag:
-		return "the integer " + n.Value
+		return "the integer " + Short(n.Value)
 	case floatTag:
-		return "the number " + n.Value
+		return "the number " + Short(n.Value)
 	case boolTag:
 		return "the boolean " + n.Value
 	case nullTag:
 		return "nothing (null)"
 	case "!!timestamp":
-		return "the timestamp " + n.Value
+		return "the timestamp " + Short(n.Value)
 	default:
-		return "a value tagged " + t
+		return "a value tagged " + Short(t)
 	}
+}
+
+// Short cuts s to at most 60 bytes (on a rune boundary) for quoting in messages: an error
+// should point at a value, not repeat a huge one.
+func Short(s string) string {
+	const limit = 60
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // usable reports whether n can be decoded at all: aliases are refused (with an error), since

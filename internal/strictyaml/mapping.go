@@ -59,7 +59,7 @@ func (d *Decoder) Map(n *yaml.Node, path string) *Map {
 		}
 		e := Entry{Name: k.Value, Key: k, Value: v, Path: Join(path, k.Value)}
 		if first, dup := m.byName[e.Name]; dup {
-			d.Errorf(k, e.Path, "duplicate key %q (first set on line %d)", e.Name, first.Key.Line)
+			d.Errorf(k, e.Path, "duplicate key %q (first set on line %d)", Short(e.Name), first.Key.Line)
 			continue
 		}
 		m.byName[e.Name] = e
@@ -116,7 +116,7 @@ func (m *Map) Finish() {
 		if known[e.Name] {
 			continue
 		}
-		msg := fmt.Sprintf("unknown field %q", e.Name)
+		msg := fmt.Sprintf("unknown field %q", Short(e.Name))
 		if s := Suggest(e.Name, m.known); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
@@ -133,8 +133,12 @@ func Suggest(name string, candidates []string) string {
 	best, bestDist := "", -1
 	lname := strings.ToLower(name)
 	for _, c := range candidates {
+		limit := maxTypoDistance(max(len(name), len(c)))
+		if abs(len(name)-len(c)) > limit {
+			continue // the distance is at least the length difference
+		}
 		dist := levenshtein(lname, strings.ToLower(c))
-		if dist > maxTypoDistance(max(len(name), len(c))) {
+		if dist > limit {
 			continue
 		}
 		if bestDist < 0 || dist < bestDist {
@@ -143,6 +147,8 @@ func Suggest(name string, candidates []string) string {
 	}
 	return best
 }
+
+func abs(n int) int { return max(n, -n) }
 
 func maxTypoDistance(n int) int {
 	switch {
