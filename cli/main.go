@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/stacks/pulumicli"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -37,7 +39,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
 		err = &usageError{msg: err.Error()}
 	}
-	if err != nil && !a.reported {
+	var positioned manifests.Errors
+	switch {
+	case err == nil || a.reported:
+	case errors.As(err, &positioned):
+		// One problem a line, each starting with file:line:col, as compilers print them.
+		fmt.Fprintln(stderr, positioned.Error())
+	default:
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 	}
 	return exitCode(err)

@@ -1,0 +1,186 @@
+// Command rollout times full rollouts of the demo service on the local target and prints
+// per-phase times and the engine's overhead: the total minus the time the new instances
+// themselves took to become healthy (there are no pauses or analysis windows yet).
+//
+//	go tool task bench:rollout          (or: go run ./internal/bench/rollout -kiln bin/kiln)
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type event struct {
+	Event    string        `json:"event"`
+	At       time.Time     `json:"at"`
+	Phase    string        `json:"phase"`
+	Duration time.Duration `json:"duration"`
+	Op       string        `json:"op"`
+	Type     string        `json:"type"`
+	Status   string        `json:"status"`
+	Outcome  string        `json:"outcome"`
+	Message  string        `json:"message"`
+}
+
+// sample is one measured rollout.
+type sample struct {
+	wall, total, untilHealthy, overhead time.Duration
+	phases                              map[string]time.Duration
+}
+
+const manifest = `apiVersion: kiln/v1
+service: bench
+version: %s
+app:
+  binary: %s
+fleet:
+  size: 2
+  port: 8080
+  health: {path: /healthz, interval: 200ms, timeout: 150ms, healthyThreshold: 2, unhealthyThreshold: 2}
+rollout: {progressDeadline: 30s, drainTimeout: 2s}
+target:
+  local: {listen: "127.0.0.1:0"}
+`
+
+func run() error {
+	kiln := flag.String("kiln", "bin/kiln", "the kiln binary (pulumi-resource-kiln beside it)")
+	n := flag.Int("n", 5, "rollouts to time after the first release")
+	flag.Parse()
+	abs, err := filepath.Abs(*kiln)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kiln-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	app := filepath.Join(dir, "demo")
+	if out, err := exec.Command("go", "build", "-o", app, "./examples/demo").CombinedOutput(); err != nil {
+		return fmt.Errorf("build demo: %v\n%s", err, out)
+	}
+	defer exec.Command(abs, "destroy").Run()
+	rollout := func(version string) (sample, error) {
+		if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(fmt.Sprintf(manifest, version, app)), 0o644); err != nil {
+			return sample{}, err
+		}
+		cmd := exec.Command(abs, "rollout", "--output", "json")
+		cmd.Dir = dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		start := time.Now()
+		out, err := cmd.Output()
+		wall := time.Since(start)
+		if err != nil {
+			return sample{}, fmt.Errorf("rollout %s: %v\n%s%s", version, err, out, stderr.String())
+		}
+		s, err := measure(out)
+		s.wall = wall
+		return s, err
+	}
+	destroy := exec.Command(abs, "destroy")
+	destroy.Dir = dir
+	defer destroy.Run()
+	if _, err := rollout("1.0.0"); err != nil {
+		return err
+	}
+	var samples []sample
+	for i := 0; i < *n; i++ {
+		s, err := rollout(fmt.Sprintf("1.%d.0", i+1))
+		if err != nil {
+			return err
+		}
+		samples = append(samples, s)
+	}
+	report(samples)
+	return nil
+}
+
+// measure reads a rollout's JSON events. The new instances' own time is from the moment
+// their first create started until the health phase ended; everything else is engine.
+func measure(out []byte) (sample, error) {
+	s := sample{phases: map[string]time.Duration{}}
+	var firstCreate, healthEnd, start, end time.Time
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return s, err
+		}
+		switch ev.Event {
+		case "rollout-started":
+			start = ev.At
+		case "phase-finished":
+			s.phases[ev.Phase] = ev.Duration
+			if ev.Phase == "health" {
+				healthEnd = ev.At
+			}
+		case "resource":
+			if ev.Op == "create" && strings.HasSuffix(ev.Type, ":Instance") && ev.Status == "started" && firstCreate.IsZero() {
+				firstCreate = ev.At
+			}
+		case "finished":
+			end = ev.At
+			if ev.Outcome != "promoted" {
+				return s, fmt.Errorf("rollout %s: %s", ev.Outcome, ev.Message)
+			}
+		}
+	}
+	if firstCreate.IsZero() || healthEnd.IsZero() {
+		return s, fmt.Errorf("no instance creation or health phase in the events")
+	}
+	s.total = end.Sub(start)
+	s.untilHealthy = healthEnd.Sub(firstCreate)
+	s.overhead = s.total - s.untilHealthy
+	return s, nil
+}
+
+func median(xs []time.Duration) time.Duration {
+	sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
+	return xs[len(xs)/2]
+}
+
+func report(samples []sample) {
+	col := func(get func(sample) time.Duration) (time.Duration, time.Duration, time.Duration) {
+		var xs []time.Duration
+		for _, s := range samples {
+			xs = append(xs, get(s))
+		}
+		m := median(xs)
+		return xs[0], m, xs[len(xs)-1]
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%d rollouts of 2 instances, v(n) -> v(n+1)\tmin\tmedian\tmax\t\n", len(samples))
+	row := func(name string, get func(sample) time.Duration) {
+		lo, m, hi := col(get)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, r(lo), r(m), r(hi))
+	}
+	for _, p := range []string{"bake", "deploy", "health", "switch", "retire"} {
+		row("phase "+p, func(s sample) time.Duration { return s.phases[p] })
+	}
+	row("total (engine events)", func(s sample) time.Duration { return s.total })
+	row("kiln rollout wall time", func(s sample) time.Duration { return s.wall })
+	row("new instances until healthy", func(s sample) time.Duration { return s.untilHealthy })
+	row("engine overhead", func(s sample) time.Duration { return s.overhead })
+	tw.Flush()
+}
+
+func r(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
