@@ -2,6 +2,7 @@ package components
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/go-version"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kilnhq/kiln/internal/envexpand"
 	"github.com/kilnhq/kiln/internal/strictyaml"
 )
 
@@ -284,34 +286,21 @@ func checkRefs(s string, unitEnv map[string]string) string {
 	return ""
 }
 
-// expand replaces ${NAME} with lookup(NAME). Only the braced form is special: any other '$'
-// is kept as it is. This is the rule `kiln boot` applies when it starts a unit
-// (targets/local/boot), so what validates here expands the same way there.
+// expand is envexpand.Expand with the catalog's messages, which say what is available.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
+	out, err := envexpand.Expand(s, lookup)
+	var e *envexpand.Error
+	if errors.As(err, &e) {
+		switch {
+		case e.Unset:
+			return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and, in args, the unit's env)", strictyaml.Short(e.Name()), strings.Join(instanceEnv, ", "))
+		case !strings.HasSuffix(e.Ref, "}"):
+			return "", fmt.Errorf("unclosed ${ in %q", strictyaml.Short(e.Ref))
+		default:
+			return "", fmt.Errorf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", strictyaml.Short(e.Ref))
 		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return "", fmt.Errorf("unclosed ${ in %q", strictyaml.Short(s[i:]))
-		}
-		ref := s[i : i+end+1]
-		name := ref[2 : len(ref)-1]
-		if !envKeyRE.MatchString(name) {
-			return "", fmt.Errorf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", strictyaml.Short(ref))
-		}
-		v, ok := lookup(name)
-		if !ok {
-			return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and, in args, the unit's env)", strictyaml.Short(name), strings.Join(instanceEnv, ", "))
-		}
-		b.WriteString(s[:i])
-		b.WriteString(v)
-		s = s[i+end+1:]
 	}
+	return out, err
 }
 
 // Expand returns the unit's args and env with ${VAR} references replaced, as `kiln boot` does.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/envexpand"
 )
 
 // Restart backoff: the delay starts at BackoffMin, doubles on every
@@ -121,7 +123,7 @@ func unitCommand(u *Unit, instEnv map[string]string) (argv, env []string, err er
 	fromInst := func(k string) (string, bool) { v, ok := instEnv[k]; return v, ok }
 	unitEnv := map[string]string{}
 	for k, v := range u.Env {
-		x, err := expand(v, fromInst)
+		x, err := envexpand.Expand(v, fromInst)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: env.%s: %w (the instance env has no such variable)", u.file, k, err)
 		}
@@ -135,7 +137,7 @@ func unitCommand(u *Unit, instEnv map[string]string) (argv, env []string, err er
 		return v, ok
 	}
 	for i, a := range u.Args {
-		x, err := expand(a, lookup)
+		x, err := envexpand.Expand(a, lookup)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: args[%d]: %w (neither the instance env nor the unit env has it)", u.file, i, err)
 		}

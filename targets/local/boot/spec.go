@@ -241,29 +241,3 @@ func lineAt(data []byte, off int64) int {
 	}
 	return 1 + bytes.Count(data[:off], []byte("\n"))
 }
-
-// expand replaces ${NAME} in s by lookup(NAME). Only the braced form is
-// expanded, so a lone $ in an argument stays as it is. A variable that is
-// not set is an error, not an empty string.
-func expand(s string, lookup func(string) (string, bool)) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		j := strings.IndexByte(s[i:], '}')
-		if j < 0 {
-			return "", fmt.Errorf("unterminated ${ in %q", s)
-		}
-		name := s[i+2 : i+j]
-		v, ok := lookup(name)
-		if !ok {
-			return "", fmt.Errorf("${%s} is not set", name)
-		}
-		b.WriteString(s[:i])
-		b.WriteString(v)
-		s = s[i+j+1:]
-	}
-}

@@ -2,12 +2,12 @@ package boot
 
 import (
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/atomicfile"
 )
 
 // Unit states in Status.
@@ -107,26 +107,11 @@ func (b *board) snapshot() Status {
 	return st
 }
 
-// writeJSONAtomic writes v through a temporary file and a rename, so that
-// readers never see a partial document.
+// writeJSONAtomic writes v as JSON so that readers never see a partial document.
 func writeJSONAtomic(path string, v any) error {
-	data, err := json.Marshal(v)
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, b, 0o644)
 }

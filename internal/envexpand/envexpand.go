@@ -1,0 +1,62 @@
+// Package envexpand expands ${NAME} references in unit arguments and environment. The
+// component catalog validates with it and `kiln boot` expands with it, so what validates
+// is exactly what runs.
+package envexpand
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
+// Error is a reference that cannot be expanded.
+type Error struct {
+	// Ref is the reference as written, e.g. "${PORT" or "${lower}".
+	Ref string
+	// Unset is true when the reference is well formed but the variable is not set.
+	Unset bool
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Unset:
+		return fmt.Sprintf("%s is not set", e.Ref)
+	case !strings.HasSuffix(e.Ref, "}"):
+		return fmt.Sprintf("unclosed ${ in %q", e.Ref)
+	}
+	return fmt.Sprintf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", e.Ref)
+}
+
+// Name returns the variable name of a well-formed reference.
+func (e *Error) Name() string { return strings.TrimSuffix(strings.TrimPrefix(e.Ref, "${"), "}") }
+
+// Expand replaces every ${NAME} in s by lookup(NAME). Only the braced form is special: any
+// other '$' stays as it is. A variable that is not set is an error, never an empty string.
+func Expand(s string, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", &Error{Ref: s[i:]}
+		}
+		ref := s[i : i+end+1]
+		name := ref[2 : len(ref)-1]
+		if !nameRE.MatchString(name) {
+			return "", &Error{Ref: ref}
+		}
+		v, ok := lookup(name)
+		if !ok {
+			return "", &Error{Ref: ref, Unset: true}
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+end+1:]
+	}
+}

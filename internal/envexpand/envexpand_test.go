@@ -1,0 +1,36 @@
+package envexpand
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestExpand(t *testing.T) {
+	env := map[string]string{"PORT": "8080", "KILN_PORT_METRICS": "9100", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		in, out string
+		unset   bool
+		bad     bool
+	}{
+		{in: "127.0.0.1:${PORT}", out: "127.0.0.1:8080"},
+		{in: "${PORT}/${KILN_PORT_METRICS}", out: "8080/9100"},
+		{in: "cost: $5, $PORT stays", out: "cost: $5, $PORT stays"},
+		{in: "[${EMPTY}]", out: "[]"},
+		{in: "${NOPE}", unset: true},
+		{in: "${PORT", bad: true},
+		{in: "${lower}", bad: true},
+		{in: "${}", bad: true},
+	} {
+		got, err := Expand(tc.in, lookup)
+		var e *Error
+		switch {
+		case tc.unset || tc.bad:
+			if !errors.As(err, &e) || e.Unset != tc.unset {
+				t.Errorf("Expand(%q) = %q, %v; want unset=%v error", tc.in, got, err, tc.unset)
+			}
+		case err != nil || got != tc.out:
+			t.Errorf("Expand(%q) = %q, %v; want %q", tc.in, got, err, tc.out)
+		}
+	}
+}
