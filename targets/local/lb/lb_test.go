@@ -2,6 +2,7 @@ package lb
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -346,10 +347,23 @@ func TestDialFailureIsRetriedOnAnotherTarget(t *testing.T) {
 			t.Fatalf("request %d after kill: %+v", i, r)
 		}
 	}
+	// A request body survives the failed dial and reaches the other target.
+	for i := range 20 {
+		want := fmt.Sprintf("payload-%d", i)
+		resp, err := h.client.Post("http://"+h.ready.Listen+"/echo", "text/plain", strings.NewReader(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want || resp.Header.Get("X-Backend") != "blue-1" {
+			t.Fatalf("POST %d after kill: %d %q", i, resp.StatusCode, b)
+		}
+	}
 	if st := h.status(); st.Requests.Failed != 0 {
 		t.Errorf("failed = %d", st.Requests.Failed)
 	}
-	if n := strings.Count(h.logs.String(), "dial failed, retrying"); n < 20 {
+	if n := strings.Count(h.logs.String(), "dial failed, retrying"); n < 30 {
 		t.Errorf("expected about 25 retries after dials to the dead target, logged %d", n)
 	}
 }
