@@ -281,6 +281,9 @@ func TestReloadDrainTimeoutReportsNotDrained(t *testing.T) {
 	if r := <-slowDone; r.code != 200 || r.body != "blue-0" {
 		t.Fatalf("in-flight request: %+v", r)
 	}
+	if ts, _ := h.target("blue-0"); ts.Inflight != 0 || ts.Health != HealthHealthy {
+		t.Errorf("blue-0 after its request = %+v", ts)
+	}
 }
 
 func TestInvalidReloadChangesNothing(t *testing.T) {
@@ -450,4 +453,36 @@ func TestIdleConnectionsToRemovedTargetsAreClosed(t *testing.T) {
 	// Health checks do not keep connections, so only the proxy's idle
 	// connections were left; they must be closed now, not after the idle timeout.
 	waitFor(t, "connections to blue-0 closed", func() bool { return blue.conns.Load() == 0 })
+}
+
+func TestRemovedTargetOutlivingDrainClosesItsConnections(t *testing.T) {
+	slow, other := newBackend(t, "blue-0"), newBackend(t, "green-0")
+	cfg := baseConfig(1,
+		Group{Name: "blue", Weight: 100, Targets: []Target{slow.target()}},
+		Group{Name: "green", Weight: 0, Targets: []Target{other.target()}})
+	h := startLB(t, cfg, Options{})
+	h.waitHealth("blue-0", HealthHealthy)
+	h.waitHealth("green-0", HealthHealthy)
+	slowDone := make(chan result, 1)
+	go func() { slowDone <- h.get("/slow") }()
+	<-slow.started
+
+	cfg.Generation = 2
+	cfg.DrainTimeout = Duration(50 * time.Millisecond)
+	cfg.Groups = []Group{{Name: "green", Weight: 100, Targets: []Target{other.target()}}}
+	h.writeConfig(cfg)
+	if code, body := h.reload(); code != 200 || strings.TrimSpace(body) != `{"generation":2,"drained":false}` {
+		t.Fatalf("reload = %d %s", code, body)
+	}
+	if ts, ok := h.target("blue-0"); !ok || ts.Health != HealthDraining || ts.Inflight != 1 {
+		t.Fatalf("blue-0 after the drain timeout = %+v (listed %v)", ts, ok)
+	}
+	slow.releaseSlow()
+	if r := <-slowDone; r.code != 200 || r.body != "blue-0" {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	waitFor(t, "connections to blue-0 closed", func() bool { return slow.conns.Load() == 0 })
+	if _, ok := h.target("blue-0"); ok {
+		t.Errorf("blue-0 still listed after its last request")
+	}
 }
