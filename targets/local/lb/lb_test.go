@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -484,5 +486,32 @@ func TestRemovedTargetOutlivingDrainClosesItsConnections(t *testing.T) {
 	waitFor(t, "connections to blue-0 closed", func() bool { return slow.conns.Load() == 0 })
 	if _, ok := h.target("blue-0"); ok {
 		t.Errorf("blue-0 still listed after its last request")
+	}
+}
+
+func TestRunEntryPoint(t *testing.T) {
+	dir := t.TempDir()
+	if err := Run(t.Context(), filepath.Join(dir, "missing.json"), filepath.Join(dir, "ready.json"), nil); err == nil ||
+		!strings.Contains(err.Error(), "read lb config") {
+		t.Fatalf("missing config: %v", err)
+	}
+	cfgPath, readyPath := filepath.Join(dir, "lb.json"), filepath.Join(dir, "ready.json")
+	if err := os.WriteFile(cfgPath, []byte(briefExample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfgPath, readyPath, nil) }()
+	var ready Ready
+	waitFor(t, "ready file", func() bool {
+		b, err := os.ReadFile(readyPath)
+		return err == nil && json.Unmarshal(b, &ready) == nil
+	})
+	if ready.Generation != 3 || ready.PID != os.Getpid() {
+		t.Errorf("ready = %+v", ready)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 }
