@@ -180,7 +180,9 @@ func TestScheduleRunsEveryPeriodWithoutOverlap(t *testing.T) {
 }
 
 func TestCancelSendsTermThenKill(t *testing.T) {
-	in := newInstance(t, 300*time.Millisecond,
+	// The drain is generous so that the well-behaved unit always exits in time,
+	// even on a loaded machine under -race; the stubborn one costs all of it.
+	in := newInstance(t, 2*time.Second,
 		testUnit("stubborn", RestartAlways, "ignore-term"),
 		testUnit("web", RestartAlways, "serve"))
 	in.start(Options{})
