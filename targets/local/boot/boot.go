@@ -105,12 +105,15 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 			drain: time.Duration(spec.DrainTimeout), log: log.With("unit", u.Name),
 		})
 	}
-	b.write()
 	log.Info("boot started", "units", len(units))
 
+	// Units start one after the other in name order; each is supervised
+	// on its own once its first start was attempted.
 	var wg sync.WaitGroup
 	for _, r := range runners {
+		r.firstStart = make(chan struct{})
 		wg.Go(func() { r.supervise(ctx) })
+		<-r.firstStart
 	}
 	wg.Wait()
 	b.write()
@@ -211,7 +214,12 @@ type runner struct {
 	spawner *spawner
 	drain   time.Duration
 	log     *slog.Logger
+
+	firstStart chan struct{} // closed once the first start was attempted
+	firstOnce  sync.Once
 }
+
+func (r *runner) attempted() { r.firstOnce.Do(func() { close(r.firstStart) }) }
 
 // runResult is how one run of a unit ended.
 type runResult struct {
@@ -307,6 +315,7 @@ func shouldRestart(policy string, failed bool) bool {
 // runOnce starts the unit and waits until it exits or ctx ends; then it
 // stops it.
 func (r *runner) runOnce(ctx context.Context) runResult {
+	defer r.attempted()
 	if ctx.Err() != nil {
 		r.board.update(r.unit.Name, func(s *UnitStatus) { s.State = StateStopped })
 		return runResult{stopped: true}
@@ -329,6 +338,7 @@ func (r *runner) runOnce(ctx context.Context) runResult {
 	pid := cmd.Process.Pid
 	r.log.Info("unit started", "pid", pid)
 	r.board.update(r.unit.Name, func(s *UnitStatus) { s.State = StateRunning; s.PID = pid })
+	r.attempted()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 

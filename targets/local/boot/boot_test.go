@@ -64,6 +64,10 @@ func TestUnitsStartWithInstanceEnvAndExpandedArgs(t *testing.T) {
 			t.Errorf("since: %v", err)
 		}
 	}
+	logs := in.logs.String()
+	if a, w := strings.Index(logs, "unit=app pid="), strings.Index(logs, "unit=web pid="); a < 0 || w < 0 || a > w {
+		t.Errorf("units did not start in name order:\n%s", logs)
+	}
 	waitFor(t, "web log", func() bool {
 		l := readFile(t, filepath.Join(in.dataDir, "logs", "web.log"))
 		return strings.Contains(l, "hello on stdout\n") && strings.Contains(l, "hello on stderr\n")
@@ -176,7 +180,9 @@ func TestScheduleRunsEveryPeriodWithoutOverlap(t *testing.T) {
 }
 
 func TestCancelSendsTermThenKill(t *testing.T) {
-	in := newInstance(t, 300*time.Millisecond,
+	// The drain is generous so that the well-behaved unit always exits in time,
+	// even on a loaded machine under -race; the stubborn one costs all of it.
+	in := newInstance(t, 2*time.Second,
 		testUnit("stubborn", RestartAlways, "ignore-term"),
 		testUnit("web", RestartAlways, "serve"))
 	in.start(Options{})

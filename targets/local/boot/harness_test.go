@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -56,6 +58,18 @@ func runUnit(args []string) int {
 	case "serve": // write to both streams, then serve until SIGTERM
 		fmt.Println("hello on stdout")
 		fmt.Fprintln(os.Stderr, "hello on stderr")
+		return waitTerm()
+	case "http": // http ADDR: the demo app, serving its instance id
+		l, err := net.Listen("tcp", args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, os.Getenv("KILN_INSTANCE"))
+			}))
+		}()
 		return waitTerm()
 	case "exit": // exit N
 		n, _ := strconv.Atoi(args[1])

@@ -14,7 +14,8 @@ import (
 const (
 	// StateRunning: the unit's process is alive.
 	StateRunning = "running"
-	// StateBackoff: the unit exited or failed to start and waits to restart.
+	// StateBackoff: the unit waits to (re)start: it exited or failed to
+	// start, or boot has not reached it yet.
 	StateBackoff = "backoff"
 	// StateExited: the unit is not running and will not be started again
 	// by its restart policy; a scheduled unit waiting for its next run.
@@ -66,7 +67,8 @@ func newBoard(path string, units []*Unit, now func() time.Time, log *slog.Logger
 	t := now().UTC().Format(time.RFC3339Nano)
 	b.st = Status{PID: os.Getpid(), Started: t, Units: make([]UnitStatus, len(units))}
 	for i, u := range units {
-		b.st.Units[i] = UnitStatus{Name: u.Name, State: StateExited, Since: t}
+		// Not started yet: waiting to start, like a restart.
+		b.st.Units[i] = UnitStatus{Name: u.Name, State: StateBackoff, Since: t}
 		b.ix[u.Name] = i
 	}
 	return b

@@ -50,4 +50,27 @@ func runLoad(b *testing.B, url string) {
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkPick measures the routing decision alone (weighted group choice
+// and round robin over healthy targets, plus the in-flight accounting), the
+// part of the lb's overhead that does not depend on the network.
+func BenchmarkPick(b *testing.B) {
+	cfg := baseConfig(1,
+		Group{Name: "blue", Weight: 80, Targets: []Target{{ID: "b0", Address: "127.0.0.1:1"}, {ID: "b1", Address: "127.0.0.1:2"}}},
+		Group{Name: "green", Weight: 20, Targets: []Target{{ID: "g0", Address: "127.0.0.1:3"}, {ID: "g1", Address: "127.0.0.1:4"}}})
+	s := &Server{}
+	tb, _, _ := buildTable(&cfg, nil)
+	for _, t := range tb.targets {
+		t.healthyFlag.Store(true)
+	}
+	s.table.Store(tb)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t, _ := s.acquire(nil)
+			t.inflight.Add(-1)
+		}
+	})
 }

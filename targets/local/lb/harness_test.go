@@ -45,6 +45,11 @@ func runChildBackend(id string) int {
 		os.Exit(0)
 	}()
 	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", id)
+		if r.Method == http.MethodPost {
+			_, _ = io.Copy(w, r.Body)
+			return
+		}
 		_, _ = io.WriteString(w, id)
 	}))
 	return 0

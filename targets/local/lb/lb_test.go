@@ -1,12 +1,15 @@
 package lb
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -280,6 +283,9 @@ func TestReloadDrainTimeoutReportsNotDrained(t *testing.T) {
 	if r := <-slowDone; r.code != 200 || r.body != "blue-0" {
 		t.Fatalf("in-flight request: %+v", r)
 	}
+	if ts, _ := h.target("blue-0"); ts.Inflight != 0 || ts.Health != HealthHealthy {
+		t.Errorf("blue-0 after its request = %+v", ts)
+	}
 }
 
 func TestInvalidReloadChangesNothing(t *testing.T) {
@@ -346,10 +352,23 @@ func TestDialFailureIsRetriedOnAnotherTarget(t *testing.T) {
 			t.Fatalf("request %d after kill: %+v", i, r)
 		}
 	}
+	// A request body survives the failed dial and reaches the other target.
+	for i := range 20 {
+		want := fmt.Sprintf("payload-%d", i)
+		resp, err := h.client.Post("http://"+h.ready.Listen+"/echo", "text/plain", strings.NewReader(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want || resp.Header.Get("X-Backend") != "blue-1" {
+			t.Fatalf("POST %d after kill: %d %q", i, resp.StatusCode, b)
+		}
+	}
 	if st := h.status(); st.Requests.Failed != 0 {
 		t.Errorf("failed = %d", st.Requests.Failed)
 	}
-	if n := strings.Count(h.logs.String(), "dial failed, retrying"); n < 20 {
+	if n := strings.Count(h.logs.String(), "dial failed, retrying"); n < 30 {
 		t.Errorf("expected about 25 retries after dials to the dead target, logged %d", n)
 	}
 }
@@ -436,4 +455,63 @@ func TestIdleConnectionsToRemovedTargetsAreClosed(t *testing.T) {
 	// Health checks do not keep connections, so only the proxy's idle
 	// connections were left; they must be closed now, not after the idle timeout.
 	waitFor(t, "connections to blue-0 closed", func() bool { return blue.conns.Load() == 0 })
+}
+
+func TestRemovedTargetOutlivingDrainClosesItsConnections(t *testing.T) {
+	slow, other := newBackend(t, "blue-0"), newBackend(t, "green-0")
+	cfg := baseConfig(1,
+		Group{Name: "blue", Weight: 100, Targets: []Target{slow.target()}},
+		Group{Name: "green", Weight: 0, Targets: []Target{other.target()}})
+	h := startLB(t, cfg, Options{})
+	h.waitHealth("blue-0", HealthHealthy)
+	h.waitHealth("green-0", HealthHealthy)
+	slowDone := make(chan result, 1)
+	go func() { slowDone <- h.get("/slow") }()
+	<-slow.started
+
+	cfg.Generation = 2
+	cfg.DrainTimeout = Duration(50 * time.Millisecond)
+	cfg.Groups = []Group{{Name: "green", Weight: 100, Targets: []Target{other.target()}}}
+	h.writeConfig(cfg)
+	if code, body := h.reload(); code != 200 || strings.TrimSpace(body) != `{"generation":2,"drained":false}` {
+		t.Fatalf("reload = %d %s", code, body)
+	}
+	if ts, ok := h.target("blue-0"); !ok || ts.Health != HealthDraining || ts.Inflight != 1 {
+		t.Fatalf("blue-0 after the drain timeout = %+v (listed %v)", ts, ok)
+	}
+	slow.releaseSlow()
+	if r := <-slowDone; r.code != 200 || r.body != "blue-0" {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	waitFor(t, "connections to blue-0 closed", func() bool { return slow.conns.Load() == 0 })
+	if _, ok := h.target("blue-0"); ok {
+		t.Errorf("blue-0 still listed after its last request")
+	}
+}
+
+func TestRunEntryPoint(t *testing.T) {
+	dir := t.TempDir()
+	if err := Run(t.Context(), filepath.Join(dir, "missing.json"), filepath.Join(dir, "ready.json"), nil); err == nil ||
+		!strings.Contains(err.Error(), "read lb config") {
+		t.Fatalf("missing config: %v", err)
+	}
+	cfgPath, readyPath := filepath.Join(dir, "lb.json"), filepath.Join(dir, "ready.json")
+	if err := os.WriteFile(cfgPath, []byte(briefExample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfgPath, readyPath, nil) }()
+	var ready Ready
+	waitFor(t, "ready file", func() bool {
+		b, err := os.ReadFile(readyPath)
+		return err == nil && json.Unmarshal(b, &ready) == nil
+	})
+	if ready.Generation != 3 || ready.PID != os.Getpid() {
+		t.Errorf("ready = %+v", ready)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
 }

@@ -231,7 +231,11 @@ type releaser struct {
 
 func (r *releaser) release() {
 	if r.done.CompareAndSwap(false, true) {
-		r.t.inflight.Add(-1)
+		if r.t.inflight.Add(-1) == 0 && r.t.retired.Load() {
+			// The last request of a removed target that outlived the
+			// reload's drain: its connection just went idle.
+			r.t.transport.CloseIdleConnections()
+		}
 	}
 }
 

@@ -70,7 +70,6 @@ type group struct {
 type drainingTarget struct {
 	group string
 	t     *target
-	done  atomic.Bool
 }
 
 // Ready is the JSON the lb writes atomically to its ready file once both
@@ -405,6 +404,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 	// From here on no request picks from the old table (see acquire).
 	s.table.Store(tb)
 	for _, t := range removed {
+		t.retired.Store(true)
 		if t.stopHealth != nil {
 			t.stopHealth()
 		}
@@ -412,9 +412,10 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 	s.log.Info("lb reloaded", "generation", cfg.Generation, "added", len(added), "removed", len(removed), "draining", len(wait))
 
 	drained := s.waitIdle(ctx, wait, cfg.DrainTimeout.Std())
-	for i := range tb.draining {
-		tb.draining[i].done.Store(true)
-		tb.draining[i].t.transport.CloseIdleConnections()
+	// Requests that outlive the drain close their target's idle
+	// connections themselves when the last one ends (see releaser).
+	for _, t := range removed {
+		t.transport.CloseIdleConnections()
 	}
 	if !drained {
 		s.log.Warn("lb reload: targets still busy after drainTimeout", "generation", cfg.Generation)
@@ -472,7 +473,7 @@ func (s *Server) Status() Status {
 	}
 	for i := range tb.draining {
 		d := &tb.draining[i]
-		if d.done.Load() {
+		if d.t.inflight.Load() == 0 {
 			continue
 		}
 		idx := -1

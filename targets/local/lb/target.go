@@ -40,6 +40,7 @@ type target struct {
 	// target closes exactly its idle connections.
 	transport *http.Transport
 	inflight  atomic.Int64
+	retired   atomic.Bool // removed by a reload
 
 	mu          sync.Mutex
 	health      Health
