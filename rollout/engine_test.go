@@ -190,7 +190,7 @@ func TestFirstRolloutPromotesOnBlue(t *testing.T) {
 	if got := applied(tg); !equal(got, want) {
 		t.Fatalf("applied %v, want %v", got, want)
 	}
-	if got, want := phasesOf(evs), []string{"bake", "deploy", "health", "switch"}; !equal(got, want) {
+	if got, want := phasesOf(evs), []string{"bake", "deploy", "health", "step"}; !equal(got, want) {
 		t.Fatalf("phases %v, want %v", got, want)
 	}
 	if _, ok := evs[len(evs)-1].(Finished); !ok {
@@ -221,7 +221,7 @@ func TestBlueGreenOrderNewSlotHealthyBeforeTrafficOldRetiredLast(t *testing.T) {
 	if got := applied(tg); !equal(got, want) {
 		t.Fatalf("applied %v, want %v", got, want)
 	}
-	if got, want := phasesOf(evs), []string{"bake", "deploy", "health", "switch", "retire"}; !equal(got, want) {
+	if got, want := phasesOf(evs), []string{"bake", "deploy", "health", "step", "retire"}; !equal(got, want) {
 		t.Fatalf("phases %v, want %v", got, want)
 	}
 	// Traffic moved only after a health report with every new instance healthy.
@@ -230,7 +230,7 @@ func TestBlueGreenOrderNewSlotHealthyBeforeTrafficOldRetiredLast(t *testing.T) {
 		if h, ok := ev.(HealthChanged); ok && fleet.AllHealthy(h.Instances, 2) {
 			healthyBeforeSwitch = true
 		}
-		if ps, ok := ev.(PhaseStarted); ok && ps.Phase == PhaseSwitch && !healthyBeforeSwitch {
+		if ps, ok := ev.(PhaseStarted); ok && ps.Phase == PhaseStep && !healthyBeforeSwitch {
 			t.Fatal("switch started before the new slot was reported healthy")
 		}
 	}

@@ -12,12 +12,15 @@ type Phase string
 
 // The phases of a blue-green rollout, in order, and the one that undoes a failed release.
 const (
-	PhaseBake     Phase = "bake"
-	PhaseDeploy   Phase = "deploy"
-	PhaseHealth   Phase = "health"
-	PhaseSwitch   Phase = "switch"
-	PhaseRetire   Phase = "retire"
-	PhaseRollback Phase = "rollback"
+	PhaseBake           Phase = "bake"
+	PhaseDeploy         Phase = "deploy"
+	PhaseHealth         Phase = "health"
+	PhasePreAnalysis    Phase = "pre-promotion-analysis"
+	PhaseStep           Phase = "step"
+	PhasePostAnalysis   Phase = "post-promotion-analysis"
+	PhaseScaleDownDelay Phase = "scale-down-delay"
+	PhaseRetire         Phase = "retire"
+	PhaseRollback       Phase = "rollback"
 )
 
 // Outcome is how a rollout ended.
@@ -52,6 +55,15 @@ const (
 	ReasonStableUnhealthy Reason = "StableSlotUnhealthy"
 	ReasonCancelled       Reason = "Cancelled"
 	ReasonTargetFailed    Reason = "TargetUnavailable"
+	// ReasonNewSlotUnhealthy: the new slot lost its health while it carried traffic.
+	ReasonNewSlotUnhealthy Reason = "NewSlotUnhealthy"
+	ReasonProgressDeadline Reason = "ProgressDeadlineExceeded"
+	ReasonAnalysisFailed   Reason = "AnalysisFailed"
+	ReasonAborted          Reason = "Aborted"
+	ReasonInvalid          Reason = "InvalidRequest"
+	ReasonJournalFailed    Reason = "JournalFailed"
+	// ReasonSuperseded: a killed rollout was undone because another release was asked for.
+	ReasonSuperseded Reason = "Superseded"
 )
 
 // Event is something the engine reports while it works. Consumers (the line printer, the
@@ -70,18 +82,66 @@ type RolloutStarted struct {
 	Slot    fleet.Slot     `json:"slot"`
 }
 
-// PhaseStarted reports a phase beginning.
+// PhaseStarted reports a phase beginning. Step numbers traffic steps from 1.
 type PhaseStarted struct {
 	At    time.Time `json:"at"`
 	Phase Phase     `json:"phase"`
+	Step  int       `json:"step,omitempty"`
 }
 
 // PhaseFinished reports a phase's end, its duration, and its error if it failed.
 type PhaseFinished struct {
 	At       time.Time     `json:"at"`
 	Phase    Phase         `json:"phase"`
+	Step     int           `json:"step,omitempty"`
 	Duration time.Duration `json:"duration"`
 	Error    string        `json:"error,omitempty"`
+}
+
+// Recovered reports that a rollout a killed kiln left behind is being resumed (or, when
+// Aborting, undone).
+type Recovered struct {
+	At       time.Time `json:"at"`
+	ID       string    `json:"id"`
+	Phase    Phase     `json:"phase"`
+	Step     int       `json:"step,omitempty"`
+	Aborting bool      `json:"aborting,omitempty"`
+}
+
+// Paused reports a hold that waits for a human, or a pause a human asked for.
+type Paused struct {
+	At time.Time `json:"at"`
+	// Remaining is what is left of a timed pause.
+	Remaining  time.Duration `json:"remaining,omitempty"`
+	Indefinite bool          `json:"indefinite,omitempty"`
+}
+
+// Resumed reports the end of a pause; Promoted when a promote ended it.
+type Resumed struct {
+	At       time.Time `json:"at"`
+	Promoted bool      `json:"promoted,omitempty"`
+}
+
+// AnalysisMeasured is one measurement of one metric of an analysis.
+type AnalysisMeasured struct {
+	At           time.Time `json:"at"`
+	Analysis     string    `json:"analysis"`
+	Metric       string    `json:"metric"`
+	Value        float64   `json:"value"`
+	Threshold    string    `json:"threshold"`
+	Result       string    `json:"result"`
+	Reason       string    `json:"reason,omitempty"`
+	Passed       int       `json:"passed"`
+	Failed       int       `json:"failed"`
+	Inconclusive int       `json:"inconclusive"`
+}
+
+// AnalysisFinished is an analysis' verdict.
+type AnalysisFinished struct {
+	At       time.Time       `json:"at"`
+	Analysis string          `json:"analysis"`
+	Outcome  AnalysisOutcome `json:"outcome"`
+	Message  string          `json:"message,omitempty"`
 }
 
 // Baked reports the release that is being rolled out.
@@ -123,14 +183,19 @@ type Finished struct {
 	Phases []PhaseFinished `json:"phases"`
 }
 
-func (RolloutStarted) EventName() string  { return "rollout-started" }
-func (PhaseStarted) EventName() string    { return "phase-started" }
-func (PhaseFinished) EventName() string   { return "phase-finished" }
-func (Baked) EventName() string           { return "baked" }
-func (ResourceChanged) EventName() string { return "resource" }
-func (HealthChanged) EventName() string   { return "health" }
-func (TrafficShifted) EventName() string  { return "traffic" }
-func (Finished) EventName() string        { return "finished" }
+func (RolloutStarted) EventName() string   { return "rollout-started" }
+func (PhaseStarted) EventName() string     { return "phase-started" }
+func (PhaseFinished) EventName() string    { return "phase-finished" }
+func (Baked) EventName() string            { return "baked" }
+func (ResourceChanged) EventName() string  { return "resource" }
+func (HealthChanged) EventName() string    { return "health" }
+func (TrafficShifted) EventName() string   { return "traffic" }
+func (Finished) EventName() string         { return "finished" }
+func (Recovered) EventName() string        { return "recovered" }
+func (Paused) EventName() string           { return "paused" }
+func (Resumed) EventName() string          { return "resumed" }
+func (AnalysisMeasured) EventName() string { return "analysis-measured" }
+func (AnalysisFinished) EventName() string { return "analysis-finished" }
 
 // MarshalEvent encodes an event as one JSON object with its name in "event".
 func MarshalEvent(e Event) ([]byte, error) {

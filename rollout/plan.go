@@ -1,0 +1,127 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kilnhq/kiln/fleet"
+)
+
+// Step is one traffic step: the new slot's share of traffic, then a pause, then an
+// optional analysis.
+type Step struct {
+	Weight int
+	// Pause holds the step for this long; Indefinite holds it until promoted or resumed.
+	Pause      time.Duration
+	Indefinite bool
+	// Analysis names an analysis to run at this step ("" for none).
+	Analysis string
+}
+
+// Analyzer measures the new slot's instances. The engine only needs the verdict.
+type Analyzer interface {
+	// Analyze runs the named analysis against slot and reports each measurement.
+	Analyze(ctx context.Context, name string, slot fleet.Slot, report func(AnalysisMeasured)) (AnalysisOutcome, string, error)
+}
+
+// AnalysisOutcome is an analysis' verdict.
+type AnalysisOutcome string
+
+// Verdicts. Inconclusive pauses the rollout for a human instead of rolling back.
+const (
+	AnalysisSuccessful   AnalysisOutcome = "successful"
+	AnalysisFailed       AnalysisOutcome = "failed"
+	AnalysisInconclusive AnalysisOutcome = "inconclusive"
+)
+
+// Checkpoint is a rollout's progress as persisted after every stage, so that a killed
+// kiln resumes where it was.
+type Checkpoint struct {
+	ID      string         `json:"id"`
+	Stage   int            `json:"stage"`
+	Phase   Phase          `json:"phase"`
+	Step    int            `json:"step"`
+	Slot    fleet.Slot     `json:"slot"`
+	Stable  *fleet.Release `json:"stable,omitempty"`
+	Desired fleet.Release  `json:"desired"`
+	// Started is when the rollout began; StageStarted when the current stage did
+	// (deadlines survive a restart).
+	Started      time.Time `json:"started"`
+	StageStarted time.Time `json:"stageStarted"`
+	// Aborting is set once the rollout is being undone: a resume finishes the undo.
+	Aborting bool   `json:"aborting,omitempty"`
+	Reason   Reason `json:"reason,omitempty"`
+	Message  string `json:"message,omitempty"`
+}
+
+// Journal persists checkpoints. A nil Journal keeps nothing (a killed rollout cannot be
+// resumed, only undone by the next one).
+type Journal interface {
+	Save(Checkpoint) error
+	Load() (Checkpoint, bool, error)
+	Clear() error
+}
+
+// stage is one idempotent unit of a rollout: running it again after a crash converges to
+// the same place.
+type stage struct {
+	phase Phase
+	step  int // 1-based traffic step, 0 otherwise
+	run   func(ctx context.Context) error
+}
+
+// plan lists the stages of a rollout in order. Bake is not a stage: it runs before the
+// first checkpoint, because the checkpoint names the baked release.
+func (r *run) plan() []stage {
+	req := r.req
+	var st []stage
+	st = append(st, stage{phase: PhaseDeploy, run: r.deploy})
+	st = append(st, stage{phase: PhaseHealth, run: r.waitHealthy})
+	if req.PrePromotionAnalysis != "" {
+		st = append(st, stage{phase: PhasePreAnalysis, run: func(ctx context.Context) error {
+			return r.analyze(ctx, req.PrePromotionAnalysis)
+		}})
+	}
+	for i, s := range r.steps() {
+		s, n := s, i+1
+		st = append(st, stage{phase: PhaseStep, step: n, run: func(ctx context.Context) error { return r.trafficStep(ctx, n, s) }})
+	}
+	if req.PostPromotionAnalysis != "" {
+		st = append(st, stage{phase: PhasePostAnalysis, run: func(ctx context.Context) error {
+			return r.analyze(ctx, req.PostPromotionAnalysis)
+		}})
+	}
+	if r.hasStable() {
+		if req.ScaleDownDelay > 0 {
+			st = append(st, stage{phase: PhaseScaleDownDelay, run: func(ctx context.Context) error {
+				return r.hold(ctx, req.ScaleDownDelay, false)
+			}})
+		}
+		st = append(st, stage{phase: PhaseRetire, run: r.retire})
+	}
+	return st
+}
+
+// steps returns the traffic steps, defaulting to one switch to 100%.
+func (r *run) steps() []Step {
+	if len(r.req.Steps) == 0 {
+		return []Step{{Weight: 100}}
+	}
+	return r.req.Steps
+}
+
+// ValidateSteps checks what the engine relies on: weights strictly increasing, last 100.
+func ValidateSteps(steps []Step) error {
+	prev := 0
+	for i, s := range steps {
+		if s.Weight <= prev || s.Weight > 100 {
+			return fmt.Errorf("step %d: weight %d must be more than %d and at most 100", i+1, s.Weight, prev)
+		}
+		prev = s.Weight
+	}
+	if len(steps) > 0 && prev != 100 {
+		return fmt.Errorf("the last step must send 100%% of traffic, not %d%%", prev)
+	}
+	return nil
+}
