@@ -13,6 +13,7 @@ import (
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/spf13/cobra"
 )
 
@@ -104,10 +105,15 @@ func (a *app) bakeCmd() *cobra.Command {
 }
 
 func (a *app) rolloutCmd() *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "rollout",
 		Short: "Bake and roll out the release blue-green; roll back if it does not become healthy",
-		Args:  noArgs,
+		Long: `rollout bakes the manifest's release and rolls it out blue-green: the idle slot boots the
+new image, traffic moves through the manifest's steps once every new instance is healthy,
+and the old slot is retired. Any failure sends traffic back to the stable slot and
+removes the new one. From another terminal, 'kiln rollout pause|resume|promote|abort'
+steer the running rollout.`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
@@ -118,9 +124,6 @@ func (a *app) rolloutCmd() *cobra.Command {
 				return err
 			}
 			fin := a.rollout(c.Context(), p, tgt)
-			if err != nil {
-				return err
-			}
 			a.reported = true
 			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {
 				return &outcomeError{fin: fin}
@@ -128,6 +131,36 @@ func (a *app) rolloutCmd() *cobra.Command {
 			return nil
 		},
 	}
+	for _, cmd := range []struct {
+		name  rollout.Command
+		short string
+	}{
+		{rollout.CmdPause, "Pause the running rollout at its next wait (a timed pause keeps its remaining time)"},
+		{rollout.CmdResume, "Resume a paused rollout (also accepts an inconclusive analysis)"},
+		{rollout.CmdPromote, "Skip the remaining traffic steps, pauses and step analyses: go to 100% now"},
+		{rollout.CmdAbort, "Abort the running rollout: traffic back to the stable slot, the new slot removed"},
+	} {
+		cmd := cmd
+		c.AddCommand(&cobra.Command{
+			Use:   string(cmd.name),
+			Short: cmd.short,
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				p, err := a.load()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(c.Context(), 30*time.Second)
+				defer cancel()
+				if err := control.Send(ctx, control.SocketPath(p.stateDir, p.m.Service), cmd.name); err != nil {
+					return fmt.Errorf("%s %s: %w", cmd.name, p.m.Service, err)
+				}
+				fmt.Fprintf(a.stdout, "%s: %s accepted\n", p.m.Service, cmd.name)
+				return nil
+			},
+		})
+	}
+	return c
 }
 
 // rollout runs one rollout of p's release, printing its events, and collects old
@@ -145,7 +178,15 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target) rollo
 			pr.event(ev)
 		}
 	}()
-	eng := &rollout.Engine{Target: tgt, Events: events}
+	controls := make(chan rollout.Control)
+	stopControl, err := control.Serve(ctx, control.SocketPath(p.stateDir, p.m.Service), controls)
+	if err != nil {
+		close(events)
+		<-done
+		return rollout.Finished{Outcome: rollout.RolledBack, Reason: rollout.ReasonTargetFailed, Message: err.Error()}
+	}
+	defer stopControl()
+	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls}
 	fin := eng.Run(ctx, p.request(), rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
 		rel, _, err := p.bake(ctx)
 		return rel, err

@@ -49,13 +49,36 @@ func (p *linePrinter) event(ev rollout.Event) {
 		}
 		p.printf("rollout %s on %s: live %s; new release goes to slot %s", e.Service, e.Target, from, e.Slot)
 	case rollout.PhaseStarted:
-		p.printf("%s %-8s", p.stamp(e.At), e.Phase)
+		p.printf("%s %-8s", p.stamp(e.At), phaseName(e.Phase, e.Step))
 	case rollout.PhaseFinished:
 		if e.Error != "" {
-			p.printf("%s %-8s FAILED after %s: %s", p.stamp(e.At), e.Phase, round(e.Duration), e.Error)
+			p.printf("%s %-8s FAILED after %s: %s", p.stamp(e.At), phaseName(e.Phase, e.Step), round(e.Duration), e.Error)
 		} else {
-			p.printf("%s %-8s done in %s", p.stamp(e.At), e.Phase, round(e.Duration))
+			p.printf("%s %-8s done in %s", p.stamp(e.At), phaseName(e.Phase, e.Step), round(e.Duration))
 		}
+	case rollout.Recovered:
+		what := "resuming"
+		if e.Aborting {
+			what = "undoing"
+		}
+		p.printf("         %s rollout %s, left at %s by a kiln that stopped", what, e.ID, phaseName(e.Phase, e.Step))
+	case rollout.Paused:
+		if e.Indefinite {
+			p.printf("         PAUSED until a human decides: kiln rollout resume | promote | abort")
+		} else {
+			p.printf("         PAUSED with %s of the pause left: kiln rollout resume | promote | abort", round(e.Remaining))
+		}
+	case rollout.Resumed:
+		if e.Promoted {
+			p.printf("         promoted: remaining steps, pauses and step analyses skipped")
+		} else {
+			p.printf("         resumed")
+		}
+	case rollout.AnalysisMeasured:
+		p.printf("         analysis %s: %s = %g (want %s): %s [%d passed, %d failed, %d inconclusive]",
+			e.Analysis, e.Metric, e.Value, e.Threshold, e.Result, e.Passed, e.Failed, e.Inconclusive)
+	case rollout.AnalysisFinished:
+		p.printf("         analysis %s: %s %s", e.Analysis, e.Outcome, e.Message)
 	case rollout.Baked:
 		p.printf("         baked %s", e.Release)
 	case rollout.ResourceChanged:
@@ -86,6 +109,13 @@ func (p *linePrinter) event(ev rollout.Event) {
 			p.printf("live: %s", e.Live)
 		}
 	}
+}
+
+func phaseName(ph rollout.Phase, step int) string {
+	if step > 0 {
+		return fmt.Sprintf("%s %d", ph, step)
+	}
+	return string(ph)
 }
 
 func (p *linePrinter) stamp(t time.Time) string {
