@@ -12,6 +12,7 @@ import (
 
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/spf13/cobra"
@@ -104,7 +105,17 @@ func (a *app) bakeCmd() *cobra.Command {
 	}
 }
 
+// rolloutOptions are the flags of one rollout.
+type rolloutOptions struct {
+	allowDowngrade, breakLock bool
+	// baker overrides baking the manifest's release (rollback redeploys a kept image).
+	baker rollout.Baker
+	// version is what baker produces, for the admission check.
+	version string
+}
+
 func (a *app) rolloutCmd() *cobra.Command {
+	var ro rolloutOptions
 	c := &cobra.Command{
 		Use:   "rollout",
 		Short: "Bake and roll out the release blue-green; roll back if it does not become healthy",
@@ -123,7 +134,10 @@ steer the running rollout.`,
 			if err != nil {
 				return err
 			}
-			fin := a.rollout(c.Context(), p, tgt)
+			fin, err := a.rollout(c.Context(), p, tgt, ro)
+			if err != nil {
+				return err
+			}
 			a.reported = true
 			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {
 				return &outcomeError{fin: fin}
@@ -131,6 +145,8 @@ steer the running rollout.`,
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&ro.allowDowngrade, "allow-downgrade", false, "allow a release older than the live one")
+	c.Flags().BoolVar(&ro.breakLock, "break-lock", false, "clear the stack's lock if its holder is gone (a kiln that was killed)")
 	for _, cmd := range []struct {
 		name  rollout.Command
 		short string
@@ -163,9 +179,20 @@ steer the running rollout.`,
 	return c
 }
 
-// rollout runs one rollout of p's release, printing its events, and collects old
-// images once it promoted.
-func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target) rollout.Finished {
+// rollout runs one rollout of p's release under the stack's lock, printing its events and
+// recording it in history, and collects old images once it promoted. The error is for
+// what kept it from starting (the lock); how it ended is in Finished.
+func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro rolloutOptions) (rollout.Finished, error) {
+	store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+	if err != nil {
+		return rollout.Finished{}, err
+	}
+	unlock, who, err := lockStack(ctx, store, "kiln rollout", ro.breakLock)
+	if err != nil {
+		return rollout.Finished{}, err
+	}
+	defer unlock()
+	jr := &journal{store: store, who: who}
 	var pr printer = &linePrinter{w: a.stdout}
 	if a.jsonOutput() {
 		pr = jsonPrinter{w: a.stdout}
@@ -183,16 +210,25 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target) rollo
 	if err != nil {
 		close(events)
 		<-done
-		return rollout.Finished{Outcome: rollout.RolledBack, Reason: rollout.ReasonTargetFailed, Message: err.Error()}
+		return rollout.Finished{}, err
 	}
 	defer stopControl()
-	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls}
-	fin := eng.Run(ctx, p.request(), rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
-		rel, _, err := p.bake(ctx)
-		return rel, err
-	}))
+	baker, version := ro.baker, ro.version
+	if baker == nil {
+		baker = rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
+			rel, _, err := p.bake(ctx)
+			return rel, err
+		})
+		version = p.m.Version.Original()
+	}
+	req := p.request()
+	req.Version, req.Admit = version, admit(ro.allowDowngrade)
+	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls, Journal: jr}
+	started := time.Now()
+	fin := eng.Run(ctx, req, baker)
 	close(events)
 	<-done
+	jr.record(fin, started)
 	if fin.Outcome == rollout.Promoted {
 		var inUse []string
 		if spec, ok, err := tgt.Current(ctx); err == nil && ok {
@@ -208,7 +244,7 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target) rollo
 			fmt.Fprintf(a.stdout, "removed %d old image(s), keeping the last %d\n", len(removed), p.m.Images.Keep)
 		}
 	}
-	return fin
+	return fin, nil
 }
 
 // statusReport is `kiln status` as JSON.
@@ -302,6 +338,15 @@ func (a *app) destroyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+			if err != nil {
+				return err
+			}
+			unlock, _, err := lockStack(ctx, store, "kiln destroy", false)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			tgt, err := a.target(ctx, p)
 			if err != nil {
 				return err
@@ -316,6 +361,9 @@ func (a *app) destroyCmd() *cobra.Command {
 				}
 			})
 			if err != nil {
+				return err
+			}
+			if err := store.ClearState(); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "destroyed %s: %d resource(s) removed, no process left\n", p.m.Service, n)

@@ -80,7 +80,10 @@ func (a *app) demo(c *cobra.Command, keep bool) error {
 			return err
 		}
 		p.m.Version, p.m.App.Env = v, st.env
-		fin := a.rollout(ctx, p, tgt)
+		fin, err := a.rollout(ctx, p, tgt, rolloutOptions{})
+		if err != nil {
+			return err
+		}
 		if fin.Outcome != st.want {
 			failures = append(failures, fmt.Sprintf("release %s ended %s, want %s: %s", st.version, fin.Outcome, st.want, fin.Message))
 			break

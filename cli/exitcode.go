@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 )
 
@@ -63,7 +64,13 @@ func exitCode(err error) int {
 			return ExitNeedsHuman
 		case rollout.Interrupted:
 			return ExitInterrupted
+		case rollout.Refused:
+			return ExitInvalid
 		}
+	}
+	var le *releases.LockedError
+	if errors.As(err, &le) {
+		return ExitLocked
 	}
 	var me manifests.Errors
 	var ue *usageError

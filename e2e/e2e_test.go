@@ -98,7 +98,7 @@ fleet:
     healthyThreshold: 2
     unhealthyThreshold: 2
 rollout:
-  progressDeadline: 6s
+  progressDeadline: %s
   drainTimeout: 3s
 target:
   local:
@@ -107,7 +107,12 @@ target:
 
 func writeManifest(t *testing.T, dir, service, version, env string) {
 	t.Helper()
-	body := fmt.Sprintf(manifestTmpl, service, version, demoBin, env)
+	writeManifestDeadline(t, dir, service, version, env, "6s")
+}
+
+func writeManifestDeadline(t *testing.T, dir, service, version, env, deadline string) {
+	t.Helper()
+	body := fmt.Sprintf(manifestTmpl, service, version, demoBin, env, deadline)
 	if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

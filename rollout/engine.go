@@ -38,6 +38,10 @@ type Request struct {
 	ScaleDownDelay time.Duration
 	// AbortScaleDownDelay keeps the new slot, without traffic, after an abort.
 	AbortScaleDownDelay time.Duration
+	// Version is the version the baker will produce; Admit, if set, may refuse it
+	// against the live release before anything is baked (e.g. a downgrade).
+	Version string
+	Admit   func(live *fleet.Release, version string) error
 }
 
 // Command is a control sent to a running rollout.
@@ -123,7 +127,7 @@ func (e *Engine) Run(ctx context.Context, req Request, baker Baker) Finished {
 	fin := r.do(ctx, baker)
 	fin.At = e.clock().Now()
 	fin.Duration = fin.At.Sub(start)
-	fin.From, fin.Phases = r.cp.Stable, r.phases
+	fin.ID, fin.From, fin.Phases = r.cp.ID, r.cp.Stable, r.phases
 	if r.cp.Desired.Version != "" {
 		to := r.cp.Desired
 		fin.To = &to
@@ -176,6 +180,11 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 		slot, from = prior.Slot, prior.Stable
 	}
 	r.e.emit(RolloutStarted{At: r.now(), Service: r.req.Template.Service, Target: r.e.Target.Name(), From: from, Slot: slot})
+	if r.req.Admit != nil && !resumable {
+		if err := r.req.Admit(from, r.req.Version); err != nil {
+			return Finished{Outcome: Refused, Reason: ReasonRefused, Message: err.Error()}
+		}
+	}
 
 	var rel fleet.Release
 	if err := r.phase(ctx, PhaseBake, 0, func(ctx context.Context) (err error) {

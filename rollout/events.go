@@ -38,6 +38,8 @@ const (
 	RollbackFailed Outcome = "rollback-failed"
 	// Interrupted: the rollout was cancelled (SIGINT/SIGTERM) and stopped on the stable slot.
 	Interrupted Outcome = "interrupted"
+	// Refused: the release was not admitted (e.g. older than the live one); nothing changed.
+	Refused Outcome = "refused"
 )
 
 // Reason says why a rollout did not promote. Reasons are named constants so CI and
@@ -64,6 +66,8 @@ const (
 	ReasonJournalFailed    Reason = "JournalFailed"
 	// ReasonSuperseded: a killed rollout was undone because another release was asked for.
 	ReasonSuperseded Reason = "Superseded"
+	// ReasonRefused: the request's Admit refused the release.
+	ReasonRefused Reason = "Refused"
 )
 
 // Event is something the engine reports while it works. Consumers (the line printer, the
@@ -171,7 +175,9 @@ type TrafficShifted struct {
 
 // Finished closes every rollout.
 type Finished struct {
-	At       time.Time      `json:"at"`
+	At time.Time `json:"at"`
+	// ID names the rollout (also in history); empty if it never started a checkpoint.
+	ID       string         `json:"id,omitempty"`
 	Outcome  Outcome        `json:"outcome"`
 	Reason   Reason         `json:"reason,omitempty"`
 	Message  string         `json:"message,omitempty"`

@@ -400,3 +400,23 @@ func TestInvalidStepsAreRefusedBeforeAnythingChanges(t *testing.T) {
 		t.Fatalf("outcome %s/%s with %d applies", fin.Outcome, fin.Reason, len(h.tg.applied))
 	}
 }
+
+func TestAdmitRefusesBeforeAnythingIsBaked(t *testing.T) {
+	h := newHarness()
+	req := request()
+	req.Version = "0.9.0"
+	req.Admit = func(live *fleet.Release, v string) error {
+		if live == nil || live.Version != "1.0.0" || v != "0.9.0" {
+			t.Errorf("admit saw live %v and version %s", live, v)
+		}
+		return errors.New("0.9.0 is older than the live 1.0.0")
+	}
+	baked := false
+	fin, _ := h.run(t, context.Background(), req, BakeFunc(func(context.Context) (fleet.Release, error) {
+		baked = true
+		return fleet.Release{}, nil
+	}))
+	if fin.Outcome != Refused || baked || len(h.tg.applied) != 0 {
+		t.Fatalf("outcome %s, baked %v, %d applies", fin.Outcome, baked, len(h.tg.applied))
+	}
+}

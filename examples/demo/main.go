@@ -34,6 +34,11 @@ func run() error {
 	version := os.Getenv("KILN_VERSION")
 	instance := os.Getenv("KILN_INSTANCE")
 	broken := os.Getenv("DEMO_BROKEN") == "1"
+	// DEMO_HEALTHY_AFTER delays the first passing health check: a slow starter.
+	healthyAt := time.Now()
+	if d, err := time.ParseDuration(os.Getenv("DEMO_HEALTHY_AFTER")); err == nil {
+		healthyAt = healthyAt.Add(d)
+	}
 	m := newMetrics()
 
 	mux := http.NewServeMux()
@@ -44,6 +49,10 @@ func run() error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if broken {
 			http.Error(w, "broken on purpose (DEMO_BROKEN=1)", http.StatusInternalServerError)
+			return
+		}
+		if time.Now().Before(healthyAt) {
+			http.Error(w, "still starting (DEMO_HEALTHY_AFTER)", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/releases"
+	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/rollout/control"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) historyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "history",
+		Short: "List the releases rolled out: version, image, times, outcome, reason, who and where",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+			if err != nil {
+				return err
+			}
+			hist, err := store.History()
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return json.NewEncoder(a.stdout).Encode(hist)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tIMAGE\tSTARTED\tTOOK\tOUTCOME\tREASON\tWHO")
+			for _, r := range hist {
+				took := "-"
+				if !r.Finished.IsZero() {
+					took = round(r.Finished.Sub(r.Started)).String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s@%s\n", r.Version, (fleet.Image{Digest: r.Digest}).Short(),
+					r.Started.Local().Format("2006-01-02 15:04:05"), took, r.Outcome, r.Reason, r.User, r.Host)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) rollbackCmd() *cobra.Command {
+	var to string
+	var breakLock bool
+	c := &cobra.Command{
+		Use:   "rollback",
+		Short: "Return to the previous release (or --to VERSION): instant while the old slot is still up",
+		Long: `rollback returns the service to the release before the live one, or to any kept release
+with --to. While a rollout still keeps the old slot (its scale-down delay), rollback aborts
+it: traffic switches back at once. Otherwise the kept image is rolled out again,
+blue-green, through the same health gates and steps as any release.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			p, err := a.load()
+			if err != nil {
+				return err
+			}
+			if to == "" {
+				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				err := control.Send(sctx, control.SocketPath(p.stateDir, p.m.Service), rollout.CmdAbort)
+				cancel()
+				if err == nil {
+					fmt.Fprintf(a.stdout, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.m.Service)
+					return nil
+				}
+				if !errors.Is(err, control.ErrNoRollout) {
+					return err
+				}
+			}
+			tgt, err := a.target(ctx, p)
+			if err != nil {
+				return err
+			}
+			spec, exists, err := tgt.Current(ctx)
+			if err != nil {
+				return err
+			}
+			var live *fleet.Release
+			if sl, ok := spec.Live(); ok && exists {
+				live = spec.Slots[sl].Release
+			}
+			rel, err := a.rollbackTarget(p, live, to)
+			if err != nil {
+				return err
+			}
+			fin, err := a.rollout(ctx, p, tgt, rolloutOptions{allowDowngrade: true, breakLock: breakLock, version: rel.Version,
+				baker: rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return rel, nil })})
+			if err != nil {
+				return err
+			}
+			a.reported = true
+			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {
+				return &outcomeError{fin: fin}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&to, "to", "", "the kept release to return to (default: the one before the live release)")
+	c.Flags().BoolVar(&breakLock, "break-lock", false, "clear the stack's lock if its holder is gone")
+	return c
+}
+
+// rollbackTarget picks the release to return to from the history: the newest promoted
+// release other than the live one (or the newest of version to), whose image is kept.
+func (a *app) rollbackTarget(p *project, live *fleet.Release, to string) (fleet.Release, error) {
+	store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+	if err != nil {
+		return fleet.Release{}, err
+	}
+	hist, err := store.History()
+	if err != nil {
+		return fleet.Release{}, err
+	}
+	var seen []string
+	for _, r := range hist {
+		if r.Outcome != string(rollout.Promoted) {
+			continue
+		}
+		seen = append(seen, r.Version)
+		if live != nil && r.Digest == live.Image.Digest {
+			continue
+		}
+		if to != "" && r.Version != to {
+			continue
+		}
+		img, err := p.store().Get(r.Digest)
+		if err != nil {
+			if to != "" {
+				return fleet.Release{}, &usageError{msg: fmt.Sprintf("the image of %s is no longer kept (images.keep is %d): %v", to, p.m.Images.Keep, err)}
+			}
+			continue
+		}
+		return fleet.Release{Version: r.Version, Image: fleet.Image{Digest: img.Digest, Location: img.Dir}}, nil
+	}
+	if to != "" {
+		return fleet.Release{}, &usageError{msg: fmt.Sprintf("%s was never promoted here (promoted: %v)", to, seen)}
+	}
+	return fleet.Release{}, &usageError{msg: "no earlier promoted release with a kept image to roll back to"}
+}
