@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Validate reports every rule t breaks; manifests checks the same rules with positions, so
@@ -92,8 +93,8 @@ func (m Metric) validate(t Template) error {
 	return nil
 }
 
-func checkWindow(w interface{ Seconds() float64 }, minRequests int, t Template) error {
-	if w.Seconds() <= 0 || w.Seconds() < t.Interval.Seconds() {
+func checkWindow(w time.Duration, minRequests int, t Template) error {
+	if w <= 0 || w < t.Interval {
 		return fmt.Errorf("window must be >= interval %s (a window needs two scrapes)", t.Interval)
 	}
 	if minRequests < 0 {
