@@ -49,7 +49,8 @@ type Template struct {
 	// Interval is the time between two measurements, > 0.
 	Interval time.Duration
 	// Count is the number of measurements per metric after which it succeeds (if it has not
-	// failed). 0 means no fixed count: ConsecutiveSuccessLimit must then be > 0.
+	// failed). 0 means no fixed count: ConsecutiveSuccessLimit must then be > 0. Error
+	// measurements count toward it.
 	Count int
 	// FailureLimit is how many Failed measurements a metric tolerates; one more fails the
 	// analysis.
@@ -176,7 +177,7 @@ const (
 	// ReasonCountReached: every metric took Count measurements within FailureLimit.
 	ReasonCountReached Reason = "CountReached"
 	// ReasonConsecutiveSuccesses: every metric passed ConsecutiveSuccessLimit times in a row
-	// (or reached Count within FailureLimit, when Count is also set).
+	// (within Count measurements, when Count is also set).
 	ReasonConsecutiveSuccesses Reason = "ConsecutiveSuccesses"
 	// ReasonFailureLimit: a metric failed more than FailureLimit times.
 	ReasonFailureLimit Reason = "FailureLimitExceeded"
@@ -184,8 +185,9 @@ const (
 	ReasonScrapeErrors Reason = "ConsecutiveErrorLimitExceeded"
 	// ReasonInconclusiveLimit: a metric was Inconclusive InconclusiveLimit times in a row.
 	ReasonInconclusiveLimit Reason = "InconclusiveLimitReached"
-	// ReasonNoSuccessStreak: Count was reached within FailureLimit but without the
-	// ConsecutiveSuccessLimit run of passes both were set to require.
+	// ReasonNoSuccessStreak: with both Count and ConsecutiveSuccessLimit set, a metric took
+	// Count measurements within FailureLimit but never passed ConsecutiveSuccessLimit times in
+	// a row: not bad enough to roll back, not good enough to go on, so a human decides.
 	ReasonNoSuccessStreak Reason = "ConsecutiveSuccessLimitNotReached"
 	// ReasonCanceled: the context ended before an outcome (Run also returns its error).
 	ReasonCanceled Reason = "Canceled"
