@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 		"components: {kiln-metrics: \">= 0.1\", kiln-backup: 0.1, x: [1]}",
 		"target: {local: {listen: \"[::1]:0\"}, aws: {}}",
 		"app: {main: ../x/./y, env: {A: !!binary aGk=, B: 2001-12-14}}",
+		"rollout: {steps: [{weight: 10, pause: indefinite, analysis: a}, {weight: 100}]}\nanalysis: {a: {count: 1, metrics: [{name: m, metric: {name: up, min: 1e308}}]}}",
+		"analysis: {a: {interval: 1ns, consecutiveSuccessLimit: 1, metrics: [{name: e, errorRatio: {max: 1, window: 1ns}}, {name: l, latency: {quantile: 0.5, max: 1ns}}]}}",
 		"\xef\xbb\xbfservice: hello\n", "service: \"\\u0000\"\n", "\t- x",
 	} {
 		f.Add([]byte(s))
@@ -87,6 +89,30 @@ func checkValid(t *testing.T, m *manifests.Manifest) {
 		t.Fatalf("images %+v", m.Images)
 	case len(m.Resolved) != len(m.Components):
 		t.Fatalf("resolved %v for components %v", m.Resolved, m.Components)
+	}
+	r := m.Rollout
+	if len(r.Steps) == 0 || r.Steps[len(r.Steps)-1].Weight != 100 || r.ScaleDownDelay < 0 || r.AbortScaleDownDelay < 0 {
+		t.Fatalf("rollout %+v", r)
+	}
+	refs := []string{r.PrePromotionAnalysis, r.PostPromotionAnalysis}
+	for i, s := range r.Steps {
+		if s.Weight < 1 || s.Weight > 100 || i > 0 && s.Weight <= r.Steps[i-1].Weight || s.Pause < 0 || s.Indefinite && s.Pause != 0 {
+			t.Fatalf("steps %+v", r.Steps)
+		}
+		refs = append(refs, s.Analysis)
+	}
+	for _, ref := range refs {
+		if _, ok := m.Analysis[ref]; ref != "" && !ok {
+			t.Fatalf("undefined template %q accepted", ref)
+		}
+	}
+	for name, tmpl := range m.Analysis {
+		if err := manifests.CheckServiceName(name); err != nil {
+			t.Fatalf("template name %q accepted", name)
+		}
+		if err := tmpl.Validate(); err != nil {
+			t.Fatalf("template %q accepted but invalid: %v", name, err)
+		}
 	}
 	for k := range m.App.Env {
 		if k == "PORT" || len(k) >= 5 && k[:5] == "KILN_" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-version"
 
+	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/internal/strictyaml"
 )
 
@@ -22,15 +23,20 @@ const StrategyBlueGreen = "blue-green"
 
 // Defaults applied to fields the manifest leaves out.
 const (
-	DefaultHealthInterval     = 2 * time.Second
-	DefaultHealthTimeout      = 1 * time.Second
-	DefaultHealthyThreshold   = 2
-	DefaultUnhealthyThreshold = 3
-	DefaultProgressDeadline   = 10 * time.Minute
-	DefaultDrainTimeout       = 15 * time.Second
-	DefaultListen             = "127.0.0.1:8080"
-	DefaultImagesKeep         = 5
+	DefaultHealthInterval      = 2 * time.Second
+	DefaultHealthTimeout       = 1 * time.Second
+	DefaultHealthyThreshold    = 2
+	DefaultUnhealthyThreshold  = 3
+	DefaultProgressDeadline    = 10 * time.Minute
+	DefaultDrainTimeout        = 15 * time.Second
+	DefaultListen              = "127.0.0.1:8080"
+	DefaultImagesKeep          = 5
+	DefaultScaleDownDelay      = 30 * time.Second
+	DefaultAbortScaleDownDelay = 0 * time.Second
 )
+
+// PauseIndefinite is the rollout.steps[].pause value that waits for a human to promote.
+const PauseIndefinite = "indefinite"
 
 // Limits on manifest values.
 const (
@@ -54,6 +60,9 @@ type Manifest struct {
 	Rollout  Rollout
 	Target   Target
 	Images   Images
+	// Analysis maps a template name (a DNS label) to its analysis; nil when the manifest has
+	// no analysis section. Every template name the rollout refers to is defined here.
+	Analysis map[string]analysis.Template
 	Dir      string // absolute directory of the manifest file; relative paths are relative to it
 	File     string // the manifest file name as given to Load or Parse
 }
@@ -90,8 +99,28 @@ type Health struct {
 // Rollout says how a release replaces the previous one.
 type Rollout struct {
 	Strategy         string        // StrategyBlueGreen
-	ProgressDeadline time.Duration // how long a new slot may take to become healthy
+	ProgressDeadline time.Duration // bounds every phase of a rollout (booting, each step, each analysis)
 	DrainTimeout     time.Duration // connection draining when instances leave; 0 = none
+	// Steps move traffic to the new slot gradually; weights strictly increase and the last is
+	// 100. Without steps in the manifest it is [{Weight: 100}].
+	Steps []Step
+	// PrePromotionAnalysis names a template of Manifest.Analysis run against the new slot
+	// before it gets any traffic; "" for none.
+	PrePromotionAnalysis string
+	// PostPromotionAnalysis names a template run once the new slot has 100%; "" for none.
+	PostPromotionAnalysis string
+	// ScaleDownDelay is how long the old slot is kept after 100% (the fast-rollback window), >= 0.
+	ScaleDownDelay time.Duration
+	// AbortScaleDownDelay is how long the new slot is kept after an abort, >= 0.
+	AbortScaleDownDelay time.Duration
+}
+
+// Step is one traffic step of a rollout.
+type Step struct {
+	Weight     int           // percent of traffic on the new slot, 1..100
+	Pause      time.Duration // wait after the weight is set; 0 = none
+	Indefinite bool          // wait until a human promotes (pause: indefinite); Pause is then 0
+	Analysis   string        // template of Manifest.Analysis run at this step; "" for none
 }
 
 // Target is where the service runs. Exactly one field is set; today only Local decodes without

@@ -57,8 +57,9 @@ func absDir(file string) string {
 type parser struct {
 	d        *strictyaml.Decoder
 	cat      Catalog
-	deadline *yaml.Node // rollout.progressDeadline, for the cross-field check
-	interval *yaml.Node // fleet.health.interval, likewise
+	deadline *yaml.Node    // rollout.progressDeadline, for the cross-field check
+	interval *yaml.Node    // fleet.health.interval, likewise
+	refs     []templateRef // analysis templates named by rollout:, checked once analysis: is decoded
 }
 
 var (
@@ -100,6 +101,9 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	p.rollout(top.Field("rollout"), &m.Rollout)
 	p.target(top.Required("target"), &m.Target)
 	p.images(top.Field("images"), &m.Images)
+	analysisNode := top.Field("analysis")
+	m.Analysis = p.analysis(analysisNode)
+	p.checkRefs(analysisNode, m.Analysis)
 	top.Finish()
 
 	// Cross-field rule, checked only when both sides decoded: a slot can only become healthy
@@ -344,7 +348,14 @@ func (p *parser) positive(n *yaml.Node, path string) (time.Duration, bool) {
 }
 
 func (p *parser) rollout(n *yaml.Node, r *Rollout) {
-	*r = Rollout{Strategy: StrategyBlueGreen, ProgressDeadline: DefaultProgressDeadline, DrainTimeout: DefaultDrainTimeout}
+	*r = Rollout{
+		Strategy:            StrategyBlueGreen,
+		ProgressDeadline:    DefaultProgressDeadline,
+		DrainTimeout:        DefaultDrainTimeout,
+		Steps:               []Step{{Weight: 100}},
+		ScaleDownDelay:      DefaultScaleDownDelay,
+		AbortScaleDownDelay: DefaultAbortScaleDownDelay,
+	}
 	if n == nil {
 		return
 	}
@@ -367,6 +378,17 @@ func (p *parser) rollout(n *yaml.Node, r *Rollout) {
 			}
 			r.DrainTimeout = max(d, 0)
 		}
+	}
+	if v := m.Field("steps"); v != nil {
+		r.Steps = p.steps(v)
+	}
+	r.PrePromotionAnalysis = p.ref(m.Field("prePromotionAnalysis"), "rollout.prePromotionAnalysis")
+	r.PostPromotionAnalysis = p.ref(m.Field("postPromotionAnalysis"), "rollout.postPromotionAnalysis")
+	if v := m.Field("scaleDownDelay"); v != nil {
+		r.ScaleDownDelay = p.nonNegative(v, "rollout.scaleDownDelay", DefaultScaleDownDelay)
+	}
+	if v := m.Field("abortScaleDownDelay"); v != nil {
+		r.AbortScaleDownDelay = p.nonNegative(v, "rollout.abortScaleDownDelay", DefaultAbortScaleDownDelay)
 	}
 	m.Finish()
 }

@@ -107,11 +107,12 @@ func TestParseFullManifest(t *testing.T) {
 		Fleet: manifests.Fleet{Size: 2, Port: 8080, Health: manifests.Health{
 			Path: "/healthz", Interval: 2 * time.Second, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3,
 		}},
-		Rollout: manifests.Rollout{Strategy: "blue-green", ProgressDeadline: 10 * time.Minute, DrainTimeout: 15 * time.Second},
-		Target:  manifests.Target{Local: &manifests.LocalTarget{Listen: "127.0.0.1:8080"}},
-		Images:  manifests.Images{Keep: 5},
-		Dir:     absDir,
-		File:    "dir/kiln.yaml",
+		Rollout: manifests.Rollout{Strategy: "blue-green", ProgressDeadline: 10 * time.Minute, DrainTimeout: 15 * time.Second,
+			Steps: []manifests.Step{{Weight: 100}}, ScaleDownDelay: 30 * time.Second},
+		Target: manifests.Target{Local: &manifests.LocalTarget{Listen: "127.0.0.1:8080"}},
+		Images: manifests.Images{Keep: 5},
+		Dir:    absDir,
+		File:   "dir/kiln.yaml",
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("Parse mismatch\n got: %+v\nwant: %+v", m, want)
@@ -140,7 +141,10 @@ func TestParseAppliesDefaults(t *testing.T) {
 	if got := m.Fleet.Health; got != (manifests.Health{Path: "/", Interval: 2 * time.Second, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3}) {
 		t.Errorf("health defaults = %+v", got)
 	}
-	if got := m.Rollout; got != (manifests.Rollout{Strategy: "blue-green", ProgressDeadline: 10 * time.Minute, DrainTimeout: 15 * time.Second}) {
+	if got := m.Rollout; !reflect.DeepEqual(got, manifests.Rollout{
+		Strategy: "blue-green", ProgressDeadline: 10 * time.Minute, DrainTimeout: 15 * time.Second,
+		Steps: []manifests.Step{{Weight: 100}}, ScaleDownDelay: 30 * time.Second, AbortScaleDownDelay: 0,
+	}) {
 		t.Errorf("rollout defaults = %+v", got)
 	}
 	if m.Target.Local == nil || m.Target.Local.Listen != "127.0.0.1:8080" || m.Target.AWS != nil {

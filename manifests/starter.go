@@ -44,10 +44,27 @@ fleet:
 rollout:
   # blue-green: new instances boot beside the old ones; traffic moves once they are healthy.
   strategy: blue-green
-  # How long new instances may take to become healthy before kiln rolls back.
+  # How long any phase (booting, a step, an analysis) may take before kiln rolls back.
   progressDeadline: 10m
   # How long leaving instances keep serving open connections.
   drainTimeout: 15s
+  # Traffic steps: % of traffic on the new release, strictly increasing, the last 100.
+  # Each may pause (a duration, or "indefinite" until "kiln rollout promote") and run an
+  # analysis template defined under analysis: below. Default: [{weight: 100}].
+  # steps:
+  #   - weight: 10
+  #     pause: 30s
+  #     analysis: errors
+  #   - weight: 50
+  #     pause: indefinite
+  #   - weight: 100
+  # Analyses run against the new slot before it gets traffic, and after it has 100%.
+  # prePromotionAnalysis: errors
+  # postPromotionAnalysis: errors
+  # How long the old slot is kept after 100% (the instant-rollback window).
+  scaleDownDelay: 30s
+  # How long the new slot is kept after an abort (for inspection).
+  abortScaleDownDelay: 0s
 
 target:
   local:
@@ -57,6 +74,23 @@ target:
 images:
   # Releases kept for rollback (at least 2).
   keep: 5
+
+# Analysis templates, read from the new instances' Prometheus endpoints (/metrics).
+# A failed analysis rolls back; an inconclusive one (too little traffic) pauses for a human.
+# analysis:
+#   errors:
+#     interval: 10s                # time between two measurements
+#     count: 6                     # measurements to take (or consecutiveSuccessLimit)
+#     failureLimit: 0              # failed measurements tolerated
+#     consecutiveSuccessLimit: 0   # > 0: succeed after that many passes in a row
+#     inconclusiveLimit: 1         # inconclusive measurements in a row that pause the rollout
+#     metrics:
+#       - name: error-ratio        # 5xx / all of http_requests_total{code}
+#         errorRatio: {max: 0.01, window: 30s, minRequests: 20}
+#       - name: p99                # from the http_request_duration_seconds histogram
+#         latency: {quantile: 0.99, max: 250ms, window: 30s, minRequests: 20}
+#       - name: queue              # any metric; aggregate: sum, max (default) or avg
+#         metric: {name: queue_depth, max: 100, aggregate: max}
 `
 
 // Starter returns the commented starter manifest that `kiln init` writes, for the service
