@@ -223,7 +223,8 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 	}
 	req := p.request()
 	req.Version, req.Admit = version, admit(ro.allowDowngrade)
-	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls, Journal: jr}
+	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls, Journal: jr,
+		Analyzer: analyzer{templates: p.m.Analysis, target: tgt}}
 	started := time.Now()
 	fin := eng.Run(ctx, req, baker)
 	close(events)

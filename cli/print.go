@@ -75,8 +75,16 @@ func (p *linePrinter) event(ev rollout.Event) {
 			p.printf("         resumed")
 		}
 	case rollout.AnalysisMeasured:
-		p.printf("         analysis %s: %s = %g (want %s): %s [%d passed, %d failed, %d inconclusive]",
-			e.Analysis, e.Metric, e.Value, e.Threshold, e.Result, e.Passed, e.Failed, e.Inconclusive)
+		v := "n/a"
+		if e.Value != nil {
+			v = fmt.Sprintf("%.4g", *e.Value)
+		}
+		reason := ""
+		if e.Reason != "" {
+			reason = " (" + e.Reason + ")"
+		}
+		p.printf("         analysis %s: %s = %s, want %s: %s%s [%d passed, %d failed, %d inconclusive]",
+			e.Analysis, e.Metric, v, e.Threshold, e.Result, reason, e.Passed, e.Failed, e.Inconclusive)
 	case rollout.AnalysisFinished:
 		p.printf("         analysis %s: %s %s", e.Analysis, e.Outcome, e.Message)
 	case rollout.Baked:

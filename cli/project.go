@@ -139,9 +139,22 @@ func (p *project) request() rollout.Request {
 				HealthyThreshold: m.Fleet.Health.HealthyThreshold, UnhealthyThreshold: m.Fleet.Health.UnhealthyThreshold},
 			DrainTimeout: m.Rollout.DrainTimeout,
 		},
-		Size:             m.Fleet.Size,
-		ProgressDeadline: m.Rollout.ProgressDeadline,
+		Size:                  m.Fleet.Size,
+		ProgressDeadline:      m.Rollout.ProgressDeadline,
+		Steps:                 steps(m.Rollout.Steps),
+		PrePromotionAnalysis:  m.Rollout.PrePromotionAnalysis,
+		PostPromotionAnalysis: m.Rollout.PostPromotionAnalysis,
+		ScaleDownDelay:        m.Rollout.ScaleDownDelay,
+		AbortScaleDownDelay:   m.Rollout.AbortScaleDownDelay,
 	}
+}
+
+func steps(ms []manifests.Step) []rollout.Step {
+	var out []rollout.Step
+	for _, s := range ms {
+		out = append(out, rollout.Step{Weight: s.Weight, Pause: s.Pause, Indefinite: s.Indefinite, Analysis: s.Analysis})
+	}
+	return out
 }
 
 // target opens the local target, building the pinned Pulumi CLI first if there is none.

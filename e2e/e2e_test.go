@@ -100,6 +100,7 @@ fleet:
 rollout:
   progressDeadline: %s
   drainTimeout: 3s
+  scaleDownDelay: 0s
 target:
   local:
     listen: 127.0.0.1:0

@@ -128,16 +128,17 @@ type Resumed struct {
 
 // AnalysisMeasured is one measurement of one metric of an analysis.
 type AnalysisMeasured struct {
-	At           time.Time `json:"at"`
-	Analysis     string    `json:"analysis"`
-	Metric       string    `json:"metric"`
-	Value        float64   `json:"value"`
-	Threshold    string    `json:"threshold"`
-	Result       string    `json:"result"`
-	Reason       string    `json:"reason,omitempty"`
-	Passed       int       `json:"passed"`
-	Failed       int       `json:"failed"`
-	Inconclusive int       `json:"inconclusive"`
+	At       time.Time `json:"at"`
+	Analysis string    `json:"analysis"`
+	Metric   string    `json:"metric"`
+	// Value is nil when there was nothing to measure.
+	Value        *float64 `json:"value,omitempty"`
+	Threshold    string   `json:"threshold"`
+	Result       string   `json:"result"`
+	Reason       string   `json:"reason,omitempty"`
+	Passed       int      `json:"passed"`
+	Failed       int      `json:"failed"`
+	Inconclusive int      `json:"inconclusive"`
 }
 
 // AnalysisFinished is an analysis' verdict.

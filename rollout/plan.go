@@ -103,9 +103,10 @@ func (r *run) plan() []stage {
 	return st
 }
 
-// steps returns the traffic steps, defaulting to one switch to 100%.
+// steps returns the traffic steps, defaulting to one switch to 100%. A first release
+// has no stable slot to carry the rest of the traffic, so it goes to 100% in one step.
 func (r *run) steps() []Step {
-	if len(r.req.Steps) == 0 {
+	if len(r.req.Steps) == 0 || !r.hasStable() {
 		return []Step{{Weight: 100}}
 	}
 	return r.req.Steps

@@ -28,7 +28,8 @@ func (a *fakeAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slot
 	}
 	v := vs[0]
 	a.verdicts[name] = vs[1:]
-	report(AnalysisMeasured{Metric: "error-ratio", Value: 0.5, Threshold: "<= 0.01", Result: string(v)})
+	half := 0.5
+	report(AnalysisMeasured{Metric: "error-ratio", Value: &half, Threshold: "<= 0.01", Result: string(v)})
 	return v, "error-ratio " + string(v), nil
 }
 
@@ -418,5 +419,18 @@ func TestAdmitRefusesBeforeAnythingIsBaked(t *testing.T) {
 	}))
 	if fin.Outcome != Refused || baked || len(h.tg.applied) != 0 {
 		t.Fatalf("outcome %s, baked %v, %d applies", fin.Outcome, baked, len(h.tg.applied))
+	}
+}
+
+func TestAFirstReleaseGoesStraightToAllTraffic(t *testing.T) {
+	h := newHarness()
+	h.tg = &fakeTarget{healthyAfter: 1}
+	req := stepsRequest(Step{Weight: 10, Pause: time.Hour}, Step{Weight: 100})
+	fin, _ := h.run(t, context.Background(), req, release("1.0.0"))
+	if fin.Outcome != Promoted {
+		t.Fatalf("outcome %s: %s", fin.Outcome, fin.Message)
+	}
+	if got := applied(h.tg); !equal(got, []string{"blue=1.0.0@0 green=-", "blue=1.0.0@100 green=-"}) {
+		t.Fatalf("applied %v", got)
 	}
 }
