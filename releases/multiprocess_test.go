@@ -178,3 +178,25 @@ func checkHistory(t *testing.T, recs []Record) {
 		}
 	}
 }
+
+// Processes recording at the same time never lose each other's records: each upsert
+// reads, changes and rewrites history.json under the guard.
+func TestConcurrentRecordsAreAllKept(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shop")
+	s := openStore(t, dir)
+	var hs []*helper
+	for range 3 {
+		hs = append(hs, startHelper(t, "record", dir))
+	}
+	for _, h := range hs {
+		h.finish()
+	}
+	recs, err := s.History()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, recs)
+	if len(recs) != 90 {
+		t.Fatalf("%d records, want 90 (30 from each of 3 processes)", len(recs))
+	}
+}
