@@ -50,7 +50,10 @@ func Example() {
 			Stable: &releases.Release{Version: "1.0.0"}, Desired: &releases.Release{Version: "1.1.0"}}
 	}
 	rec := releases.Record{ID: st.ID, Version: st.Desired.Version, Started: st.StartedAt, Outcome: "running"}
-	store.Record(rec)
+	if err := store.Record(rec); err != nil {
+		fmt.Println(err)
+		return
+	}
 	for i, phase := range []string{"deploy", "health", "switch", "retire"} {
 		st.Phase, st.Step, st.UpdatedAt = phase, i+1, start.Add(time.Duration(i+1)*time.Minute)
 		if err := store.SaveState(st); err != nil {
@@ -59,10 +62,20 @@ func Example() {
 		}
 	}
 	rec.Finished, rec.Outcome = start.Add(5*time.Minute), "promoted"
-	store.Record(rec) // replaces the "running" record
-	store.ClearState()
+	if err := store.Record(rec); err != nil { // replaces the "running" record
+		fmt.Println(err)
+		return
+	}
+	if err := store.ClearState(); err != nil {
+		fmt.Println(err)
+		return
+	}
 
-	hist, _ := store.History()
+	hist, err := store.History()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	for _, r := range hist {
 		fmt.Println(r.ID, r.Version, r.Outcome, r.Finished.Sub(r.Started))
 	}
