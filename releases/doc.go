@@ -12,4 +12,14 @@
 // [Store] is what the rollout engine uses; [FileStore] implements it for the default file
 // backend in <stateDir>/pulumi/.kiln/<stack>/ (see [Dir]). An S3 backend can implement it
 // later with conditional writes.
+//
+// A FileStore directory holds:
+//
+//	lock.json     the holder (host, pid, kernel start time, user, command, since) while locked
+//	state.json    the rollout in progress, absent when none is
+//	history.json  {"records": [...]}: newest first, one record a line, at most MaxHistory
+//	.guard        an empty file, only ever flock(2)ed
+//
+// Temporary files named .<file>.<random> are what a killed writer left; OpenFileStore
+// removes them once they are an hour old.
 package releases

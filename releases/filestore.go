@@ -285,7 +285,7 @@ func (s *FileStore) SaveState(st State) error {
 	if err := s.checkHeld("save rollout state"); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(st, "", "  ")
+	data, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("save rollout state of stack %s: %w", s.stack, err)
 	}

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 //	       "locked <pid> <stale>", then waits for stdin to close, unlocks if it won and
 //	       prints "released".
 //	hold:  takes the lock, prints "won", and waits for stdin to close (or SIGKILL).
+//	lockloop: takes and releases the lock in a loop until killed, printing "ready"
+//	       after the first round.
+//	record: records 30 releases with IDs of its own, prints "released" and ends.
 //	churn: takes the lock, then saves state and records history in a loop until killed,
 //	       printing "ready" after the first round.
 func helperMain(mode, dir string) int {
@@ -80,6 +83,32 @@ func helperMain(mode, dir string) int {
 		}
 		fmt.Println("won")
 		io.Copy(io.Discard, in)
+		return 0
+	case "lockloop":
+		for i := 0; ; i++ {
+			unlock, err := s.Lock(ctx, CurrentHolder("kiln rollout"))
+			if err == nil {
+				err = unlock()
+			}
+			if err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+			if i == 0 {
+				fmt.Println("ready")
+			}
+		}
+	case "record":
+		// Records 30 releases of its own, each after the previous, then ends.
+		base := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+		for i := range 30 {
+			id := fmt.Sprintf("p%d-%02d", os.Getpid(), i)
+			if err := s.Record(Record{ID: id, Started: base.Add(time.Duration(i) * time.Second)}); err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+		}
+		fmt.Println("released")
 		return 0
 	case "churn":
 		if _, err := s.Lock(ctx, CurrentHolder("kiln rollout")); err != nil {

@@ -132,6 +132,9 @@ func (e *LockedError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns why the lock file could not be read, if that is the case.
+func (e *LockedError) Unwrap() error { return e.Err }
+
 // sinceText formats "12:00:01 (3m ago)", with the date when since is not on at's day.
 func sinceText(since, at time.Time) string {
 	s := since.Local()

@@ -178,3 +178,63 @@ func checkHistory(t *testing.T, recs []Record) {
 		}
 	}
 }
+
+// Processes recording at the same time never lose each other's records: each upsert
+// reads, changes and rewrites history.json under the guard.
+func TestConcurrentRecordsAreAllKept(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shop")
+	s := openStore(t, dir)
+	var hs []*helper
+	for range 3 {
+		hs = append(hs, startHelper(t, "record", dir))
+	}
+	for _, h := range hs {
+		h.finish()
+	}
+	recs, err := s.History()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, recs)
+	if len(recs) != 90 {
+		t.Fatalf("%d records, want 90 (30 from each of 3 processes)", len(recs))
+	}
+}
+
+// A process killed at a random moment of taking or releasing the lock leaves either no
+// lock or its own whole lock file, which is stale; never a torn or foreign one.
+func TestKillDuringLockAndUnlock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shop")
+	s := openStore(t, dir)
+	held := 0
+	for round := range 25 {
+		h := startHelper(t, "lockloop", dir)
+		h.line()
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // moves the kill only
+		pid := h.cmd.Process.Pid
+		h.kill()
+		holder, ok, err := s.LockHolder()
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		unlock, err := s.Lock(context.Background(), CurrentHolder("kiln rollout"))
+		if !ok {
+			if err != nil {
+				t.Fatalf("round %d: no lock file, yet Lock: %v", round, err)
+			}
+			if err := unlock(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		held++
+		le := lockedError(t, err)
+		if !le.Stale || le.Holder.PID != pid || !le.Holder.Same(holder) {
+			t.Fatalf("round %d: %+v, want the killed %d, stale", round, le, pid)
+		}
+		if err := s.BreakLock(le.Holder); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("the killed process held the lock in %d of 25 rounds", held)
+}

@@ -21,14 +21,11 @@ func processStart(pid int) (start uint64, alive bool, err error) {
 	if err == nil {
 		return parseStat(data)
 	}
-	if _, serr := os.Stat("/proc/self/stat"); serr == nil {
-		// /proc works, so a missing entry means no such process.
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, false, nil
-		}
+	if _, serr := os.Stat("/proc/self/stat"); serr == nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, false, err
 	}
-	// No /proc (macOS, BSD): ask the kernel whether the PID exists.
+	// No /proc (macOS, BSD), or no entry for pid, which also happens for another user's
+	// live process under hidepid: ask the kernel whether the PID exists.
 	switch err := syscall.Kill(pid, 0); {
 	case err == nil, errors.Is(err, syscall.EPERM):
 		return 0, true, nil

@@ -53,7 +53,7 @@ type State struct {
 	Paused bool `json:"paused,omitempty"`
 	// Reason is the named reason of the last phase change, for resume and for display.
 	Reason string `json:"reason,omitempty"`
-	// Extra is the engine's own data; it is stored as given.
+	// Extra is the engine's own data; it is stored as given (compacted).
 	Extra json.RawMessage `json:"extra,omitempty"`
 }
 
