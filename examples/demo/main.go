@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -39,11 +40,25 @@ func run() error {
 	if d, err := time.ParseDuration(os.Getenv("DEMO_HEALTHY_AFTER")); err == nil {
 		healthyAt = healthyAt.Add(d)
 	}
+	// DEMO_ERROR_RATE answers that fraction of / requests with 500; DEMO_FAIL_AFTER starts
+	// answering every / request with 500 once that long has passed (a release that goes
+	// bad after promotion).
+	errorRate, _ := strconv.ParseFloat(os.Getenv("DEMO_ERROR_RATE"), 64)
+	failAt := time.Time{}
+	if d, err := time.ParseDuration(os.Getenv("DEMO_FAIL_AFTER")); err == nil {
+		failAt = time.Now().Add(d)
+	}
+	var served atomic.Uint64
 	m := newMetrics()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Demo-Version", version)
+		n := served.Add(1)
+		if (!failAt.IsZero() && time.Now().After(failAt)) || (errorRate > 0 && float64(n%100) < errorRate*100) {
+			http.Error(w, "failing on purpose", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "hello from demo %s (%s)\n", version, instance)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
