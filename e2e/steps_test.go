@@ -193,7 +193,9 @@ func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 	// 2.0.0 is promoted but the old slot is kept 60s: a rollback then is instant.
 	writeFull(t, dir, "api", "2.0.0", "", "  scaleDownDelay: 60s", "")
 	cmd, evs := startRollout(t, dir)
-	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "phase-started" && ev["phase"] == "scale-down-delay" })
+	waitEvent(t, evs, func(ev map[string]any) bool {
+		return ev["event"] == "phase-started" && ev["phase"] == "scale-down-delay"
+	})
 	if v := servingVersion(t, addr); v != "2.0.0" {
 		t.Fatalf("during the scale-down delay the balancer serves %s", v)
 	}
