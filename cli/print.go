@@ -85,6 +85,12 @@ func (p *linePrinter) event(ev rollout.Event) {
 		}
 		p.printf("         analysis %s: %s = %s, want %s: %s%s [%d passed, %d failed, %d inconclusive]",
 			e.Analysis, e.Metric, v, e.Threshold, e.Result, reason, e.Passed, e.Failed, e.Inconclusive)
+	case rollout.Healing:
+		if e.Error != "" {
+			p.printf("         repair FAILED: %s", e.Error)
+		} else {
+			p.printf("         cannot read health (%s): re-creating what died", e.Cause)
+		}
 	case rollout.AnalysisFinished:
 		p.printf("         analysis %s: %s %s", e.Analysis, e.Outcome, e.Message)
 	case rollout.Baked:

@@ -235,3 +235,62 @@ func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 		t.Fatalf("instances after SIGINT: %v, want the 2 stable ones", got)
 	}
 }
+
+func TestAKilledLoadBalancerIsRecreatedOnItsAddressMidRollout(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		kiln(t, dir, "destroy")
+		if left := leftovers(dir); len(left) > 0 {
+			t.Errorf("processes left after destroy: %v", left)
+		}
+	})
+	writeFull(t, dir, "lbkill", "1.0.0", "", "  scaleDownDelay: 0s", "")
+	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
+		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
+	}
+	addr := endpointOf(t, dir)
+	writeFull(t, dir, "lbkill", "2.0.0", "", `  scaleDownDelay: 0s
+  steps:
+    - {weight: 50, pause: indefinite}
+    - {weight: 100}`, "")
+	cmd, evs := startRollout(t, dir)
+	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "paused" })
+
+	b, err := os.ReadFile(filepath.Join(dir, ".kiln", "run", "lbkill", "lb", "lbkill", "ready.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready struct{ PID int }
+	json.Unmarshal(b, &ready)
+	if err := syscall.Kill(ready.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the load balancer (pid %d): %v", ready.PID, err)
+	}
+	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "healing" })
+	// The paused rollout re-created the balancer on the same address, weights intact.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if w := weightsOf(t, dir); w["green"] == 50 {
+			if _, err := os.Stat(filepath.Join(dir, ".kiln", "run", "lbkill", "lb", "lbkill", "ready.json")); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the load balancer was not re-created within a minute")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := endpointOf(t, dir); got != addr {
+		t.Fatalf("the re-created balancer listens on %s, clients know %s", got, addr)
+	}
+	if code, out, errOut := kiln(t, dir, "rollout", "promote"); code != 0 {
+		t.Fatalf("promote: %d %s %s", code, out, errOut)
+	}
+	fin := finishedOf(t, evs)
+	cmd.Wait()
+	if fin["outcome"] != "promoted" {
+		t.Fatalf("after the balancer was killed: %v", fin)
+	}
+	if v := servingVersion(t, addr); v != "2.0.0" {
+		t.Fatalf("serving %s", v)
+	}
+}

@@ -92,6 +92,7 @@ type run struct {
 	phases []PhaseFinished
 
 	paused, pauseRequested, promoted bool
+	lastHeal                         time.Time
 }
 
 // stageError is a failure with its reason.
@@ -438,6 +439,22 @@ func (r *run) poll() time.Duration {
 	return p
 }
 
+// heal asks the target to repair what it cannot read health from (a killed load
+// balancer), at most every few seconds.
+func (r *run) heal(ctx context.Context, cause error) {
+	h, ok := r.e.Target.(Healer)
+	if !ok || r.spec.Slots == nil || (!r.lastHeal.IsZero() && r.now().Sub(r.lastHeal) < 5*time.Second) {
+		return
+	}
+	r.lastHeal = r.now()
+	r.e.emit(Healing{At: r.now(), Cause: cause.Error()})
+	if err := h.Heal(ctx, r.spec, func(op fleet.ResourceOp) {
+		r.e.emit(ResourceChanged{At: r.now(), ResourceOp: op})
+	}); err != nil {
+		r.e.emit(Healing{At: r.now(), Cause: cause.Error(), Error: err.Error()})
+	}
+}
+
 // control applies a command received while waiting. It reports whether the rollout must
 // abort.
 func (r *run) control(c Control) bool {
@@ -477,7 +494,9 @@ func (r *run) waitHealthy(ctx context.Context) error {
 	for {
 		hs, err := r.e.Target.Health(ctx)
 		lastErr = err
-		if err == nil {
+		if err != nil {
+			r.heal(ctx, err)
+		} else {
 			mine := inSlot(hs, r.cp.Slot)
 			if !sameHealth(mine, last) {
 				r.e.emit(HealthChanged{At: r.now(), Slot: r.cp.Slot, Instances: mine})
@@ -561,6 +580,7 @@ func (r *run) hold(ctx context.Context, d time.Duration, indefinite bool) error 
 func (r *run) checkServing(ctx context.Context) error {
 	hs, err := r.e.Target.Health(ctx)
 	if err != nil {
+		r.heal(ctx, err)
 		return nil // a missed reading is not a verdict; the next poll reads again
 	}
 	mine := inSlot(hs, r.cp.Slot)
@@ -708,6 +728,11 @@ func (r *run) undo(ctx context.Context, reason Reason, cause error) Finished {
 		}
 		if r.spec.Slots[r.cp.Slot].Weight > 0 && r.hasStable() {
 			hs, err := r.e.Target.Health(ctx)
+			if err != nil {
+				r.lastHeal = time.Time{}
+				r.heal(ctx, err)
+				hs, err = r.e.Target.Health(ctx)
+			}
 			if err != nil {
 				return fail(ReasonStableUnhealthy, "cannot read the stable slot's health, traffic left as it is: %v", err)
 			}

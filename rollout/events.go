@@ -141,6 +141,14 @@ type AnalysisMeasured struct {
 	Inconclusive int      `json:"inconclusive"`
 }
 
+// Healing reports that the target is being repaired because health could not be read
+// (Error is set when the repair failed).
+type Healing struct {
+	At    time.Time `json:"at"`
+	Cause string    `json:"cause"`
+	Error string    `json:"error,omitempty"`
+}
+
 // AnalysisFinished is an analysis' verdict.
 type AnalysisFinished struct {
 	At       time.Time       `json:"at"`
@@ -199,6 +207,7 @@ func (HealthChanged) EventName() string    { return "health" }
 func (TrafficShifted) EventName() string   { return "traffic" }
 func (Finished) EventName() string         { return "finished" }
 func (Recovered) EventName() string        { return "recovered" }
+func (Healing) EventName() string          { return "healing" }
 func (Paused) EventName() string           { return "paused" }
 func (Resumed) EventName() string          { return "resumed" }
 func (AnalysisMeasured) EventName() string { return "analysis-measured" }

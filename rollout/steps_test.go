@@ -434,3 +434,47 @@ func TestAFirstReleaseGoesStraightToAllTraffic(t *testing.T) {
 		t.Fatalf("applied %v", got)
 	}
 }
+
+// downTarget cannot report health until it is healed, like a killed load balancer.
+type downTarget struct {
+	*fakeTarget
+	down  bool
+	heals int
+}
+
+func (d *downTarget) Health(ctx context.Context) ([]fleet.InstanceHealth, error) {
+	if d.down {
+		return nil, errors.New("load balancer status: connection refused")
+	}
+	return d.fakeTarget.Health(ctx)
+}
+
+func (d *downTarget) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	d.heals++
+	d.down = false
+	return d.fakeTarget.Apply(ctx, spec, ops)
+}
+
+func TestAHealthReadingThatFailsHealsTheTargetAndTheRolloutGoesOn(t *testing.T) {
+	h := newHarness()
+	dt := &downTarget{fakeTarget: h.tg, down: true}
+	events := make(chan Event, 1024)
+	e := &Engine{Target: dt, Events: events, Clock: h.clk}
+	fin := e.Run(context.Background(), request(), release("2.0.0"))
+	close(events)
+	if fin.Outcome != Promoted {
+		t.Fatalf("outcome %s: %s", fin.Outcome, fin.Message)
+	}
+	if dt.heals != 1 {
+		t.Fatalf("healed %d times, want 1", dt.heals)
+	}
+	saw := false
+	for ev := range events {
+		if hv, ok := ev.(Healing); ok && strings.Contains(hv.Cause, "connection refused") {
+			saw = true
+		}
+	}
+	if !saw {
+		t.Fatal("no healing event")
+	}
+}

@@ -34,3 +34,10 @@ type BakeFunc func(ctx context.Context) (fleet.Release, error)
 
 // Bake calls f.
 func (f BakeFunc) Bake(ctx context.Context) (fleet.Release, error) { return f(ctx) }
+
+// Healer is implemented by targets that can repair what died behind kiln's back — the
+// traffic layer or instances — by converging to spec again. The engine calls it when it
+// cannot read health.
+type Healer interface {
+	Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error
+}

@@ -123,6 +123,18 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	return err
 }
 
+var _ rollout.Healer = (*Target)(nil)
+
+// Heal re-creates what died behind kiln's back: a refresh drops dead processes (the load
+// balancer, instances) from the stack, then spec is applied again. A re-created load
+// balancer takes back the address it had.
+func (t *Target) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	if err := t.Refresh(ctx, ops); err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
+	return t.Apply(ctx, spec, ops)
+}
+
 // Refresh makes the stack notice processes that died (an instance or the load balancer
 // killed behind kiln's back), so the next Apply re-creates them.
 func (t *Target) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {

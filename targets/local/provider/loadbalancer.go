@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
@@ -101,7 +102,7 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 			}
 			p.Address, p.Admin, p.Generation, p.Process = r.Listen, r.Admin, r.Generation, &pr
 			p.Bound = &[2]string{listen, admin}
-			return nil
+			return atomicfile.Write(filepath.Join(dir, "address"), []byte(r.Listen+"\n"), 0o644)
 		}
 		if !pr.alive() {
 			return fmt.Errorf("kiln lb exited at start: %s", tailFile(logPath, 2048))
@@ -124,7 +125,20 @@ func (lbKind) create(ctx context.Context, inputs map[string]any) (string, map[st
 	if err != nil {
 		return "", nil, err
 	}
-	if err := p.start(ctx, 1, p.Listen, "127.0.0.1:0"); err != nil {
+	// A balancer re-created after it died (kiln heals by refresh and apply) takes back the
+	// address its clients know, when the manifest let kiln pick the port.
+	listen := p.Listen
+	if strings.HasSuffix(listen, ":0") {
+		if b, err := os.ReadFile(filepath.Join(p.dir(), "address")); err == nil {
+			listen = strings.TrimSpace(string(b))
+		}
+	}
+	if err := p.start(ctx, 1, listen, "127.0.0.1:0"); err != nil && listen != p.Listen {
+		err = p.start(ctx, 1, p.Listen, "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+	} else if err != nil {
 		return "", nil, err
 	}
 	outs, err := encode(p)
