@@ -39,15 +39,12 @@ func requestIncrease(windows [][]*snapshot) (errs, total float64) {
 		if len(w) < 2 {
 			continue
 		}
-		states := map[string]*counterState{}
+		states := make(map[string]counterState, len(w[len(w)-1].requests))
 		for i, s := range w {
 			for key, r := range s.requests {
-				st, seen := states[key]
-				if !seen {
-					st = &counterState{}
-					states[key] = st
-				}
+				st := states[key]
 				st.add(i == 0, r.value)
+				states[key] = st
 			}
 		}
 		for key, st := range states {
@@ -88,17 +85,14 @@ func bucketIncrease(windows [][]*snapshot) []bucket {
 		if len(w) < 2 {
 			continue
 		}
-		states := map[key]*counterState{}
+		states := map[key]counterState{}
 		for i, s := range w {
 			for series, h := range s.hists {
 				for j, ub := range h.bounds {
 					k := key{series, ub}
-					st, seen := states[k]
-					if !seen {
-						st = &counterState{}
-						states[k] = st
-					}
+					st := states[k]
 					st.add(i == 0, h.counts[j])
+					states[k] = st
 				}
 			}
 		}
