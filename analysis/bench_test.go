@@ -121,7 +121,7 @@ func BenchmarkRound(b *testing.B) {
 	}
 }
 
-// BenchmarkParse measures parsing one endpoint's page (about 16 KB) into a snapshot.
+// BenchmarkParse measures parsing one endpoint's page (about 15 KB) into a snapshot.
 func BenchmarkParse(b *testing.B) {
 	s := newScraper(benchTemplate())
 	body := benchBody(7)

@@ -32,6 +32,9 @@ func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, on
 	if err := t.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("analysis: invalid template: %w", err)
 	}
+	if endpoints == nil {
+		return Summary{}, errors.New("analysis: no endpoints function")
+	}
 	if clk == nil {
 		clk = RealClock{}
 	}
