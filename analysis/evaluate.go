@@ -39,15 +39,12 @@ func requestIncrease(windows [][]*snapshot) (errs, total float64) {
 		if len(w) < 2 {
 			continue
 		}
-		states := map[string]*counterState{}
+		states := make(map[string]counterState, len(w[len(w)-1].requests))
 		for i, s := range w {
 			for key, r := range s.requests {
-				st, seen := states[key]
-				if !seen {
-					st = &counterState{}
-					states[key] = st
-				}
+				st := states[key]
 				st.add(i == 0, r.value)
+				states[key] = st
 			}
 		}
 		for key, st := range states {
@@ -88,17 +85,14 @@ func bucketIncrease(windows [][]*snapshot) []bucket {
 		if len(w) < 2 {
 			continue
 		}
-		states := map[key]*counterState{}
+		states := map[key]counterState{}
 		for i, s := range w {
 			for series, h := range s.hists {
 				for j, ub := range h.bounds {
 					k := key{series, ub}
-					st, seen := states[k]
-					if !seen {
-						st = &counterState{}
-						states[k] = st
-					}
+					st := states[k]
 					st.add(i == 0, h.counts[j])
+					states[k] = st
 				}
 			}
 		}
@@ -191,16 +185,28 @@ type verdict struct {
 	reason    string
 }
 
-// windows returns, for every endpoint's snapshots (oldest first), those taken at or after
-// now-window.
+// windows returns, for every endpoint's snapshots (oldest first), those of the window ending
+// at now: every snapshot after now-window, and as the baseline the newest one at or before
+// now-window (or the oldest kept). The baseline keeps a missed scrape from emptying a window
+// that spans one interval, and with a real clock (scrapes never exactly one interval apart)
+// it makes the increase cover the whole window rather than one interval less.
 func windows(all [][]*snapshot, now time.Time, window time.Duration) [][]*snapshot {
-	from := now.Add(-window)
 	out := make([][]*snapshot, 0, len(all))
 	for _, snaps := range all {
-		i, _ := slices.BinarySearchFunc(snaps, from, func(s *snapshot, t time.Time) int { return s.at.Compare(t) })
-		out = append(out, snaps[i:])
+		out = append(out, snaps[baseline(snaps, now.Add(-window)):])
 	}
 	return out
+}
+
+// baseline returns the index of the newest snapshot at or before from, or 0.
+func baseline(snaps []*snapshot, from time.Time) int {
+	i, _ := slices.BinarySearchFunc(snaps, from, func(s *snapshot, t time.Time) int {
+		if s.at.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return max(i-1, 0)
 }
 
 func evalErrorRatio(e *ErrorRatio, all [][]*snapshot, now time.Time) verdict {

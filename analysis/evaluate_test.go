@@ -262,3 +262,9 @@ func TestParseKeepsOnlyWhatIsNeeded(t *testing.T) {
 		t.Error("parse of broken text succeeded")
 	}
 }
+
+func TestRedacted(t *testing.T) {
+	if got := redacted("http://user:secret@127.0.0.1:9/metrics"); strings.Contains(got, "secret") || !strings.Contains(got, "127.0.0.1:9") {
+		t.Errorf("redacted = %q", got)
+	}
+}

@@ -32,6 +32,9 @@ func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, on
 	if err := t.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("analysis: invalid template: %w", err)
 	}
+	if endpoints == nil {
+		return Summary{}, errors.New("analysis: no endpoints function")
+	}
 	if clk == nil {
 		clk = RealClock{}
 	}
@@ -131,14 +134,10 @@ func (r *run) round(ctx context.Context, endpoints EndpointsFunc, now time.Time)
 	return nil
 }
 
-// trim drops snapshots older than the longest window and bounds their number.
+// trim drops the snapshots no window will read (those before the baseline of the longest
+// window) and bounds their number.
 func (r *run) trim(snaps []*snapshot, now time.Time) []*snapshot {
-	from := now.Add(-r.keep)
-	i := 0
-	for i < len(snaps) && snaps[i].at.Before(from) {
-		i++
-	}
-	i = max(i, len(snaps)-MaxWindowScrapes)
+	i := max(baseline(snaps, now.Add(-r.keep)), len(snaps)-MaxWindowScrapes)
 	if i > 0 {
 		snaps = slices.Delete(snaps, 0, i)
 	}

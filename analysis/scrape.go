@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -106,12 +107,21 @@ func (s *scraper) scrapeAll(ctx context.Context, eps []Endpoint, at time.Time) [
 	return out
 }
 
+// redacted returns u with any password replaced, for messages.
+func redacted(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(unparsable URL)"
+}
+
 func (s *scraper) scrape(ctx context.Context, ep Endpoint, at time.Time) (*snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", ep.Instance, err)
+		// err quotes the URL, password included: name it redacted instead.
+		return nil, fmt.Errorf("scrape %s: invalid URL %s", ep.Instance, redacted(ep.URL))
 	}
 	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := s.client.Do(req)
@@ -121,15 +131,15 @@ func (s *scraper) scrape(ctx context.Context, ep Endpoint, at time.Time) (*snaps
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, fmt.Errorf("scrape %s (%s): HTTP status %s", ep.Instance, ep.URL, resp.Status)
+		return nil, fmt.Errorf("scrape %s (%s): HTTP status %s", ep.Instance, redacted(ep.URL), resp.Status)
 	}
 	body := &limitedReader{r: resp.Body, n: MaxBodyBytes}
 	snap, err := s.parse(body, at)
 	if body.exceeded {
-		return nil, fmt.Errorf("scrape %s (%s): response larger than %d bytes", ep.Instance, ep.URL, MaxBodyBytes)
+		return nil, fmt.Errorf("scrape %s (%s): response larger than %d bytes", ep.Instance, redacted(ep.URL), MaxBodyBytes)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("scrape %s (%s): %w", ep.Instance, ep.URL, err)
+		return nil, fmt.Errorf("scrape %s (%s): %w", ep.Instance, redacted(ep.URL), err)
 	}
 	return snap, nil
 }

@@ -77,9 +77,11 @@ type Metric struct {
 // ErrorRatio is (increase of 5xx responses) / (increase of all responses) of the counter
 // RequestsMetric, summed over every endpoint, across Window.
 type ErrorRatio struct {
-	Max         float64       // the measurement passes when the ratio is <= Max (0..1)
-	Window      time.Duration // how far back the increase is taken, >= the template's Interval
-	MinRequests int           // fewer requests in the window make the measurement Inconclusive
+	Max float64 // the measurement passes when the ratio is <= Max (0..1)
+	// Window is how far back the increase is taken, >= the template's Interval: from the
+	// newest scrape at or before now-Window (or the oldest kept, e.g. of a new instance).
+	Window      time.Duration
+	MinRequests int // fewer requests in the window make the measurement Inconclusive
 }
 
 // Latency is a quantile of the histogram LatencyMetric, computed from the increase of its
@@ -151,7 +153,7 @@ const (
 type Measurement struct {
 	At        time.Time
 	Metric    string  // Metric.Name
-	Value     float64 // the measured value (ratio, seconds, or the aggregate); NaN when none
+	Value     float64 // the measured value (a ratio, a latency in seconds, or the aggregate); NaN when none
 	Threshold string  // the passing condition, e.g. "<= 0.01" or ">= 1 and <= 100"
 	Result    Result
 	Reason    string // why, for humans: e.g. "12 requests in 30s, fewer than minRequests 20"

@@ -118,18 +118,24 @@ func TestParseAnalysisAccepts(t *testing.T) {
 				return m.Analysis["errors"].Metrics[0].ErrorRatio.Window == 2*time.Minute && m.Analysis["errors"].Metrics[1].Latency.Window == 2*time.Minute
 			}},
 		{"window equal to interval", editA(t, "max: 0.01, window: 30s", "max: 0.01, window: 10s"),
-			func(m *manifests.Manifest) bool { return m.Analysis["errors"].Metrics[0].ErrorRatio.Window == 10*time.Second }},
+			func(m *manifests.Manifest) bool {
+				return m.Analysis["errors"].Metrics[0].ErrorRatio.Window == 10*time.Second
+			}},
 		{"max 0 and 1 as integers", editA(t, "max: 0.01", "max: 0", "max: 100, aggregate: sum", "max: 1, min: -3.5, aggregate: avg"),
 			func(m *manifests.Manifest) bool {
 				g := m.Analysis["errors"].Metrics[2].Gauge
 				return m.Analysis["errors"].Metrics[0].ErrorRatio.Max == 0 && *g.Max == 1 && *g.Min == -3.5 && g.Aggregate == analysis.AggregateAvg
 			}},
 		{"single step", editA(t, "    - weight: 10\n      pause: 30s\n      analysis: errors\n    - weight: 50\n      pause: indefinite\n", ""),
-			func(m *manifests.Manifest) bool { return reflect.DeepEqual(m.Rollout.Steps, []manifests.Step{{Weight: 100}}) }},
+			func(m *manifests.Manifest) bool {
+				return reflect.DeepEqual(m.Rollout.Steps, []manifests.Step{{Weight: 100}})
+			}},
 		{"pause on the last step", editA(t, "    - weight: 100\n", "    - weight: 100\n      pause: 1h\n"),
 			func(m *manifests.Manifest) bool { return m.Rollout.Steps[2].Pause == time.Hour }},
 		{"zero delays", editA(t, "scaleDownDelay: 1m", "scaleDownDelay: 0s", "abortScaleDownDelay: 5s", "abortScaleDownDelay: 0s"),
-			func(m *manifests.Manifest) bool { return m.Rollout.ScaleDownDelay == 0 && m.Rollout.AbortScaleDownDelay == 0 }},
+			func(m *manifests.Manifest) bool {
+				return m.Rollout.ScaleDownDelay == 0 && m.Rollout.AbortScaleDownDelay == 0
+			}},
 		{"empty analysis section", editA(t, "  prePromotionAnalysis: smoke\n  postPromotionAnalysis: errors\n", "", "      analysis: errors\n", "", withAnalysis[strings.Index(withAnalysis, "analysis:\n  errors:"):], "analysis: {}\n"),
 			func(m *manifests.Manifest) bool { return m.Analysis != nil && len(m.Analysis) == 0 }},
 	}
