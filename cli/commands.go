@@ -329,7 +329,8 @@ func (a *app) statusCmd() *cobra.Command {
 }
 
 func (a *app) destroyCmd() *cobra.Command {
-	return &cobra.Command{
+	var breakLock bool
+	c := &cobra.Command{
 		Use:   "destroy",
 		Short: "Stop every instance and the load balancer of the service",
 		Args:  noArgs,
@@ -343,7 +344,7 @@ func (a *app) destroyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			unlock, _, err := lockStack(ctx, store, "kiln destroy", false)
+			unlock, _, err := lockStack(ctx, store, "kiln destroy", breakLock)
 			if err != nil {
 				return err
 			}
@@ -371,6 +372,8 @@ func (a *app) destroyCmd() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&breakLock, "break-lock", false, "clear the stack's lock if its holder is gone (a kiln that was killed)")
+	return c
 }
 
 func (a *app) imagesCmd() *cobra.Command {

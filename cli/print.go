@@ -89,7 +89,7 @@ func (p *linePrinter) event(ev rollout.Event) {
 		if e.Error != "" {
 			p.printf("         repair FAILED: %s", e.Error)
 		} else {
-			p.printf("         cannot read health (%s): re-creating what died", e.Cause)
+			p.printf("         repairing the target (%s): re-creating what died", e.Cause)
 		}
 	case rollout.AnalysisFinished:
 		p.printf("         analysis %s: %s %s", e.Analysis, e.Outcome, e.Message)

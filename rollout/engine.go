@@ -204,6 +204,7 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 		r.cp = prior
 		r.live = prior.Slot.Other()
 		r.e.emit(Recovered{At: r.now(), ID: prior.ID, Phase: prior.Phase, Step: prior.Step, Aborting: prior.Aborting})
+		r.heal(ctx, errors.New("resuming a rollout a stopped kiln left"))
 		if prior.Aborting {
 			return r.undo(ctx, prior.Reason, errors.New(prior.Message))
 		}
@@ -212,6 +213,7 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 		r.cp = prior
 		r.live = prior.Slot.Other()
 		r.e.emit(Recovered{At: r.now(), ID: prior.ID, Phase: prior.Phase, Step: prior.Step, Aborting: true})
+		r.heal(ctx, errors.New("undoing a rollout a stopped kiln left"))
 		undone := r.undo(ctx, ReasonSuperseded, fmt.Errorf("superseded by %s", rel))
 		if undone.Outcome == RollbackFailed {
 			return undone

@@ -2,6 +2,10 @@ package stacks
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -137,5 +141,33 @@ func TestLocalFleetRefusesAnInvalidSpec(t *testing.T) {
 	}
 	if len(rec.got) != 0 {
 		t.Fatalf("an invalid spec registered %d resources", len(rec.got))
+	}
+}
+
+func TestClearDeadLocksRemovesOnlyLocksOfDeadEnginesOnThisHost(t *testing.T) {
+	backend := t.TempDir()
+	dir := filepath.Join(backend, ".pulumi", "locks", "organization", Project, "shop")
+	os.MkdirAll(dir, 0o755)
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	dead.Run()
+	write := func(name string, pid int, h string) string {
+		p := filepath.Join(dir, name+".json")
+		os.WriteFile(p, []byte(fmt.Sprintf(`{"pid":%d,"username":"u","hostname":%q,"timestamp":"2026-11-22T00:00:00Z"}`, pid, h)), 0o644)
+		return p
+	}
+	deadLock := write("dead", dead.ProcessState.Pid(), host)
+	liveLock := write("live", os.Getpid(), host)
+	otherHost := write("other", dead.ProcessState.Pid(), host+"-elsewhere")
+	if err := clearDeadLocks(backend, Project, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(deadLock); !os.IsNotExist(err) {
+		t.Error("the lock of a dead engine stayed")
+	}
+	for _, p := range []string{liveLock, otherHost} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
 	}
 }

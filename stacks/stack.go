@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/blang/semver"
@@ -97,6 +99,9 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	for k, v := range opts.Env {
 		env[k] = v
 	}
+	if err := clearDeadLocks(backend, Project, opts.Stack); err != nil {
+		return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
+	}
 	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{
 		Root:             opts.PulumiRoot,
 		Version:          semver.MustParse(pulumicli.Version),
@@ -153,7 +158,7 @@ func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.R
 	ch := make(chan events.EngineEvent)
 	done := translate(ch, ops, diags)
 	res, err := s.stack.Up(ctx, optup.EventStreams(ch), optup.ProgressStreams(s.opts.Log), optup.ErrorProgressStreams(s.opts.Log), optup.SuppressProgress())
-	<-done
+	drained(done)
 	if err != nil {
 		return nil, engineError(err, diags)
 	}
@@ -168,7 +173,7 @@ func (s *Stack) Preview(ctx context.Context, program pulumi.RunFunc, ops func(fl
 	ch := make(chan events.EngineEvent)
 	done := translate(ch, ops, diags)
 	res, err := s.stack.Preview(ctx, optpreview.EventStreams(ch), optpreview.ProgressStreams(s.opts.Log))
-	<-done
+	drained(done)
 	if err != nil {
 		return nil, engineError(err, diags)
 	}
@@ -181,7 +186,7 @@ func (s *Stack) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	ch := make(chan events.EngineEvent)
 	done := translate(ch, ops, diags)
 	_, err := s.stack.Refresh(ctx, optrefresh.EventStreams(ch), optrefresh.ProgressStreams(s.opts.Log))
-	<-done
+	drained(done)
 	if err != nil {
 		return engineError(err, diags)
 	}
@@ -197,15 +202,141 @@ func (s *Stack) Outputs(ctx context.Context) (auto.OutputMap, error) {
 	return out, nil
 }
 
+// ResourceIDs returns the IDs of the stack's resources of the given type, as recorded in
+// its state.
+func (s *Stack) ResourceIDs(ctx context.Context, typ string) (map[string]bool, error) {
+	dep, err := s.stack.Export(ctx)
+	if err != nil {
+		return nil, engineError(err, nil)
+	}
+	var state struct {
+		Resources []struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"resources"`
+	}
+	if len(dep.Deployment) > 0 {
+		if err := json.Unmarshal(dep.Deployment, &state); err != nil {
+			return nil, fmt.Errorf("stack %s: state: %w", s.opts.Stack, err)
+		}
+	}
+	ids := map[string]bool{}
+	for _, r := range state.Resources {
+		if r.Type == typ && r.ID != "" {
+			ids[r.ID] = true
+		}
+	}
+	return ids, nil
+}
+
 // Destroy deletes every resource of the stack.
 func (s *Stack) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	diags := &diagnostics{}
 	ch := make(chan events.EngineEvent)
 	done := translate(ch, ops, diags)
 	_, err := s.stack.Destroy(ctx, optdestroy.EventStreams(ch), optdestroy.ProgressStreams(s.opts.Log))
-	<-done
+	drained(done)
 	if err != nil {
 		return engineError(err, diags)
+	}
+	return nil
+}
+
+// drained waits for the event translator to finish. The SDK closes the event channel
+// when the engine's stream ends, but not when the command fails before the stream starts
+// (a locked stack): then the translator is left to the garbage of a blocked goroutine
+// rather than blocking kiln forever.
+func drained(done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// engineLocks lists the Pulumi backend's update locks of the stack held from this host:
+// lock file and engine pid.
+func engineLocks(backend, project, stack string) (map[string]int, error) {
+	dir := filepath.Join(backend, ".pulumi", "locks", "organization", project, stack)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	locks := map[string]int{}
+	for _, e := range ents {
+		if filepath.Ext(e.Name()) != ".json" {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var l struct {
+			PID      int    `json:"pid"`
+			Hostname string `json:"hostname"`
+		}
+		if json.Unmarshal(b, &l) == nil && l.PID > 0 && l.Hostname == host {
+			locks[p] = l.PID
+		}
+	}
+	return locks, nil
+}
+
+func removeLock(p string) error {
+	os.Remove(p + ".attrs")
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// clearDeadLocks removes the Pulumi backend's update locks left by an engine that was
+// killed on this host (its pid is gone); a live engine's lock, or one from another
+// host, stays.
+func clearDeadLocks(backend, project, stack string) error {
+	locks, err := engineLocks(backend, project, stack)
+	if err != nil {
+		return err
+	}
+	for p, pid := range locks {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			if err := removeLock(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TakeOver ends updates of this stack that an engine on this host still runs for a kiln
+// that was killed: they are interrupted (the engine saves what it did), killed after
+// grace, and their locks removed. Only call it holding the stack's kiln lock, which
+// proves no live kiln owns those engines.
+func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
+	backend := filepath.Join(s.opts.StateDir, "pulumi")
+	locks, err := engineLocks(backend, Project, s.opts.Stack)
+	if err != nil {
+		return err
+	}
+	for p, pid := range locks {
+		if syscall.Kill(pid, syscall.SIGINT) == nil {
+			deadline := time.Now().Add(grace)
+			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if err := removeLock(p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -12,7 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
@@ -129,10 +132,73 @@ var _ rollout.Healer = (*Target)(nil)
 // balancer, instances) from the stack, then spec is applied again. A re-created load
 // balancer takes back the address it had.
 func (t *Target) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	// The engine heals holding the stack's lock: an update still running is a leftover of
+	// a killed kiln.
+	if err := t.stack.TakeOver(ctx, 15*time.Second); err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
 	if err := t.Refresh(ctx, ops); err != nil {
 		return fmt.Errorf("heal: %w", err)
 	}
-	return t.Apply(ctx, spec, ops)
+	if err := t.Apply(ctx, spec, ops); err != nil {
+		return err
+	}
+	return t.sweepOrphans(ctx)
+}
+
+// sweepOrphans stops instances the stack does not know: a kiln killed while the engine
+// was creating one can leave a process whose creation was never recorded.
+func (t *Target) sweepOrphans(ctx context.Context) error {
+	known, err := t.stack.ResourceIDs(ctx, stacks.LocalInstanceType)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(t.RunDir(), "instances")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if known[e.Name()] {
+			continue
+		}
+		spec := filepath.Join(dir, e.Name(), "boot.json")
+		for _, pid := range pidsWithArg(spec) {
+			// kiln boot leads its own session: the group holds its units too.
+			syscall.Kill(-pid, syscall.SIGKILL)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pidsWithArg lists live processes that have arg on their command line.
+func pidsWithArg(arg string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, a := range strings.Split(string(b), "\x00") {
+			if a == arg {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }
 
 // Refresh makes the stack notice processes that died (an instance or the load balancer
@@ -231,7 +297,12 @@ func (t *Target) restarts(id string) int {
 }
 
 // Destroy stops every instance and the load balancer and forgets the stack's resources.
+// Like Heal, it is called holding the stack's lock, so an update still running is a
+// leftover of a killed kiln and is ended first.
 func (t *Target) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
+	if err := t.stack.TakeOver(ctx, 15*time.Second); err != nil {
+		return err
+	}
 	err := t.stack.Destroy(ctx, ops)
 	t.mu.Lock()
 	t.outs = nil

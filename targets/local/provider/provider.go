@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
@@ -39,6 +40,7 @@ const (
 
 // Main runs the provider until the engine stops it and returns the process exit code.
 func Main() int {
+	go exitWithEngine()
 	if err := pprovider.Main(Name, func(*pprovider.HostClient) (pulumirpc.ResourceProviderServer, error) {
 		return &server{}, nil
 	}); err != nil {
@@ -46,6 +48,17 @@ func Main() int {
 		return 1
 	}
 	return 0
+}
+
+// exitWithEngine ends the plugin when the engine that started it is gone (killed with
+// kiln): an orphaned plugin would wait for a client that never comes back.
+func exitWithEngine() {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			os.Exit(1)
+		}
+	}
 }
 
 // resourceKind is one resource type's behaviour. Properties travel as JSON-shaped maps;

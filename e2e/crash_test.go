@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bootProcesses lists the instance dirs of live kiln boot processes under dir.
+func bootProcesses(dir string) []string {
+	var out []string
+	for _, l := range leftovers(dir) {
+		if i := strings.Index(l, "boot --spec "); i >= 0 {
+			out = append(out, filepath.Base(filepath.Dir(strings.Fields(l[i+len("boot --spec "):])[0])))
+		}
+	}
+	return out
+}
+
+func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		kiln(t, dir, "destroy", "--break-lock")
+		if left := leftovers(dir); len(left) > 0 {
+			t.Errorf("processes left after destroy: %v", left)
+		}
+	})
+	steps := `  scaleDownDelay: 0s
+  steps:
+    - {weight: 50, pause: 1s}
+    - {weight: 100}`
+	writeFull(t, dir, "crash", "1.0.0", "", steps, "")
+	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
+		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
+	}
+	addr := endpointOf(t, dir)
+	for i, tc := range []struct {
+		phase string
+		delay time.Duration
+	}{
+		{"deploy", 300 * time.Millisecond},
+		{"deploy", 900 * time.Millisecond},
+		{"step", 200 * time.Millisecond},
+		{"retire", 300 * time.Millisecond},
+	} {
+		version := fmt.Sprintf("1.%d.0", i+1)
+		t.Run(tc.phase+"/"+version, func(t *testing.T) {
+			writeFull(t, dir, "crash", version, "", steps, "")
+			cmd, evs := startRollout(t, dir)
+			waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "phase-started" && ev["phase"] == tc.phase })
+			time.Sleep(tc.delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			code, out, errOut := kiln(t, dir, "rollout", "--output", "json", "--break-lock")
+			if code != 0 {
+				t.Fatalf("resume after kill -9 in %s: exit %d\n%s\n%s", tc.phase, code, out, errOut)
+			}
+			if fin := finished(t, out); fin["outcome"] != "promoted" && fin["outcome"] != "unchanged" {
+				t.Fatalf("resume: %v", fin)
+			}
+			if v := servingVersion(t, addr); v != version {
+				t.Fatalf("serving %s, want %s", v, version)
+			}
+			if got := instanceDirs(t, dir, "crash"); len(got) != 2 {
+				t.Fatalf("instance dirs %v, want the 2 of %s", got, version)
+			}
+			if got := bootProcesses(dir); len(got) != 2 {
+				t.Fatalf("kiln boot processes for %v, want exactly 2 (no orphan)", got)
+			}
+		})
+	}
+
+	// Killed while undoing a broken release: the next run finishes the undo.
+	writeFull(t, dir, "crash", "9.0.0", "DEMO_BROKEN: '1'", "  scaleDownDelay: 0s\n  progressDeadline: 2s", "")
+	body, _ := os.ReadFile(filepath.Join(dir, "kiln.yaml"))
+	os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(strings.Replace(string(body), "  progressDeadline: 60s\n", "", 1)), 0o644)
+	cmd, evs := startRollout(t, dir)
+	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "phase-started" && ev["phase"] == "rollback" })
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	code, out, errOut := kiln(t, dir, "rollout", "--output", "json", "--break-lock")
+	fin := finished(t, out)
+	if code != 1 || fin["outcome"] != "rolled-back" || fin["reason"] != "NewSlotNotHealthy" {
+		t.Fatalf("after kill -9 in rollback: exit %d, %v\n%s", code, fin, errOut)
+	}
+	if v := servingVersion(t, addr); v != "1.4.0" {
+		t.Fatalf("serving %s after the undo, want 1.4.0", v)
+	}
+	if got := bootProcesses(dir); len(got) != 2 {
+		t.Fatalf("kiln boot processes for %v after the undo, want 2", got)
+	}
+
+	_, out, _ = kiln(t, dir, "history", "--output", "json")
+	var hist []struct{ ID, Version string }
+	json.Unmarshal([]byte(out), &hist)
+	seen := map[string]bool{}
+	for _, r := range hist {
+		if seen[r.ID] {
+			t.Fatalf("history holds rollout %s twice: %s", r.ID, out)
+		}
+		seen[r.ID] = true
+	}
+	if len(hist) != 6 {
+		t.Fatalf("history has %d records, want 6 (1.0.0, four resumed, 9.0.0)", len(hist))
+	}
+}
