@@ -280,7 +280,7 @@ type pending struct {
 	index  int
 	key    string
 	w      *volumeWriter
-	file   *os.File      // spool mode
+	file   *os.File       // spool mode
 	pipe   *io.PipeWriter // stream mode
 	upload chan error     // stream mode: result of the Put
 	last   Item
