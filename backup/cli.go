@@ -316,4 +316,3 @@ func dataDir() string {
 	}
 	return filepath.Join(os.TempDir(), "kiln-backup")
 }
-

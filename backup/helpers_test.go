@@ -265,3 +265,7 @@ func dirStore(t testing.TB) *store.Dir {
 	}
 	return s
 }
+
+type storeDir = store.Dir
+
+func newStoreDir(root string) (*store.Dir, error) { return store.NewDir(root) }

@@ -44,7 +44,8 @@ func PeersDir() (string, error) {
 }
 
 // InstallDynalite installs dynalite@DynaliteVersion with npm into PeersDir
-// unless it is already there, and returns the path of its cli.js. Concurrent
+// unless it is already there, and returns the path of a script that runs
+// its cli.js (see dynaliteWrapper). Concurrent
 // callers (several test binaries) are serialised by a file lock.
 func InstallDynalite(ctx context.Context) (string, error) {
 	peers, err := PeersDir()
@@ -66,8 +67,12 @@ func InstallDynalite(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("install dynalite: lock: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	wrapper := filepath.Join(dir, "kiln-dynalite.js")
+	if err := os.WriteFile(wrapper, []byte(dynaliteWrapper), 0o644); err != nil {
+		return "", fmt.Errorf("install dynalite: %w", err)
+	}
 	if _, err := os.Stat(done); err == nil {
-		return cli, nil
+		return wrapper, nil
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
@@ -85,8 +90,21 @@ func InstallDynalite(ctx context.Context) (string, error) {
 	if err := os.WriteFile(done, []byte(DynaliteVersion+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("install dynalite: %w", err)
 	}
-	return cli, nil
+	return wrapper, nil
 }
+
+// dynaliteWrapper starts dynalite's cli.js but survives clients that
+// disconnect mid-request: dynalite 4.0.0 rethrows the request's 'aborted'
+// error (index.js: req.on('error', function (err) { throw err })), which
+// kills the whole server, and kiln's kill -9 tests do exactly that.
+const dynaliteWrapper = `'use strict'
+process.on('uncaughtException', function (err) {
+  if (err && (err.code === 'ECONNRESET' || err.message === 'aborted')) return
+  console.error(err)
+  process.exit(1)
+})
+require('./node_modules/dynalite/cli.js')
+`
 
 // Dynalite starts a fresh in-memory dynalite on 127.0.0.1 and returns its
 // endpoint URL (http://127.0.0.1:port). It is stopped on t.Cleanup.
@@ -128,7 +146,14 @@ func Dynalite(t TB) string {
 			lastErr = fmt.Errorf("dynalite on port %d: %w\n%s", port, err, out.String())
 			continue
 		}
-		t.Cleanup(stop)
+		t.Cleanup(func() {
+			select {
+			case <-exited:
+				t.Logf("dynalite exited during the test:\n%s", out.String())
+			default:
+			}
+			stop()
+		})
 		return endpoint
 	}
 	t.Fatalf("start dynalite: %v", lastErr)
