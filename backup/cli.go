@@ -63,7 +63,7 @@ func newCommon(name string, stderr io.Writer) *common {
 	fs := c.fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.storeURL, "store", os.Getenv("KILN_BACKUP_STORE"), "where dumps live: file:///dir or s3://bucket/prefix (env KILN_BACKUP_STORE)")
-	fs.StringVar(&c.id, "id", "", "dump id: the dump's directory in the store")
+	fs.StringVar(&c.id, "id", "", "dump id: the dump's directory in the store (dump: \"auto\" resumes the table's unfinished dump or starts <table>-<time>)")
 	fs.StringVar(&c.s3.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL")
 	fs.StringVar(&c.s3.S3Region, "s3-region", "", "S3 region (default: AWS config)")
 	fs.BoolVar(&c.s3.S3PathStyle, "s3-path-style", false, "use path-style S3 addressing")
@@ -193,6 +193,12 @@ func cmdDump(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.DB, err = NewDynamoDB(ctx, c.aws); err != nil {
 		return err
+	}
+	if cfg.DumpID == AutoID {
+		if cfg.DumpID, err = resolveAutoID(ctx, cfg.Store, cfg.Table, realClock{}); err != nil {
+			return err
+		}
+		c.log.Info("dump id chosen", "dump", cfg.DumpID)
 	}
 	if err := c.start(ctx); err != nil {
 		return err
