@@ -42,4 +42,3 @@ func resolveAutoID(ctx context.Context, s store.Store, table string, clock Clock
 	}
 	return id, nil
 }
-
