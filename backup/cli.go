@@ -156,21 +156,26 @@ func (c *common) openStore(ctx context.Context) (store.Store, error) {
 	return s, nil
 }
 
+// dumpFlags defines the dump command's flags on c.
+func dumpFlags(c *common, cfg *DumpConfig, share *string, pageLimit *int) {
+	fs := c.fs
+	fs.StringVar(&cfg.Table, "table", "", "table to dump")
+	fs.StringVar(share, "segments", "16", "scan segments: TOTAL, or FIRST-LAST/TOTAL for this machine's share")
+	fs.Int64Var(&cfg.VolumeBytes, "volume-bytes", 64<<20, "cut volumes at this many uncompressed bytes (0: no byte limit)")
+	fs.Int64Var(&cfg.VolumeItems, "volume-items", 0, "cut volumes at this many items (0: no item limit)")
+	fs.IntVar(&cfg.LocalVolumes, "local-volumes", 2, "K: at most K volumes on local disk at once; 0 streams volumes into uploads")
+	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "local volume dir (default $KILN_DATA_DIR/kiln-backup/spool or the temp dir)")
+	fs.Float64Var(&cfg.ReadBudget, "rcu", 0, "read budget in RCU/s (0: unthrottled)")
+	fs.IntVar(pageLimit, "page-limit", 0, "Scan page item limit (0: 1 MB pages)")
+	fs.BoolVar(&cfg.ConsistentRead, "consistent-read", false, "strongly consistent scan (costs twice the RCU)")
+}
+
 func cmdDump(ctx context.Context, args []string, stderr io.Writer) error {
 	c := newCommon("dump", stderr)
 	var cfg DumpConfig
 	var share string
-	fs := c.fs
-	fs.StringVar(&cfg.Table, "table", "", "table to dump")
-	fs.StringVar(&share, "segments", "16", "scan segments: TOTAL, or FIRST-LAST/TOTAL for this machine's share")
-	fs.Int64Var(&cfg.VolumeBytes, "volume-bytes", 64<<20, "cut volumes at this many uncompressed bytes (0: no byte limit)")
-	fs.Int64Var(&cfg.VolumeItems, "volume-items", 0, "cut volumes at this many items (0: no item limit)")
-	fs.IntVar(&cfg.LocalVolumes, "local-volumes", 2, "K: at most K volumes on local disk at once; 0 streams volumes into uploads")
-	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "local volume dir (default $KILN_DATA_DIR/spool or the temp dir)")
-	fs.Float64Var(&cfg.ReadBudget, "rcu", 0, "read budget in RCU/s (0: unthrottled)")
 	var pageLimit int
-	fs.IntVar(&pageLimit, "page-limit", 0, "Scan page item limit (0: 1 MB pages)")
-	fs.BoolVar(&cfg.ConsistentRead, "consistent-read", false, "strongly consistent scan (costs twice the RCU)")
+	dumpFlags(c, &cfg, &share, &pageLimit)
 	if err := c.parse(args, stderr, "dump"); err != nil {
 		return usageOrHelp(err)
 	}
