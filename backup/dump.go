@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -408,34 +407,39 @@ func (d *dumper) segment(ctx context.Context, seg int) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The scanner stops as soon as an upload fails, not at the segment's end.
+	sctx, stopScan := context.WithCancelCause(gctx)
+	defer stopScan(nil)
 	done := make(chan *pending, 1)
-	var mu sync.Mutex // guards st between scanner and uploader
+	next := len(st.Volumes)
 	g.Go(func() error {
+		fail := func(err error) error {
+			stopScan(err)
+			for p := range done {
+				d.discard(p, err)
+			}
+			return err
+		}
 		for p := range done {
 			vi, err := d.commit(gctx, seg, p)
 			if err != nil {
-				for p := range done {
-					d.discard(p, err)
-				}
-				return fmt.Errorf("upload %s: %w", p.key, err)
+				return fail(fmt.Errorf("upload %s: %w", p.key, err))
 			}
-			mu.Lock()
 			st.Volumes = append(st.Volumes, vi)
 			st.Items += vi.Items
-			err = d.saveSegment(gctx, st)
-			mu.Unlock()
-			if err != nil {
-				for p := range done {
-					d.discard(p, err)
-				}
-				return err
+			if err := d.saveSegment(gctx, st); err != nil {
+				return fail(err)
 			}
 		}
 		return nil
 	})
 	g.Go(func() error {
 		defer close(done)
-		return d.scan(gctx, seg, len(st.Volumes), startKey, done)
+		err := d.scan(sctx, seg, next, startKey, done)
+		if c := context.Cause(sctx); err != nil && c != nil && errors.Is(err, context.Canceled) {
+			return c // report why the scan was stopped
+		}
+		return err
 	})
 	if err := g.Wait(); err != nil {
 		return err
