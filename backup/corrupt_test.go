@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 func TestCorruptVolumeDetected(t *testing.T) {
@@ -86,4 +89,32 @@ func volumeKeys(t *testing.T, vol []byte) map[string]bool {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+func TestRestoreRefusesOtherKeySchema(t *testing.T) {
+	ctx := context.Background()
+	_, db := dynalite(t)
+	createTable(t, db, "src")
+	putItems(t, db, "src", []Item{makeItem(1, false)})
+	s := dirStore(t)
+	if _, err := Dump(ctx, DumpConfig{Table: "src", DumpID: "d", Store: s, DB: db, Log: testLog(t)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            ptr("other"),
+		KeySchema:            []types.KeySchemaElement{{AttributeName: ptr("id"), KeyType: types.KeyTypeHash}},
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: ptr("id"), AttributeType: types.ScalarAttributeTypeS}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(ctx, RestoreConfig{Store: s, DumpID: "d", Table: "other", DB: db, StateFile: filepath.Join(t.TempDir(), "s"), Log: testLog(t)})
+	if err == nil || !strings.Contains(err.Error(), "key schema") {
+		t.Fatalf("restore into a table with another key: want a key schema error, got %v", err)
+	}
+	_, err = Restore(ctx, RestoreConfig{Store: s, DumpID: "d", Table: "missing", DB: db, StateFile: filepath.Join(t.TempDir(), "s"), Log: testLog(t)})
+	if err == nil || !strings.Contains(err.Error(), "--create") {
+		t.Fatalf("restore into a missing table without --create: got %v", err)
+	}
 }

@@ -192,8 +192,12 @@ func (r *restorer) saveState() error {
 
 func (r *restorer) ensureTable(ctx context.Context, s Schema) error {
 	db := r.cfg.DB
-	_, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &r.cfg.Table})
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &r.cfg.Table})
 	if err == nil {
+		have, want := keyElems(out.Table.KeySchema), s.KeySchema
+		if fmt.Sprint(have) != fmt.Sprint(want) {
+			return fmt.Errorf("restore: table %s has key schema %v, the dump's is %v: restore into a new table (--table NAME --create)", r.cfg.Table, have, want)
+		}
 		return waitActive(ctx, db, r.cfg.Clock, r.cfg.Table)
 	}
 	if !isNotFoundTable(err) {

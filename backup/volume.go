@@ -29,7 +29,10 @@ type volumeWriter struct {
 
 func newVolumeWriter(w io.Writer) (*volumeWriter, error) {
 	v := &volumeWriter{counter: countingWriter{w: w, h: sha256.New()}}
-	zw, err := zstd.NewWriter(&v.counter, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	zw, err := zstd.NewWriter(&v.counter, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault),
+		// A 1 MiB window compresses JSON lines about as well as the default
+		// 8 MiB and keeps each open volume's encoder small.
+		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
