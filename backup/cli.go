@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -54,6 +55,7 @@ type common struct {
 	progress        time.Duration
 	metricsListen   string
 	parallel        int
+	memoryLimit     int64
 	log             *slog.Logger
 	progressCounter *Progress
 }
@@ -75,6 +77,7 @@ func newCommon(name string, stderr io.Writer) *common {
 	fs.DurationVar(&c.progress, "progress-interval", 30*time.Second, "how often to log progress (0: never)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9465)")
 	fs.IntVar(&c.parallel, "parallel", 4, "segments or volumes processed at once")
+	fs.Int64Var(&c.memoryLimit, "memory-limit", 64<<20, "soft Go heap limit in bytes, keeps memory flat however big the table (0: none; GOMEMLIMIT wins)")
 	return c
 }
 
@@ -97,6 +100,11 @@ func (c *common) parse(args []string, stderr io.Writer, op string) error {
 		return errors.New("--id is required")
 	}
 	c.progressCounter = newProgress(op)
+	if c.memoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The agent runs beside production services: collect garbage
+		// sooner rather than let the heap grow with the run's length.
+		debug.SetMemoryLimit(c.memoryLimit)
+	}
 	return nil
 }
 
