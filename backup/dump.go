@@ -115,7 +115,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*DumpResult, error) {
 		return nil, err
 	}
 	d := &dumper{cfg: cfg}
-	d.bucket = NewBucket(cfg.ReadBudget, cfg.ReadBudget, cfg.Clock)
+	d.bucket = NewBucket(cfg.ReadBudget, 0, cfg.Clock)
 	cfg.Progress.Capacity = d.bucket.Spent
 	d.retry = &retrier{backoff: Backoff{Base: 50 * time.Millisecond, Max: 10 * time.Second}, maxAttempts: 8, clock: cfg.Clock, throttles: &cfg.Progress.Throttles, log: cfg.Log}
 	if m, err := LoadManifest(ctx, cfg.Store, cfg.DumpID); err == nil {

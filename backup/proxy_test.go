@@ -25,6 +25,7 @@ type throttleProxy struct {
 	target        string
 	throttleEvery int
 	unprocessAll  bool
+	wholeBatches  bool // forward BatchWriteItem untouched
 
 	mu        sync.Mutex
 	calls     int
@@ -66,7 +67,7 @@ func (p *throttleProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var held map[string][]json.RawMessage
-	if op == "BatchWriteItem" {
+	if op == "BatchWriteItem" && !p.wholeBatches {
 		var in map[string]json.RawMessage
 		json.Unmarshal(body, &in)
 		var reqs map[string][]json.RawMessage

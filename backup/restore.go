@@ -106,7 +106,7 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
 		cfg.Table = m.Table
 	}
 	r := &restorer{cfg: cfg}
-	r.bucket = NewBucket(cfg.WriteBudget, cfg.WriteBudget, cfg.Clock)
+	r.bucket = NewBucket(cfg.WriteBudget, 0, cfg.Clock)
 	cfg.Progress.Capacity = r.bucket.Spent
 	cfg.Progress.EstimatedItems.Store(m.Items)
 	r.retry = &retrier{backoff: Backoff{Base: 50 * time.Millisecond, Max: 10 * time.Second}, maxAttempts: 8, clock: cfg.Clock, throttles: &cfg.Progress.Throttles, log: cfg.Log}

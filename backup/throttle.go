@@ -46,15 +46,18 @@ type Bucket struct {
 }
 
 // NewBucket returns a bucket refilled at rate units/s holding at most burst
-// units. It starts full. rate <= 0 disables throttling (spending is still counted).
+// units (default: a quarter second's worth, so no window of a few seconds
+// sees much more than the budget). It starts empty: a starting dump does
+// not open with a burst. rate <= 0 disables throttling (spending is still
+// counted).
 func NewBucket(rate, burst float64, clock Clock) *Bucket {
 	if clock == nil {
 		clock = realClock{}
 	}
 	if burst <= 0 {
-		burst = rate
+		burst = rate / 4
 	}
-	return &Bucket{rate: rate, burst: burst, clock: clock, tokens: burst, last: clock.Now()}
+	return &Bucket{rate: rate, burst: burst, clock: clock, last: clock.Now()}
 }
 
 func (b *Bucket) refill() {

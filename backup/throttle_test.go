@@ -27,7 +27,7 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 func TestBucketHoldsBudget(t *testing.T) {
 	for _, rate := range []float64{5, 100, 500} {
 		clock := &fakeClock{now: time.Unix(0, 0)}
-		b := NewBucket(rate, rate, clock)
+		b := NewBucket(rate, 0, clock)
 		r := rand.New(rand.NewPCG(1, 2))
 		start := clock.Now()
 		estimate := 1.0
@@ -43,7 +43,7 @@ func TestBucketHoldsBudget(t *testing.T) {
 		}
 		el := clock.Now().Sub(start).Seconds()
 		achieved := b.Spent() / el
-		if achieved > rate*1.0+(rate+128)/el || achieved < rate*0.95 {
+		if achieved > rate*1.0+(rate/4+128)/el || achieved < rate*0.95 {
 			t.Errorf("rate %v: achieved %.2f RCU/s over %.0fs, want within 95-100%%", rate, achieved, el)
 		}
 	}
@@ -97,12 +97,12 @@ func TestThrottledDumpAndRestore(t *testing.T) {
 	if total < 3*budget {
 		t.Fatalf("test table too small: %.1f RCU consumed", total)
 	}
-	// Over any 3 s: the budget, plus the one-second burst, plus one page the estimate missed.
-	if limit := budget*3 + budget + 16; peak > limit {
+	// Over any 3 s: the budget, plus the quarter-second burst, plus one page the estimate missed.
+	if limit := budget*3 + budget/4 + 16; peak > limit {
 		t.Fatalf("consumed %.1f RCU in a 3 s window, limit %.1f", peak, limit)
 	}
-	// After the initial burst, the rate never exceeds the budget.
-	if steady := (total - budget - 16) / span.Seconds(); steady > budget {
+	// On average, the rate never exceeds the budget.
+	if steady := (total - budget/4 - 16) / span.Seconds(); steady > budget {
 		t.Fatalf("steady rate %.1f RCU/s above the budget %v", steady, budget)
 	}
 	if res.Capacity < total*0.99 || res.Capacity > total*1.01 {
@@ -130,5 +130,47 @@ func TestThrottledDumpAndRestore(t *testing.T) {
 		MaxAttempts: 5, Log: testLog(t), Clock: &fakeClock{now: time.Now()}})
 	if err == nil || !strings.Contains(err.Error(), "unprocessed after 5 BatchWriteItem attempts") {
 		t.Fatalf("want a loud unprocessed-items failure, got %v", err)
+	}
+}
+
+func TestRestoreWriteBudget(t *testing.T) {
+	ctx := context.Background()
+	endpoint, direct := dynalite(t)
+	proxy := newThrottleProxy(t, endpoint, 0)
+	proxy.wholeBatches = true
+	db, err := NewDynamoDB(ctx, AWSOptions{Endpoint: proxy.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTable(t, direct, "src")
+	var items []Item
+	for i := range 800 {
+		items = append(items, makeItem(i, false))
+	}
+	putItems(t, direct, "src", items)
+	st := dirStore(t)
+	if _, err := Dump(ctx, DumpConfig{Table: "src", DumpID: "w", Store: st, DB: direct, Share: SegmentShare{0, 1, 2}, VolumeItems: 100, Log: testLog(t)}); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 200.0
+	createTable(t, direct, "dst")
+	res, err := Restore(ctx, RestoreConfig{Store: st, DumpID: "w", Table: "dst", DB: db, StateFile: filepath.Join(t.TempDir(), "s.json"),
+		Parallel: 4, WriteBudget: budget, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak, total, span := proxy.maxWindow(2 * time.Second)
+	t.Logf("restore: %.0f WCU in %v, peak 2s window %.0f, budget %v/s", total, span, peak, budget)
+	if total < 3*budget {
+		t.Fatalf("too few writes to test the budget: %.0f WCU", total)
+	}
+	if res.Capacity < total*0.99 || res.Capacity > total*1.01 {
+		t.Fatalf("restore counted %.1f WCU, the proxy saw %.1f", res.Capacity, total)
+	}
+	if limit := budget*2 + budget/4 + 4*25; peak > limit {
+		t.Fatalf("%.0f WCU in a 2 s window, limit %.0f", peak, limit)
+	}
+	if diff := diffHashes(tableHashes(t, direct, "src"), tableHashes(t, direct, "dst")); diff != "" {
+		t.Fatal(diff)
 	}
 }
