@@ -28,6 +28,7 @@ const (
 const usage = `usage: kiln-backup <command> [flags]
 
 commands:
+  agent        keep a table backed up: dumps every --dump-every, incrementals in between
   dump         scan a table into compressed volumes in a store (resumable)
   finalize     write a dump's manifest once every segment is done
   incremental  follow the table's stream into change volumes
@@ -129,7 +130,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return ExitOK
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer) error{
-		"dump": cmdDump, "finalize": cmdFinalize, "verify": cmdVerify, "restore": cmdRestore, "incremental": cmdIncremental,
+		"agent": cmdAgent, "dump": cmdDump, "finalize": cmdFinalize, "verify": cmdVerify, "restore": cmdRestore, "incremental": cmdIncremental,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
@@ -218,6 +219,56 @@ func cmdDump(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	_, err = Dump(ctx, cfg)
 	return err
+}
+
+// agentFlags defines the agent command's flags on c.
+func agentFlags(c *common, cfg *AgentConfig, share *string, pageLimit *int) {
+	dumpFlags(c, &cfg.Dump, share, pageLimit)
+	c.fs.DurationVar(&cfg.DumpEvery, "dump-every", 24*time.Hour, "time from one dump's start to the next")
+	c.fs.DurationVar(&cfg.IncrementalEvery, "incremental-every", time.Hour, "how often to read the table's stream into change volumes (0: never)")
+	c.fs.Int64Var(&cfg.Incremental.VolumeRecords, "volume-records", 10000, "cut change volumes at this many records")
+	c.fs.StringVar(&cfg.Incremental.StreamARN, "stream-arn", "", "stream ARN (default: the table's latest stream)")
+	c.id = AutoID // the agent picks dump ids itself
+}
+
+func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	c := newCommon("agent", stderr)
+	var cfg AgentConfig
+	var share string
+	var pageLimit int
+	agentFlags(c, &cfg, &share, &pageLimit)
+	if err := c.parse(args, stderr, "agent"); err != nil {
+		return usageOrHelp(err)
+	}
+	if c.id != AutoID {
+		return usageError{errors.New("agent chooses dump ids itself; do not pass --id")}
+	}
+	sh, err := ParseSegmentShare(share)
+	if err != nil {
+		return usageError{err}
+	}
+	if cfg.Dump.Table == "" {
+		return usageError{errors.New("--table is required")}
+	}
+	if cfg.Dump.SpoolDir == "" {
+		cfg.Dump.SpoolDir = filepath.Join(dataDir(), "spool")
+	}
+	cfg.Dump.Share, cfg.Dump.PageLimit, cfg.Dump.Log, cfg.Dump.Progress, cfg.Dump.Parallel = sh, int32(pageLimit), c.log, c.progressCounter, c.parallel
+	if cfg.Dump.Store, err = c.openStore(ctx); err != nil {
+		return err
+	}
+	if cfg.Dump.DB, err = NewDynamoDB(ctx, c.aws); err != nil {
+		return err
+	}
+	if cfg.IncrementalEvery > 0 {
+		if cfg.Incremental.Streams, err = NewStreams(ctx, c.aws); err != nil {
+			return err
+		}
+	}
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	return Agent(ctx, cfg)
 }
 
 func cmdFinalize(ctx context.Context, args []string, stderr io.Writer) error {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -46,7 +47,7 @@ func TestComponentDefinition(t *testing.T) {
 	if _, err := os.Stat("../cmd/" + def.Binary + "/main.go"); err != nil {
 		t.Fatalf("binary %s is not built from ./cmd/%s: %v", def.Binary, def.Binary, err)
 	}
-	if def.Unit.Mode != "schedule" || def.Unit.Schedule == "" || def.Unit.Restart != "on-failure" {
+	if def.Unit.Mode != "service" || def.Unit.Schedule != "" || def.Unit.Restart != "always" {
 		t.Fatalf("unit: %+v", def.Unit)
 	}
 	// The args, with the unit env expanded, are accepted by kiln-backup's
@@ -68,19 +69,24 @@ func TestComponentDefinition(t *testing.T) {
 			t.Errorf("port %q is allocated but not used", p)
 		}
 	}
-	c := newCommon("dump", &strings.Builder{})
-	var cfg DumpConfig
+	c := newCommon("agent", &strings.Builder{})
+	var acfg AgentConfig
 	var share string
 	var pageLimit int
-	dumpFlags(c, &cfg, &share, &pageLimit)
-	if args[0] != "dump" {
-		t.Fatalf("the unit runs %q, want dump", args[0])
+	agentFlags(c, &acfg, &share, &pageLimit)
+	cfg := acfg.Dump
+	if args[0] != "agent" {
+		t.Fatalf("the unit runs %q, want agent", args[0])
 	}
-	if err := c.parse(args[1:], &strings.Builder{}, "dump"); err != nil {
+	if err := c.parse(args[1:], &strings.Builder{}, "agent"); err != nil {
 		t.Fatalf("unit args do not parse: %v", err)
 	}
 	if _, err := ParseSegmentShare(share); err != nil {
 		t.Fatal(err)
+	}
+	cfg = acfg.Dump
+	if acfg.IncrementalEvery <= 0 || acfg.IncrementalEvery >= 24*time.Hour || acfg.DumpEvery != 24*time.Hour {
+		t.Fatalf("unit schedules: dumps every %v, incrementals every %v", acfg.DumpEvery, acfg.IncrementalEvery)
 	}
 	if cfg.Table != "orders" || cfg.ReadBudget != 500 || c.metricsListen != "127.0.0.1:9465" || c.id != AutoID || cfg.SpoolDir != "/data/kiln-backup/spool" {
 		t.Fatalf("unit args parsed to %+v metrics=%q id=%q", cfg, c.metricsListen, c.id)

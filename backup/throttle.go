@@ -31,8 +31,9 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 // Bucket is a token bucket of capacity units (RCU or WCU). Requests reserve
 // an estimate before they are sent and settle the difference with the
 // consumed capacity DynamoDB reports, so parallel requests see each other's
-// spending. The balance may go negative (a page cost more than estimated):
-// the next request then waits until it is paid back. Over any window of W
+// spending. The balance may go negative (a page cost more than estimated,
+// or more than the bucket holds): the next request then waits until it is
+// paid back. Over any window of W
 // seconds the spending is at most Rate*W + Burst plus one estimate error.
 type Bucket struct {
 	rate  float64 // units per second; <= 0 means unlimited
@@ -69,20 +70,22 @@ func (b *Bucket) refill() {
 	b.last = now
 }
 
-// Reserve waits until the balance is positive and then takes estimate units.
+// Reserve waits until the balance covers estimate (or a full bucket, for
+// requests costing more than the bucket holds) and then takes it.
 func (b *Bucket) Reserve(ctx context.Context, estimate float64) error {
 	if b.rate <= 0 {
 		return ctx.Err()
 	}
+	need := min(estimate, b.burst)
 	for {
 		b.mu.Lock()
 		b.refill()
-		if b.tokens > 0 {
+		if b.tokens >= need {
 			b.tokens -= estimate
 			b.mu.Unlock()
 			return nil
 		}
-		wait := time.Duration(-b.tokens/b.rate*float64(time.Second)) + time.Millisecond
+		wait := time.Duration((need-b.tokens)/b.rate*float64(time.Second)) + time.Millisecond
 		b.mu.Unlock()
 		if err := b.clock.Sleep(ctx, wait); err != nil {
 			return err
