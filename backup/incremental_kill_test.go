@@ -2,7 +2,10 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -78,5 +81,71 @@ func TestIncrementalSurvivesKill9(t *testing.T) {
 	}
 	if len(seen) != total {
 		t.Fatalf("change volumes hold %d records, the stream has %d", len(seen), total)
+	}
+}
+
+// TestRestoreWithChangesSurvivesKill9 kills a restore at random moments,
+// also while it replays change volumes; the resumed restore must end in
+// exactly the source table.
+func TestRestoreWithChangesSurvivesKill9(t *testing.T) {
+	ctx := context.Background()
+	endpoint, db := dynalite(t)
+	ss := streamtest.New(time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC))
+	t.Cleanup(ss.Close)
+	streams, err := NewStreams(ctx, AWSOptions{StreamsEndpoint: ss.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTable(t, db, "src")
+	arn := ss.CreateStream("src", "pk", "sk")
+	m := mirror{t, db, ss, arn}
+	var items []Item
+	for i := range 1500 {
+		items = append(items, makeItem(i, false))
+	}
+	putItems(t, db, "src", items[:1000])
+	root := t.TempDir()
+	st := dirStoreAt(t, root)
+	if _, err := Dump(ctx, DumpConfig{Table: "src", DumpID: "d", Store: st, DB: db, Share: SegmentShare{0, 3, 4}, VolumeItems: 100, Log: testLog(t)}); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 3; round++ {
+		for i := 0; i < 400; i++ {
+			m.put(modified(items[(i*7+round)%1500], round))
+		}
+		for i := 0; i < 30; i++ {
+			m.del(items[(i*13+round*5)%1500])
+		}
+		if round == 2 {
+			ss.Split(arn)
+		}
+	}
+	if _, err := Incremental(ctx, IncrementalConfig{Store: st, DumpID: "d", StreamARN: arn, Streams: streams, VolumeRecords: 50, Log: testLog(t)}); err != nil {
+		t.Fatal(err)
+	}
+	want := tableHashes(t, db, "src")
+	man, err := LoadManifest(ctx, st, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	args := []string{"restore", "--id", "d", "--store", "file://" + root, "--endpoint", endpoint, "--table", "dst",
+		"--create", "--state", state, "--parallel", "2", "--progress-interval", "0"}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill seed %d", seed)
+	// First the dump volumes (killed too), then the replay alone, so every
+	// kill of the second phase lands while change volumes are replayed.
+	runKilled(t, append(args, "--skip-changes"), seed, nil)
+	var rs RestoreState
+	if b, err := os.ReadFile(state); err != nil || json.Unmarshal(b, &rs) != nil || len(rs.Volumes) != man.Volumes || len(rs.Changes) != 0 {
+		t.Fatalf("after --skip-changes: %d of %d volumes, %d change volumes (%v)", len(rs.Volumes), man.Volumes, len(rs.Changes), err)
+	}
+	kills := runKilledWithin(t, args, seed+1, 300*time.Millisecond, nil)
+	t.Logf("replay killed %d times", kills)
+	if kills < 2 {
+		t.Fatalf("only %d kills landed during the replay", kills)
+	}
+	if diff := diffHashes(want, tableHashes(t, db, "dst")); diff != "" {
+		t.Fatalf("restored table differs after kills: %s", diff)
 	}
 }

@@ -31,6 +31,11 @@ func TestMain(m *testing.M) {
 // with SIGKILL after a random delay, until one run finishes on its own. It
 // calls between after each killed run and returns the number of kills.
 func runKilled(t *testing.T, args []string, seed uint64, between func()) int {
+	return runKilledWithin(t, args, seed, 250*time.Millisecond, between)
+}
+
+// runKilledWithin is runKilled with kill delays up to maxDelay.
+func runKilledWithin(t *testing.T, args []string, seed uint64, maxDelay time.Duration, between func()) int {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	enc, _ := json.Marshal(args)
@@ -48,7 +53,7 @@ func runKilled(t *testing.T, args []string, seed uint64, between func()) int {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		delay := time.Duration(10+r.IntN(250)) * time.Millisecond
+		delay := 10*time.Millisecond + time.Duration(r.Int64N(int64(maxDelay)))
 		if round >= 12 {
 			delay = time.Minute // enough kills: let it finish
 		}

@@ -94,3 +94,37 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeVolumesMultipart streams (K=0) volumes larger than the S3 part
+// size, so each is a multipart upload of unknown length.
+func TestLargeVolumesMultipart(t *testing.T) {
+	ctx := context.Background()
+	_, db := dynalite(t)
+	createTable(t, db, "big")
+	var items []Item
+	for i := range 24 {
+		items = append(items, makeItem(i, true)) // ~350 KB of random bytes each
+	}
+	putItems(t, db, "big", items)
+	want := tableHashes(t, db, "big")
+	s, err := store.Open(ctx, "s3://big-backups", store.Options{S3Endpoint: testpeers.S3(t), S3PathStyle: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Dump(ctx, DumpConfig{Table: "big", DumpID: "big", Store: s, DB: db, Share: SegmentShare{0, 0, 1}, VolumeBytes: 12 << 20, LocalVolumes: 0, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.Volumes != 1 || res.Manifest.Bytes < 6<<20 {
+		t.Fatalf("want one volume over the 5 MiB part size, got %d volumes, %d bytes", res.Manifest.Volumes, res.Manifest.Bytes)
+	}
+	if _, err := Verify(ctx, s, "big", 1, testLog(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, RestoreConfig{Store: s, DumpID: "big", Table: "big2", DB: db, Create: true, StateFile: filepath.Join(t.TempDir(), "s"), Log: testLog(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := diffHashes(want, tableHashes(t, db, "big2")); diff != "" {
+		t.Fatal(diff)
+	}
+}
