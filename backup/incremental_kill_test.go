@@ -130,7 +130,9 @@ func TestRestoreWithChangesSurvivesKill9(t *testing.T) {
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
 	args := []string{"restore", "--id", "d", "--store", "file://" + root, "--endpoint", endpoint, "--table", "dst",
-		"--create", "--state", state, "--parallel", "2", "--progress-interval", "0"}
+		"--create", "--state", state, "--parallel", "2", "--progress-interval", "0",
+		// A write budget bounds each run's progress, so kills land mid-replay.
+		"--wcu", "1000"}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill seed %d", seed)
 	// First the dump volumes (killed too), then the replay alone, so every

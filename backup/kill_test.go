@@ -106,7 +106,9 @@ func TestDumpAndRestoreSurviveKill9(t *testing.T) {
 	seen := map[string]os.FileInfo{}
 	kills := runKilled(t, []string{"dump", "--table", "src", "--id", "k", "--store", "file://" + root, "--endpoint", endpoint,
 		"--segments", "6", "--parallel", "3", "--page-limit", "20", "--volume-items", "100", "--volume-bytes", "0",
-		"--local-volumes", "2", "--spool-dir", spool, "--progress-interval", "0"}, seed, func() { snapshotVolumes(t, root, seen) })
+		"--local-volumes", "2", "--spool-dir", spool, "--progress-interval", "0",
+		// A read budget bounds each run's progress, so kills always land mid-dump.
+		"--rcu", "100"}, seed, func() { snapshotVolumes(t, root, seen) })
 	t.Logf("dump killed %d times; %d volumes existed at kill times", kills, len(seen))
 	if kills < 3 {
 		t.Fatalf("only %d kills landed during the dump; the test did not test resume", kills)
@@ -133,10 +135,10 @@ func TestDumpAndRestoreSurviveKill9(t *testing.T) {
 
 	state := filepath.Join(t.TempDir(), "restore.json")
 	kills = runKilled(t, []string{"restore", "--id", "k", "--store", "file://" + root, "--endpoint", endpoint, "--table", "dst",
-		"--create", "--state", state, "--parallel", "2", "--progress-interval", "0"}, seed+1, nil)
+		"--create", "--state", state, "--parallel", "2", "--progress-interval", "0", "--wcu", "2000"}, seed+1, nil)
 	t.Logf("restore killed %d times", kills)
-	if kills < 1 {
-		t.Fatalf("no kill landed during the restore")
+	if kills < 3 {
+		t.Fatalf("only %d kills landed during the restore", kills)
 	}
 	if diff := diffHashes(want, tableHashes(t, db, "dst")); diff != "" {
 		t.Fatalf("restored table differs: %s", diff)
