@@ -47,6 +47,10 @@ func TestCorruptVolumeDetected(t *testing.T) {
 			if !IsCorrupt(err) || !strings.Contains(err.Error(), victim.Key) {
 				t.Fatalf("verify: want a corrupt-volume error naming %s, got %v", victim.Key, err)
 			}
+			var out strings.Builder
+			if code := run(ctx, []string{"verify", "--store", "file://" + root, "--id", "c"}, &out); code != ExitCorrupt || !strings.Contains(out.String(), victim.Key) {
+				t.Fatalf("kiln-backup verify: exit %d, want %d naming %s:\n%s", code, ExitCorrupt, victim.Key, out.String())
+			}
 			table := "restored-" + name
 			_, err = Restore(ctx, RestoreConfig{Store: s, DumpID: "c", Table: table, DB: db, Create: true,
 				StateFile: filepath.Join(t.TempDir(), "s.json"), Parallel: 1, Log: testLog(t)})
