@@ -1,0 +1,123 @@
+package backup
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// componentDef mirrors the baked component contract (docs in the brief).
+type componentDef struct {
+	Name        string `yaml:"name"`
+	Version     string `yaml:"version"`
+	Binary      string `yaml:"binary"`
+	Description string `yaml:"description"`
+	Unit        struct {
+		Mode     string            `yaml:"mode"`
+		Schedule string            `yaml:"schedule"`
+		Args     []string          `yaml:"args"`
+		Env      map[string]string `yaml:"env"`
+		Ports    []string          `yaml:"ports"`
+		Restart  string            `yaml:"restart"`
+	} `yaml:"unit"`
+	Policy string `yaml:"policy"`
+}
+
+func TestComponentDefinition(t *testing.T) {
+	dir := "../components/builtin/kiln-backup/"
+	raw, err := os.ReadFile(dir + "component.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def componentDef
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&def); err != nil {
+		t.Fatalf("component.yaml: %v", err)
+	}
+	if def.Name != "kiln-backup" || def.Binary != "kiln-backup" || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(def.Version) {
+		t.Fatalf("component.yaml header: %+v", def)
+	}
+	if _, err := os.Stat("../cmd/" + def.Binary + "/main.go"); err != nil {
+		t.Fatalf("binary %s is not built from ./cmd/%s: %v", def.Binary, def.Binary, err)
+	}
+	if def.Unit.Mode != "service" || def.Unit.Schedule != "" || def.Unit.Restart != "always" {
+		t.Fatalf("unit: %+v", def.Unit)
+	}
+	// The args, with the unit env expanded, are accepted by kiln-backup's
+	// own flag parser.
+	env := map[string]string{"KILN_BACKUP_TABLE": "orders", "KILN_BACKUP_STORE": "s3://b/p", "KILN_BACKUP_RCU": "500",
+		"KILN_DATA_DIR": "/data", "KILN_PORT_BACKUP": "9465"}
+	var args []string
+	for _, a := range def.Unit.Args {
+		args = append(args, os.Expand(a, func(k string) string {
+			v, ok := env[k]
+			if !ok {
+				t.Errorf("arg %q uses ${%s}, which kiln does not set and the docs do not ask for", a, k)
+			}
+			return v
+		}))
+	}
+	for _, p := range def.Unit.Ports {
+		if !strings.Contains(strings.Join(def.Unit.Args, " "), "${KILN_PORT_"+strings.ToUpper(p)+"}") {
+			t.Errorf("port %q is allocated but not used", p)
+		}
+	}
+	c := newCommon("agent", &strings.Builder{})
+	var acfg AgentConfig
+	var share string
+	var pageLimit int
+	agentFlags(c, &acfg, &share, &pageLimit)
+	cfg := acfg.Dump
+	if args[0] != "agent" {
+		t.Fatalf("the unit runs %q, want agent", args[0])
+	}
+	if err := c.parse(args[1:], &strings.Builder{}, "agent"); err != nil {
+		t.Fatalf("unit args do not parse: %v", err)
+	}
+	if _, err := ParseSegmentShare(share); err != nil {
+		t.Fatal(err)
+	}
+	cfg = acfg.Dump
+	if acfg.IncrementalEvery <= 0 || acfg.IncrementalEvery >= 24*time.Hour || acfg.DumpEvery != 24*time.Hour {
+		t.Fatalf("unit schedules: dumps every %v, incrementals every %v", acfg.DumpEvery, acfg.IncrementalEvery)
+	}
+	if cfg.Table != "orders" || cfg.ReadBudget != 500 || c.metricsListen != "127.0.0.1:9465" || c.id != AutoID || cfg.SpoolDir != "/data/kiln-backup/spool" {
+		t.Fatalf("unit args parsed to %+v metrics=%q id=%q", cfg, c.metricsListen, c.id)
+	}
+
+	pol, err := os.ReadFile(dir + def.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Version   string
+		Statement []struct {
+			Effect   string
+			Action   []string
+			Resource string
+		}
+	}
+	d := json.NewDecoder(bytes.NewReader(pol))
+	if err := d.Decode(&doc); err != nil {
+		t.Fatalf("policy.json: %v", err)
+	}
+	var actions []string
+	for _, s := range doc.Statement {
+		if s.Effect != "Allow" || strings.Contains(s.Resource, "*:*:*") || s.Resource == "*" {
+			t.Errorf("statement too broad: %+v", s)
+		}
+		actions = append(actions, s.Action...)
+	}
+	want := []string{"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
+		"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListBucket"}
+	if strings.Join(actions, ",") != strings.Join(want, ",") {
+		t.Fatalf("policy actions %v, want exactly %v", actions, want)
+	}
+}
