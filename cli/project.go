@@ -95,7 +95,14 @@ func (p *project) recipe() (images.Recipe, error) {
 	if err != nil {
 		return r, err
 	}
-	for _, d := range defs {
+	for i, d := range defs {
+		env := map[string]string{}
+		for k, v := range d.Unit.Env {
+			env[k] = v
+		}
+		for k, v := range m.Resolved[i].Settings {
+			env[k] = v // baked: an image carries its whole configuration
+		}
 		bin := d.BinaryPath()
 		if bin == "" {
 			bin = filepath.Join(p.binDir, d.Binary)
@@ -109,7 +116,7 @@ func (p *project) recipe() (images.Recipe, error) {
 		}
 		r.Components = append(r.Components, images.ComponentSource{
 			Name: d.Name, Version: d.Version.Original(), Binary: bin, Ports: d.Unit.Ports,
-			Unit: images.Unit{Mode: d.Unit.Mode, Schedule: sched, Args: d.Unit.Args, Env: d.Unit.Env, Restart: d.Unit.Restart},
+			Unit: images.Unit{Mode: d.Unit.Mode, Schedule: sched, Args: d.Unit.Args, Env: env, Restart: d.Unit.Restart},
 		})
 	}
 	return r, nil

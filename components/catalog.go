@@ -252,6 +252,15 @@ func (c *Catalog) Lookup(name string, v *version.Version) (*Definition, bool) {
 	return nil, false
 }
 
+// Settings names the variables a service must set for a component version; it lets the
+// manifest check components.<name>.settings.
+func (c *Catalog) Settings(name string, v *version.Version) []string {
+	if d, ok := c.Lookup(name, v); ok {
+		return slices.Clone(d.Settings)
+	}
+	return nil
+}
+
 // Resolve returns the definitions a manifest resolved its components to, in the same order.
 func (c *Catalog) Resolve(rcs []manifests.ResolvedComponent) ([]*Definition, error) {
 	out := make([]*Definition, 0, len(rcs))

@@ -42,8 +42,11 @@ type Definition struct {
 	Version     *version.Version
 	Binary      string // executable name; builtins are built from ./cmd/<Binary>
 	Description string
-	Unit        Unit
-	Policy      string // file name of the IAM policy document, beside component.yaml
+	// Settings name the variables a service must set for this component in its manifest
+	// (components.<name>.settings); the bake adds them to the unit's env.
+	Settings []string
+	Unit     Unit
+	Policy   string // file name of the IAM policy document, beside component.yaml
 	// Dir is the absolute directory holding component.yaml, the policy and the binary;
 	// "" for builtin components, which are embedded in kiln.
 	Dir string
@@ -96,7 +99,7 @@ type source struct {
 // parseDefinition decodes one component.yaml strictly and checks it against its source.
 func parseDefinition(file string, data []byte, src source) (*Definition, error) {
 	d := strictyaml.NewDecoder(file)
-	root := d.Document(data, "fields (name, version, binary, description, unit, policy)")
+	root := d.Document(data, "fields (name, version, binary, description, settings, unit, policy)")
 	if root == nil {
 		return nil, d.Err()
 	}
@@ -145,7 +148,8 @@ func parseDefinition(file string, data []byte, src source) (*Definition, error) 
 			def.Description = strings.TrimSpace(s)
 		}
 	}
-	decodeUnit(d, m.Required("unit"), &def.Unit)
+	def.Settings = decodeSettings(d, m.Field("settings"))
+	decodeUnit(d, m.Required("unit"), &def.Unit, def.Settings)
 	policyNode := m.Required("policy")
 	if policyNode != nil {
 		if s, ok := d.String(policyNode, "policy"); ok {
@@ -168,7 +172,32 @@ func parseDefinition(file string, data []byte, src source) (*Definition, error) 
 	return def, nil
 }
 
-func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
+// decodeSettings reads the names of the variables a service must set for this
+// component (in the manifest's components.<name>.settings); the unit may refer to them.
+func decodeSettings(d *strictyaml.Decoder, n *yaml.Node) []string {
+	if n == nil {
+		return nil
+	}
+	var out []string
+	items, paths := d.Seq(n, "settings")
+	for i, it := range items {
+		s, ok := d.String(it, paths[i])
+		switch {
+		case !ok:
+		case !envKeyRE.MatchString(s):
+			d.Errorf(it, paths[i], "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", s)
+		case slices.Contains(instanceEnv, s) || portEnvRE.MatchString(s):
+			d.Errorf(it, paths[i], "%s is set by kiln boot and cannot be a setting", s)
+		case slices.Contains(out, s):
+			d.Errorf(it, paths[i], "setting %s is listed twice", s)
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit, settings []string) {
 	if n == nil {
 		return
 	}
@@ -233,8 +262,9 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 				d.Errorf(e.Key, e.Path, "%s is set by kiln boot and reserved", e.Name)
 			}
 			if s, ok := d.Literal(e.Value, e.Path); ok {
-				// Env values see the instance env only, not each other: no ordering puzzles.
-				if msg := checkRefs(s, nil); msg != "" {
+				// Env values see the instance env and the settings only, not each other:
+				// no ordering puzzles.
+				if msg := checkRefs(s, settingsEnv(settings, nil)); msg != "" {
 					d.Errorf(e.Value, e.Path, "%s", msg)
 				}
 				u.Env[e.Name] = s
@@ -246,7 +276,7 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 		items, paths := d.Seq(v, "unit.args")
 		for i, it := range items {
 			if s, ok := d.Literal(it, paths[i]); ok {
-				if msg := checkRefs(s, u.Env); msg != "" {
+				if msg := checkRefs(s, settingsEnv(settings, u.Env)); msg != "" {
 					d.Errorf(it, paths[i], "%s", msg)
 				}
 				u.Args = append(u.Args, s)
@@ -268,6 +298,19 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit) {
 		}
 	}
 	m.Finish()
+}
+
+// settingsEnv is the unit env a reference may use: the unit's own plus the settings,
+// which the bake adds to it from the manifest.
+func settingsEnv(settings []string, unitEnv map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range unitEnv {
+		m[k] = v
+	}
+	for _, s := range settings {
+		m[s] = ""
+	}
+	return m
 }
 
 // checkRefs validates the ${VAR} references in s: each must name an instance variable, a

@@ -61,7 +61,7 @@ func TestParseDefinitionRejects(t *testing.T) {
 		text string
 		want []string
 	}{
-		{"empty", "", []string{"component.yaml:1:1: (document): the file is empty; it must be a mapping of fields (name, version, binary, description, unit, policy)"}},
+		{"empty", "", []string{"component.yaml:1:1: (document): the file is empty; it must be a mapping of fields (name, version, binary, description, settings, unit, policy)"}},
 		{"unknown field", replaceOnce(t, validDef, "policy:", "polcy: x\npolicy:"), []string{`component.yaml:12:1: polcy: unknown field "polcy" (did you mean "policy"?)`}},
 		{"missing unit", replaceOnce(t, validDef, "unit:\n  mode: service\n  schedule: \"\"\n  args: [\"--listen\", \"127.0.0.1:${KILN_PORT_METRICS}\"]\n  env: {}\n  ports: [metrics]\n  restart: always\n", ""),
 			[]string{"component.yaml:1:1: unit: required field is missing"}},
@@ -132,5 +132,29 @@ func TestLoadFS(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error:\n%v\nwant it to contain %q", err, want)
 		}
+	}
+}
+
+func TestSettingsMayBeReferencedAndAreChecked(t *testing.T) {
+	withSettings := replaceOnce(t, validDef, "unit:", "settings: [TABLE, STORE]\nunit:")
+	d, err := parseTest(replaceOnce(t, withSettings, `["--listen",`, `["--table", "${TABLE}", "--listen",`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Settings) != 2 || d.Settings[0] != "TABLE" || d.Unit.Args[1] != "${TABLE}" {
+		t.Fatalf("definition = %+v", d)
+	}
+	for _, bad := range []struct{ settings, want string }{
+		{"[TABLE, TABLE]", "setting TABLE is listed twice"},
+		{"[PORT]", "PORT is set by kiln boot"},
+		{"[lower]", `invalid variable name "lower"`},
+	} {
+		_, err := parseTest(replaceOnce(t, validDef, "unit:", "settings: "+bad.settings+"\nunit:"))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("settings %s: %v, want %q", bad.settings, err, bad.want)
+		}
+	}
+	if _, err := parseTest(replaceOnce(t, validDef, `["--listen",`, `["--table", "${TABLE}", "--listen",`)); err == nil || !strings.Contains(err.Error(), "unknown variable ${TABLE}") {
+		t.Errorf("a reference to an undeclared setting: %v", err)
 	}
 }

@@ -150,6 +150,8 @@ type ResolvedComponent struct {
 	Name       string
 	Constraint string           // as written in the manifest
 	Version    *version.Version // newest catalog version satisfying Constraint
+	// Settings are the values the service gives the component (components.<name>.settings).
+	Settings map[string]string
 }
 
 // Catalog lists the baked components kiln can put into an image. components.Catalog

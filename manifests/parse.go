@@ -217,17 +217,88 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 	want := map[string]string{}
 	var resolved []ResolvedComponent
 	for _, e := range m.Entries() {
-		s, ok := p.d.Literal(e.Value, e.Path)
-		if !ok {
-			continue
+		// A component is a version constraint, or {version: constraint, settings: {...}}.
+		var constraint string
+		var settings map[string]string
+		var settingsNode *yaml.Node
+		if e.Value.Kind == yaml.MappingNode {
+			cm := p.d.Map(e.Value, e.Path)
+			v := cm.Required("version")
+			if settingsNode = cm.Field("settings"); settingsNode != nil {
+				settings = map[string]string{}
+				sm := p.d.Map(settingsNode, e.Path+".settings")
+				for _, se := range sm.Entries() {
+					if val, ok := p.d.Literal(se.Value, se.Path); ok {
+						settings[se.Name] = val
+					}
+				}
+				sm.Finish()
+			}
+			cm.Finish()
+			if v == nil {
+				continue
+			}
+			s, ok := p.d.Literal(v, e.Path+".version")
+			if !ok {
+				continue
+			}
+			constraint = s
+		} else {
+			s, ok := p.d.Literal(e.Value, e.Path)
+			if !ok {
+				continue
+			}
+			constraint = s
 		}
-		want[e.Name] = s
-		if rc, ok := p.resolve(e, s); ok {
+		want[e.Name] = constraint
+		if rc, ok := p.resolve(e, constraint); ok {
+			rc.Settings = settings
+			p.checkSettings(e, settingsNode, rc)
 			resolved = append(resolved, rc)
 		}
 	}
 	slices.SortFunc(resolved, func(a, b ResolvedComponent) int { return strings.Compare(a.Name, b.Name) })
 	return want, resolved
+}
+
+// SettingsCatalog is a Catalog that also knows which settings each component version
+// needs from the service; the manifest is then checked against them.
+type SettingsCatalog interface {
+	Catalog
+	Settings(name string, v *version.Version) []string
+}
+
+// checkSettings reports settings the resolved component needs but the manifest does not
+// give, and settings it gives that the component does not know.
+func (p *parser) checkSettings(e strictyaml.Entry, settingsNode *yaml.Node, rc ResolvedComponent) {
+	sc, ok := p.cat.(SettingsCatalog)
+	if !ok {
+		return
+	}
+	need := sc.Settings(rc.Name, rc.Version)
+	var missing []string
+	for _, name := range need {
+		if _, ok := rc.Settings[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		p.d.Errorf(e.Key, e.Path, "component %s %s needs settings %s (write them under %s.settings, with version: under %s)",
+			rc.Name, rc.Version, strings.Join(missing, ", "), e.Path, e.Path)
+	}
+	for name := range rc.Settings {
+		if !slices.Contains(need, name) {
+			at := settingsNode
+			if at == nil {
+				at = e.Value
+			}
+			known := "none"
+			if len(need) > 0 {
+				known = strings.Join(need, ", ")
+			}
+			p.d.Errorf(at, e.Path+".settings."+name, "component %s %s has no setting %s (its settings: %s)", rc.Name, rc.Version, name, known)
+		}
+	}
 }
 
 func (p *parser) resolve(e strictyaml.Entry, constraint string) (ResolvedComponent, bool) {
