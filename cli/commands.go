@@ -116,6 +116,7 @@ type rolloutOptions struct {
 
 func (a *app) rolloutCmd() *cobra.Command {
 	var ro rolloutOptions
+	var preview bool
 	c := &cobra.Command{
 		Use:   "rollout",
 		Short: "Bake and roll out the release blue-green; roll back if it does not become healthy",
@@ -134,6 +135,9 @@ steer the running rollout.`,
 			if err != nil {
 				return err
 			}
+			if preview {
+				return a.preview(c.Context(), p, tgt)
+			}
 			fin, err := a.rollout(c.Context(), p, tgt, ro)
 			if err != nil {
 				return err
@@ -146,6 +150,7 @@ steer the running rollout.`,
 		},
 	}
 	c.Flags().BoolVar(&ro.allowDowngrade, "allow-downgrade", false, "allow a release older than the live one")
+	c.Flags().BoolVar(&preview, "preview", false, "print what each phase would change (the first one previewed by Pulumi) and change nothing")
 	c.Flags().BoolVar(&ro.breakLock, "break-lock", false, "clear the stack's lock if its holder is gone (a kiln that was killed)")
 	for _, cmd := range []struct {
 		name  rollout.Command

@@ -122,12 +122,22 @@ func TestCanaryPauseAndPromoteThenAnalysesCatchBadReleases(t *testing.T) {
   steps:
     - {weight: 20, pause: indefinite}
     - {weight: 100}`, "")
+	// A preview says what each phase would do and changes nothing.
+	code, out, errOut := kiln(t, dir, "rollout", "--preview", "--output", "text")
+	if code != 0 || !strings.Contains(out, "create             Instance web-green-0") ||
+		!strings.Contains(out, "traffic: blue 80% / green 20%") || !strings.Contains(out, "waits: pause until promoted") {
+		t.Fatalf("preview: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := instanceDirs(t, dir, "web"); len(got) != 2 {
+		t.Fatalf("the preview changed the fleet: %v", got)
+	}
+
 	cmd, evs := startRollout(t, dir)
 	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "paused" && ev["indefinite"] == true })
 	if w := weightsOf(t, dir); w["blue"] != 80 || w["green"] != 20 {
 		t.Fatalf("weights while paused at the canary step: %v", w)
 	}
-	code, out, errOut := kiln(t, dir, "rollout", "promote")
+	code, out, errOut = kiln(t, dir, "rollout", "promote")
 	if code != 0 || !strings.Contains(out, "promote accepted") {
 		t.Fatalf("promote: %d %q %q", code, out, errOut)
 	}

@@ -354,38 +354,54 @@ func (r *run) apply(ctx context.Context, spec fleet.Spec) error {
 
 // deploy brings the new slot up beside the stable one, without traffic.
 func (r *run) deploy(ctx context.Context) error {
-	next := r.spec.Clone()
-	tpl := r.req.Template
-	next.Service, next.Port, next.Health, next.DrainTimeout, next.Env = tpl.Service, tpl.Port, tpl.Health, tpl.DrainTimeout, tpl.Env
-	if next.Slots == nil {
-		next.Slots = map[fleet.Slot]fleet.SlotSpec{}
-	}
-	rel := r.cp.Desired
-	next.Slots[r.cp.Slot] = fleet.SlotSpec{Release: &rel, Size: r.req.Size, Weight: 0}
-	if r.hasStable() {
-		st := next.Slots[r.live]
-		st.Weight = 100
-		next.Slots[r.live] = st
-	}
-	return r.apply(ctx, next)
+	return r.apply(ctx, deploySpec(r.spec, r.req, r.cp.Slot, r.cp.Desired, r.hasStable()))
 }
 
 // setWeight gives the new slot w% of traffic and the stable slot the rest.
 func (r *run) setWeight(ctx context.Context, w int) error {
-	next := r.spec.Clone()
-	ns := next.Slots[r.cp.Slot]
-	ns.Weight = w
-	next.Slots[r.cp.Slot] = ns
-	if r.hasStable() {
-		st := next.Slots[r.live]
-		st.Weight = 100 - w
-		next.Slots[r.live] = st
-	}
-	if err := r.apply(ctx, next); err != nil {
+	if err := r.apply(ctx, weightSpec(r.spec, r.cp.Slot, w, r.hasStable())); err != nil {
 		return err
 	}
 	r.e.emit(TrafficShifted{At: r.now(), Weights: weights(r.spec)})
 	return nil
+}
+
+// The specs each stage converges to are pure functions of the applied spec, shared by
+// the engine and by Preview.
+
+func deploySpec(cur fleet.Spec, req Request, slot fleet.Slot, rel fleet.Release, hasStable bool) fleet.Spec {
+	next := cur.Clone()
+	tpl := req.Template
+	next.Service, next.Port, next.Health, next.DrainTimeout, next.Env = tpl.Service, tpl.Port, tpl.Health, tpl.DrainTimeout, tpl.Env
+	if next.Slots == nil {
+		next.Slots = map[fleet.Slot]fleet.SlotSpec{}
+	}
+	next.Slots[slot] = fleet.SlotSpec{Release: &rel, Size: req.Size, Weight: 0}
+	if hasStable {
+		st := next.Slots[slot.Other()]
+		st.Weight = 100
+		next.Slots[slot.Other()] = st
+	}
+	return next
+}
+
+func weightSpec(cur fleet.Spec, slot fleet.Slot, w int, hasStable bool) fleet.Spec {
+	next := cur.Clone()
+	ns := next.Slots[slot]
+	ns.Weight = w
+	next.Slots[slot] = ns
+	if hasStable {
+		st := next.Slots[slot.Other()]
+		st.Weight = 100 - w
+		next.Slots[slot.Other()] = st
+	}
+	return next
+}
+
+func retireSpec(cur fleet.Spec, live fleet.Slot) fleet.Spec {
+	next := cur.Clone()
+	next.Slots[live] = fleet.SlotSpec{}
+	return next
 }
 
 // trafficStep moves traffic to the step's weight — only onto a healthy slot — then holds
@@ -417,9 +433,7 @@ func (r *run) trafficStep(ctx context.Context, n int, s Step) error {
 
 // retire removes the old slot.
 func (r *run) retire(ctx context.Context) error {
-	next := r.spec.Clone()
-	next.Slots[r.live] = fleet.SlotSpec{}
-	return r.apply(ctx, next)
+	return r.apply(ctx, retireSpec(r.spec, r.live))
 }
 
 func weights(s fleet.Spec) map[fleet.Slot]int {

@@ -478,3 +478,34 @@ func TestAHealthReadingThatFailsHealsTheTargetAndTheRolloutGoesOn(t *testing.T) 
 		t.Fatal("no healing event")
 	}
 }
+
+func TestPlanShowsExactlyWhatTheEngineApplies(t *testing.T) {
+	h := newHarness()
+	req := stepsRequest(Step{Weight: 10, Pause: time.Minute, Analysis: "errors"}, Step{Weight: 60}, Step{Weight: 100})
+	req.ScaleDownDelay = time.Minute
+	h.analyzer = &fakeAnalyzer{verdicts: map[string][]AnalysisOutcome{"errors": {AnalysisSuccessful}}}
+	cur, exists, _ := h.tg.Current(context.Background())
+	rel := fleet.Release{Version: "2.0.0", Image: fleet.Image{Digest: "sha256:2.0.0", Location: "/img/2.0.0"}}
+	plan := Plan(cur, exists, req, rel)
+
+	fin, _ := h.run(t, context.Background(), req, release("2.0.0"))
+	if fin.Outcome != Promoted {
+		t.Fatalf("outcome %s: %s", fin.Outcome, fin.Message)
+	}
+	var planned, phases []string
+	for _, p := range plan {
+		phases = append(phases, string(p.Phase))
+		if p.Changes {
+			planned = append(planned, slotsOf(p.Spec))
+		}
+	}
+	if got := applied(h.tg); !equal(planned, got) {
+		t.Fatalf("plan\n%v\nengine applied\n%v", planned, got)
+	}
+	if want := []string{"deploy", "health", "step", "step", "step", "scale-down-delay", "retire"}; !equal(phases, want) {
+		t.Fatalf("planned phases %v, want %v", phases, want)
+	}
+	if plan[2].Waits != "pause 1m0s, then analysis errors" {
+		t.Errorf("step 1 waits %q", plan[2].Waits)
+	}
+}

@@ -41,3 +41,9 @@ func (f BakeFunc) Bake(ctx context.Context) (fleet.Release, error) { return f(ct
 type Healer interface {
 	Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error
 }
+
+// Previewer is implemented by targets whose engine can say what applying spec would do
+// without doing it (a Pulumi preview).
+type Previewer interface {
+	Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error
+}

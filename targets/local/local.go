@@ -126,6 +126,14 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	return err
 }
 
+var _ rollout.Previewer = (*Target)(nil)
+
+// Preview reports the resource operations applying spec would make, changing nothing.
+func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	_, err := t.stack.Preview(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), ops)
+	return err
+}
+
 var _ rollout.Healer = (*Target)(nil)
 
 // Heal re-creates what died behind kiln's back: a refresh drops dead processes (the load
