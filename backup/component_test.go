@@ -9,46 +9,32 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/kilnhq/kiln/components"
 )
 
-// componentDef mirrors the baked component contract (docs in the brief).
-type componentDef struct {
-	Name        string `yaml:"name"`
-	Version     string `yaml:"version"`
-	Binary      string `yaml:"binary"`
-	Description string `yaml:"description"`
-	Unit        struct {
-		Mode     string            `yaml:"mode"`
-		Schedule string            `yaml:"schedule"`
-		Args     []string          `yaml:"args"`
-		Env      map[string]string `yaml:"env"`
-		Ports    []string          `yaml:"ports"`
-		Restart  string            `yaml:"restart"`
-	} `yaml:"unit"`
-	Policy string `yaml:"policy"`
-}
-
 func TestComponentDefinition(t *testing.T) {
-	dir := "../components/builtin/kiln-backup/"
-	raw, err := os.ReadFile(dir + "component.yaml")
+	// Decoded by kiln's own catalog, strictly, as kiln bake will.
+	cat, err := components.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var def componentDef
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&def); err != nil {
-		t.Fatalf("component.yaml: %v", err)
+	var def *components.Definition
+	for _, d := range cat.Definitions() {
+		if d.Name == "kiln-backup" {
+			def = d
+		}
 	}
-	if def.Name != "kiln-backup" || def.Binary != "kiln-backup" || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(def.Version) {
+	if def == nil || def.Binary != "kiln-backup" || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(def.Version.String()) {
 		t.Fatalf("component.yaml header: %+v", def)
 	}
 	if _, err := os.Stat("../cmd/" + def.Binary + "/main.go"); err != nil {
 		t.Fatalf("binary %s is not built from ./cmd/%s: %v", def.Binary, def.Binary, err)
 	}
-	if def.Unit.Mode != "service" || def.Unit.Schedule != "" || def.Unit.Restart != "always" {
+	if def.Unit.Mode != "service" || def.Unit.Schedule != 0 || def.Unit.Restart != "always" {
 		t.Fatalf("unit: %+v", def.Unit)
+	}
+	if got := strings.Join(def.Settings, " "); got != "KILN_BACKUP_TABLE KILN_BACKUP_STORE KILN_BACKUP_RCU" {
+		t.Fatalf("settings %q", got)
 	}
 	// The args, with the unit env expanded, are accepted by kiln-backup's
 	// own flag parser.
@@ -92,7 +78,7 @@ func TestComponentDefinition(t *testing.T) {
 		t.Fatalf("unit args parsed to %+v metrics=%q id=%q", cfg, c.metricsListen, c.id)
 	}
 
-	pol, err := os.ReadFile(dir + def.Policy)
+	pol, err := cat.Policy(def)
 	if err != nil {
 		t.Fatal(err)
 	}

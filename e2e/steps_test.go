@@ -304,3 +304,42 @@ func TestAKilledLoadBalancerIsRecreatedOnItsAddressMidRollout(t *testing.T) {
 		t.Fatalf("serving %s", v)
 	}
 }
+
+func TestAFlappingReleaseIsNeverPromoted(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		kiln(t, dir, "destroy")
+		if left := leftovers(dir); len(left) > 0 {
+			t.Errorf("processes left after destroy: %v", left)
+		}
+	})
+	writeFull(t, dir, "flap", "1.0.0", "", "  scaleDownDelay: 0s", "")
+	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
+		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
+	}
+	addr := endpointOf(t, dir)
+	load := startLoad(t, addr)
+	// Healthy for 2s, failing for 2s, and so on: it may pass the first gate, never all.
+	writeFull(t, dir, "flap", "2.0.0", "DEMO_FLAP: 2s", `  scaleDownDelay: 0s
+  steps:
+    - {weight: 20, pause: 10s}
+    - {weight: 100}`, "")
+	code, out, errOut := kiln(t, dir, "rollout", "--output", "json")
+	fin := finished(t, out)
+	if code != 1 || fin["outcome"] != "rolled-back" {
+		t.Fatalf("flapping release: exit %d, %v\n%s", code, fin, errOut)
+	}
+	if r := fin["reason"]; r != "NewSlotUnhealthy" && r != "NewSlotNotHealthy" {
+		t.Fatalf("reason %v", r)
+	}
+	if v := servingVersion(t, addr); v != "1.0.0" {
+		t.Fatalf("after the flapping release the balancer serves %s", v)
+	}
+	rep := load.Stop()
+	t.Logf("load: %s", rep)
+	// Only its health check flaps; the balancer never routes to an instance it marked
+	// unhealthy, and answers from a healthy one never fail.
+	if rep.Failed != 0 {
+		t.Fatalf("%d requests failed: %v", rep.Failed, rep.Errors)
+	}
+}

@@ -35,6 +35,9 @@ func run() error {
 	version := os.Getenv("KILN_VERSION")
 	instance := os.Getenv("KILN_INSTANCE")
 	broken := os.Getenv("DEMO_BROKEN") == "1"
+	// DEMO_FLAP=<period> makes the health check fail every other period: a flapping release.
+	flap, _ := time.ParseDuration(os.Getenv("DEMO_FLAP"))
+	started := time.Now()
 	// DEMO_HEALTHY_AFTER delays the first passing health check: a slow starter.
 	healthyAt := time.Now()
 	if d, err := time.ParseDuration(os.Getenv("DEMO_HEALTHY_AFTER")); err == nil {
@@ -64,6 +67,10 @@ func run() error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if broken {
 			http.Error(w, "broken on purpose (DEMO_BROKEN=1)", http.StatusInternalServerError)
+			return
+		}
+		if flap > 0 && (time.Since(started)/flap)%2 == 1 {
+			http.Error(w, "flapping on purpose (DEMO_FLAP)", http.StatusServiceUnavailable)
 			return
 		}
 		if time.Now().Before(healthyAt) {
