@@ -1,0 +1,91 @@
+// Package collect gathers metrics from the host (/proc and /sys), from a drop-in directory of
+// Prometheus text files, from exec probes and from scrapes of local HTTP endpoints, and writes
+// them in the Prometheus text exposition format (version 0.0.4).
+//
+// The model is deliberately flat (families of samples with string labels) so that a gather
+// allocates little and the daemon's resident memory stays small: kiln-metrics runs on every
+// instance for months.
+package collect
+
+import (
+	"context"
+	"slices"
+	"strings"
+)
+
+// Type is a Prometheus metric type as written on a "# TYPE" line.
+type Type string
+
+// Metric types of the text exposition format.
+const (
+	Counter   Type = "counter"
+	Gauge     Type = "gauge"
+	Histogram Type = "histogram"
+	Summary   Type = "summary"
+	Untyped   Type = "untyped"
+)
+
+// Label is one name="value" pair of a sample.
+type Label struct {
+	Name, Value string
+}
+
+// Sample is one line of the exposition: a full sample name (for histograms it carries the
+// _bucket, _sum or _count suffix), its labels and its value.
+type Sample struct {
+	Name   string
+	Labels []Label
+	Value  float64
+}
+
+// Label returns the value of the label called name, or "" when the sample has none.
+func (s Sample) Label(name string) string {
+	for _, l := range s.Labels {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// Family is a metric family: every sample that shares a base name, help text and type.
+type Family struct {
+	Name    string
+	Help    string
+	Type    Type
+	Samples []Sample
+}
+
+// Collector produces metric families. Collect appends what it gathered to fams and returns
+// the extended slice; an error means the collector failed as a whole (partial results may
+// still have been appended and are kept).
+type Collector interface {
+	// Name identifies the collector in kiln_metrics_collector_* self metrics and logs.
+	Name() string
+	// Collect gathers once; it must honour ctx's deadline.
+	Collect(ctx context.Context, fams []Family) ([]Family, error)
+}
+
+// Merge sorts families by name and merges families that share a name, as the text format
+// requires every sample of a family to be contiguous. When two families with the same name
+// disagree on the type, the later one is dropped and its name is returned in conflicts.
+func Merge(fams []Family) (merged []Family, conflicts []string) {
+	slices.SortStableFunc(fams, func(a, b Family) int { return strings.Compare(a.Name, b.Name) })
+	out := fams[:0]
+	for _, f := range fams {
+		if n := len(out); n > 0 && out[n-1].Name == f.Name {
+			if out[n-1].Type != f.Type {
+				conflicts = append(conflicts, f.Name)
+				continue
+			}
+			// Clip so the append never writes into a backing array another family shares.
+			out[n-1].Samples = append(slices.Clip(out[n-1].Samples), f.Samples...)
+			if out[n-1].Help == "" {
+				out[n-1].Help = f.Help
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, conflicts
+}
