@@ -1,0 +1,126 @@
+package cloudwatch
+
+import (
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kilnhq/kiln/metrics/collect"
+)
+
+// CloudWatch limits on one datum.
+const (
+	maxDimensions   = 30
+	maxNameLen      = 255
+	maxDimNameLen   = 255
+	maxDimValueLen  = 1024
+	maxDatumsPerReq = 1000
+	// maxRequestBytes keeps a request's encoded body under PutMetricData's 1 MB limit
+	// (counted before compression), with room for the namespace and framing.
+	maxRequestBytes = 1_000_000 - 4096
+)
+
+// converter turns gathered families into datums. Gauges are published as they are;
+// counters (and histogram/summary _count, _sum and _bucket series) as the increase since the
+// previous conversion, which is what a CloudWatch Sum statistic expects.
+type converter struct {
+	include    []*regexp.Regexp
+	dims       []Dim
+	resolution int32
+	prev       map[string]float64
+}
+
+func (c *converter) wanted(name string) bool {
+	for _, re := range c.include {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// datums converts fams; prev only keeps the series seen in this call, so it never grows
+// past the current number of published series.
+func (c *converter) datums(at time.Time, fams []collect.Family, out []Datum) []Datum {
+	next := make(map[string]float64, len(c.prev))
+	var key strings.Builder
+	for _, f := range fams {
+		for _, s := range f.Samples {
+			if !c.wanted(s.Name) {
+				continue
+			}
+			cumulative := f.Type == collect.Counter ||
+				(f.Type == collect.Histogram || f.Type == collect.Summary) && s.Name != f.Name
+			v := s.Value
+			if cumulative {
+				key.Reset()
+				key.WriteString(s.Name)
+				for _, l := range s.Labels {
+					key.WriteString("\xff" + l.Name + "\xfe" + l.Value)
+				}
+				k := key.String()
+				next[k] = v
+				last, seen := c.prev[k]
+				if !seen {
+					continue // the first observation only sets the baseline
+				}
+				if v >= last {
+					v -= last
+				} // else the counter reset and counted v from zero
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue // CloudWatch rejects them and would fail the whole batch
+			}
+			out = append(out, Datum{Name: truncate(s.Name, maxNameLen), Dims: c.dimsFor(s.Labels), Value: v,
+				Unit: unitFor(s.Name, cumulative), At: at, Resolution: c.resolution})
+		}
+	}
+	c.prev = next
+	return out
+}
+
+func (c *converter) dimsFor(labels []collect.Label) []Dim {
+	dims := make([]Dim, 0, len(c.dims)+len(labels))
+	dims = append(dims, c.dims...)
+	for _, l := range labels {
+		if l.Value == "" || len(dims) == maxDimensions {
+			continue
+		}
+		dims = append(dims, Dim{truncate(l.Name, maxDimNameLen), truncate(l.Value, maxDimValueLen)})
+	}
+	slices.SortFunc(dims, func(a, b Dim) int { return strings.Compare(a.Name, b.Name) })
+	return dims
+}
+
+func unitFor(name string, cumulative bool) string {
+	base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_total"), "_sum"), "_count")
+	switch {
+	case strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_bucket"):
+		return "Count"
+	case strings.HasSuffix(base, "_bytes"):
+		return "Bytes"
+	case strings.HasSuffix(base, "_seconds"):
+		return "Seconds"
+	case cumulative:
+		return "Count"
+	}
+	return "None"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// estimateSize is a conservative estimate of a datum's CBOR encoding in a request body.
+func estimateSize(d Datum) int {
+	n := 160 + len(d.Name)
+	for _, dim := range d.Dims {
+		n += 32 + len(dim.Name) + len(dim.Value)
+	}
+	return n
+}

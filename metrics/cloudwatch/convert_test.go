@@ -1,0 +1,103 @@
+package cloudwatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kilnhq/kiln/metrics/collect"
+)
+
+func fams(t *testing.T, text string) []collect.Family {
+	t.Helper()
+	f, err := collect.ParseText(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestConverterGaugesCountersAndFilters(t *testing.T) {
+	c := converter{
+		include:    []*regexp.Regexp{regexp.MustCompile(`^node_load1$`), regexp.MustCompile(`^app_`)},
+		dims:       []Dim{{"Service", "web"}},
+		resolution: 60,
+	}
+	text := func(req, load float64) string {
+		return "# TYPE node_load1 gauge\nnode_load1 " + ff(load) +
+			"\n# TYPE node_load5 gauge\nnode_load5 9\n" +
+			"# TYPE app_requests_total counter\napp_requests_total{code=\"200\"} " + ff(req) + "\napp_requests_total{code=\"\"} 1\n" +
+			"# TYPE app_temp gauge\napp_temp NaN\n" +
+			"# TYPE app_latency_seconds histogram\napp_latency_seconds_bucket{le=\"+Inf\"} " + ff(req) + "\napp_latency_seconds_sum 0\napp_latency_seconds_count " + ff(req) + "\n"
+	}
+	first := c.datums(t0, fams(t, text(100, 0.5)), nil)
+	if len(first) != 1 || first[0].Name != "node_load1" || first[0].Value != 0.5 || first[0].Unit != "None" {
+		t.Fatalf("first conversion = %+v; counters only set their baseline, NaN is skipped, node_load5 is not included", first)
+	}
+	if d := first[0].Dims; len(d) != 1 || d[0] != (Dim{"Service", "web"}) {
+		t.Errorf("dims = %v", d)
+	}
+	second := c.datums(t0.Add(time.Minute), fams(t, text(130, 0.7)), nil)
+	byName := map[string]Datum{}
+	for _, d := range second {
+		byName[d.Name+"/"+dimValue(d, "code")+dimValue(d, "le")] = d
+	}
+	if d := byName["app_requests_total/200"]; d.Value != 30 || d.Unit != "Count" || dimValue(d, "Service") != "web" {
+		t.Errorf("counter delta = %+v", d)
+	}
+	if d, ok := byName["app_requests_total/"]; !ok || d.Value != 0 || len(d.Dims) != 1 {
+		t.Errorf("empty label values must be left out of the dimensions: %+v", d)
+	}
+	if d := byName["app_latency_seconds_count/"]; d.Value != 30 || d.Unit != "Count" {
+		t.Errorf("histogram count delta = %+v", d)
+	}
+	if d := byName["app_latency_seconds_sum/"]; d.Unit != "Seconds" {
+		t.Errorf("histogram sum unit = %+v", d)
+	}
+	// A reset counts from zero.
+	third := c.datums(t0.Add(2*time.Minute), fams(t, text(10, 0.7)), nil)
+	for _, d := range third {
+		if d.Name == "app_requests_total" && dimValue(d, "code") == "200" && d.Value != 10 {
+			t.Errorf("after a reset = %v, want 10", d.Value)
+		}
+	}
+	if len(c.prev) != 5 {
+		t.Errorf("converter remembers %d series, want the 5 cumulative ones seen last", len(c.prev))
+	}
+}
+
+func dimValue(d Datum, name string) string {
+	for _, x := range d.Dims {
+		if x.Name == name {
+			return x.Value
+		}
+	}
+	return ""
+}
+
+func ff(v float64) string {
+	return string(collect.AppendFloat(nil, v))
+}
+
+func TestEMFLines(t *testing.T) {
+	var buf bytes.Buffer
+	p := New(Options{Namespace: "Kiln", Client: nil, EMF: &buf, Include: []*regexp.Regexp{regexp.MustCompile(`.`)},
+		Dimensions: map[string]string{"Instance": "i-1"}})
+	p.Publish(t0, []collect.Family{{Name: "node_load1", Type: collect.Gauge, Samples: []collect.Sample{{Name: "node_load1", Value: 1.5}}}})
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil {
+		t.Fatalf("EMF line %q: %v", buf.String(), err)
+	}
+	aws := line["_aws"].(map[string]any)
+	m := aws["CloudWatchMetrics"].([]any)[0].(map[string]any)
+	if line["node_load1"] != 1.5 || line["Instance"] != "i-1" || aws["Timestamp"] != float64(t0.UnixMilli()) ||
+		m["Namespace"] != "Kiln" || m["Dimensions"].([]any)[0].([]any)[0] != "Instance" {
+		t.Errorf("EMF line = %s", buf.String())
+	}
+	if p.Stats().Buffered != 1 {
+		t.Error("the datum should also be queued for PutMetricData")
+	}
+}
