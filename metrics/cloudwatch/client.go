@@ -2,50 +2,79 @@ package cloudwatch
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 )
 
 // ClientOptions configures NewClient.
 type ClientOptions struct {
-	// Region overrides the SDK's region chain ("" keeps it).
+	// Region of the endpoint; "" falls back to AWS_REGION, AWS_DEFAULT_REGION, then the
+	// instance metadata service.
 	Region string
 	// Endpoint overrides the service URL ("" keeps the regional endpoint).
 	Endpoint string
-	// Credentials overrides the SDK's credential chain (tests use static keys).
+	// Credentials overrides the credential chain (tests use static keys).
 	Credentials aws.CredentialsProvider
 	// HTTPClient overrides the HTTP client.
 	HTTPClient *http.Client
+	// Getenv reads the environment; nil means no environment.
+	Getenv func(string) string
 }
 
 // NewClient builds a CloudWatch client with the SDK's own retries turned off (the
 // publisher retries with its own bounded backoff) and request compression left on.
+//
+// Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or else
+// the instance role through the instance metadata service, which is how a baked image runs.
+// The SDK's config package (shared files, SSO, ...) is deliberately not used: it costs
+// about a megabyte of resident memory on every instance for sources an image never has.
 func NewClient(ctx context.Context, o ClientOptions) (*cw.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if o.Region != "" {
-		opts = append(opts, config.WithRegion(o.Region))
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
 	}
-	if o.Credentials != nil {
-		opts = append(opts, config.WithCredentialsProvider(o.Credentials))
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: time.Minute}
 	}
-	if o.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(o.HTTPClient))
-	} else {
-		// A buildable client so that AWS_CA_BUNDLE (custom root CAs) keeps working.
-		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(time.Minute)))
+	region := o.Region
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if region == "" {
+			region = getenv(k)
+		}
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	if region == "" {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		out, err := imds.New(imds.Options{HTTPClient: hc}).GetRegion(rctx, &imds.GetRegionInput{})
+		cancel()
+		if err != nil {
+			return nil, errors.New("no region: set cloudwatch.region or AWS_REGION (the instance metadata service did not answer)")
+		}
+		region = out.Region
 	}
-	return cw.NewFromConfig(cfg, func(co *cw.Options) {
-		co.Retryer = aws.NopRetryer{}
+	creds := o.Credentials
+	if creds == nil {
+		if id := getenv("AWS_ACCESS_KEY_ID"); id != "" {
+			creds = credentials.NewStaticCredentialsProvider(id, getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN"))
+		} else {
+			creds = aws.NewCredentialsCache(ec2rolecreds.New(func(eo *ec2rolecreds.Options) {
+				eo.Client = imds.New(imds.Options{HTTPClient: hc})
+			}))
+		}
+	}
+	return cw.New(cw.Options{
+		Region:      region,
+		Credentials: creds,
+		HTTPClient:  hc,
+		Retryer:     aws.NopRetryer{},
+	}, func(co *cw.Options) {
 		if o.Endpoint != "" {
 			co.BaseEndpoint = aws.String(o.Endpoint)
 		}

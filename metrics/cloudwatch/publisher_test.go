@@ -6,8 +6,11 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kilnhq/kiln/metrics/cloudwatch/cwfake"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -23,12 +26,12 @@ func datums(n int, start int) []Datum {
 
 func TestBatchesWithinCountLimitAndGzip(t *testing.T) {
 	f := newFake(t)
-	p := New(Options{Namespace: "Kiln/Test", Client: f.client(t), BufferSize: 5000})
+	p := New(Options{Namespace: "Kiln/Test", Client: client(t, f), BufferSize: 5000})
 	p.Add(datums(2500, 0)...)
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	reqs := f.snapshot()
+	reqs := f.Requests()
 	if len(reqs) != 3 || len(reqs[0].Datums) != 1000 || len(reqs[1].Datums) != 1000 || len(reqs[2].Datums) != 500 {
 		t.Fatalf("requests carried %v datums, want 1000, 1000, 500", counts(reqs))
 	}
@@ -40,7 +43,7 @@ func TestBatchesWithinCountLimitAndGzip(t *testing.T) {
 			t.Errorf("namespace = %q", r.Namespace)
 		}
 	}
-	got := f.accepted()
+	got := f.Accepted()
 	for i, d := range got {
 		if d.Value != float64(i) || d.Name != "kiln_test_value" || d.Dims["Series"] != fmt.Sprint(i%7) ||
 			d.Unit != "Count" || d.Resolution != 60 || !d.At.Equal(t0.Add(time.Duration(i)*time.Millisecond)) {
@@ -54,7 +57,7 @@ func TestBatchesWithinCountLimitAndGzip(t *testing.T) {
 
 func TestBatchesWithinByteLimit(t *testing.T) {
 	f := newFake(t)
-	p := New(Options{Namespace: "Kiln", Client: f.client(t), BufferSize: 2000})
+	p := New(Options{Namespace: "Kiln", Client: client(t, f), BufferSize: 2000})
 	big := strings.Repeat("v", maxDimValueLen)
 	ds := datums(1200, 0)
 	for i := range ds {
@@ -66,7 +69,7 @@ func TestBatchesWithinByteLimit(t *testing.T) {
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	reqs := f.snapshot()
+	reqs := f.Requests()
 	total := 0
 	for i, r := range reqs {
 		total += len(r.Datums)
@@ -84,7 +87,7 @@ func TestBatchesWithinByteLimit(t *testing.T) {
 
 func TestRetriesWithExponentialBackoffAndJitter(t *testing.T) {
 	f := newFake(t)
-	f.respond = func(n int) (int, string) {
+	f.Respond(func(n int) (int, string) {
 		switch n {
 		case 0:
 			return http.StatusInternalServerError, "InternalServiceError"
@@ -92,10 +95,10 @@ func TestRetriesWithExponentialBackoffAndJitter(t *testing.T) {
 			return http.StatusServiceUnavailable, "ServiceUnavailable"
 		}
 		return http.StatusOK, ""
-	}
+	})
 	var sl sleeps
 	jitter := []float64{0, 0.5, 0.999, 0.25}
-	p := New(Options{Namespace: "Kiln", Client: f.client(t), BackoffMin: time.Second, BackoffMax: 5 * time.Second,
+	p := New(Options{Namespace: "Kiln", Client: client(t, f), BackoffMin: time.Second, BackoffMax: 5 * time.Second,
 		Sleep: sl.sleep, Jitter: func() float64 { j := jitter[0]; jitter = append(jitter[1:], j); return j }})
 	p.Add(datums(10, 0)...)
 
@@ -112,7 +115,7 @@ func TestRetriesWithExponentialBackoffAndJitter(t *testing.T) {
 	if got := sl.got(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("backoffs = %v, want %v", got, want)
 	}
-	reqs := f.snapshot()
+	reqs := f.Requests()
 	if len(reqs) != 5 {
 		t.Fatalf("%d requests, want 4 failures and 1 success", len(reqs))
 	}
@@ -128,13 +131,13 @@ func TestRetriesWithExponentialBackoffAndJitter(t *testing.T) {
 
 func TestInvalidDataIsDroppedNotRetried(t *testing.T) {
 	f := newFake(t)
-	f.respond = func(n int) (int, string) {
+	f.Respond(func(n int) (int, string) {
 		if n == 0 {
 			return http.StatusBadRequest, "InvalidParameterValueException"
 		}
 		return http.StatusOK, ""
-	}
-	p := New(Options{Namespace: "Kiln", Client: f.client(t), BufferSize: 2000})
+	})
+	p := New(Options{Namespace: "Kiln", Client: client(t, f), BufferSize: 2000})
 	p.Add(datums(1500, 0)...)
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -146,8 +149,8 @@ func TestInvalidDataIsDroppedNotRetried(t *testing.T) {
 
 func TestFlushReportsAnUnreachableSink(t *testing.T) {
 	f := newFake(t)
-	c := f.client(t)
-	f.srv.Close() // connection refused from now on
+	c := client(t, f)
+	f.Close() // connection refused from now on
 	p := New(Options{Namespace: "Kiln", Client: c})
 	p.Add(datums(5, 0)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -167,15 +170,15 @@ func TestFlushReportsAnUnreachableSink(t *testing.T) {
 // returns.
 func TestSinkDownMemoryFlatDropsCountedThenRecovers(t *testing.T) {
 	f := newFake(t)
-	down := true
-	f.respond = func(int) (int, string) {
-		if down {
+	var up atomic.Bool
+	f.Respond(func(int) (int, string) {
+		if !up.Load() {
 			return http.StatusServiceUnavailable, "ServiceUnavailable"
 		}
 		return http.StatusOK, ""
-	}
+	})
 	const capacity, perInterval, intervals = 10_000, 600, 1440
-	p := New(Options{Namespace: "Kiln", Client: f.client(t), BufferSize: capacity})
+	p := New(Options{Namespace: "Kiln", Client: client(t, f), BufferSize: capacity})
 	ctx := context.Background()
 
 	heap := func() uint64 {
@@ -208,11 +211,11 @@ func TestSinkDownMemoryFlatDropsCountedThenRecovers(t *testing.T) {
 		t.Errorf("dropped %d buffered %d, want %d and %d", s.Dropped, s.Buffered, want, capacity)
 	}
 
-	down = false
+	up.Store(true)
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := f.accepted()
+	got := f.Accepted()
 	if len(got) != capacity {
 		t.Fatalf("delivered %d datums after recovery, want the %d newest", len(got), capacity)
 	}
@@ -235,7 +238,7 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func counts(reqs []fakeRequest) []int {
+func counts(reqs []cwfake.Request) []int {
 	var n []int
 	for _, r := range reqs {
 		n = append(n, len(r.Datums))

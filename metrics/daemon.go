@@ -1,0 +1,219 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kilnhq/kiln/metrics/collect"
+)
+
+// Version is kiln-metrics' version, the component's version in component.yaml.
+const Version = "0.1.0"
+
+// Daemon is a running kiln-metrics: collectors, the HTTP server, the summary window and
+// the CloudWatch publisher, rebuilt on Reload.
+type Daemon struct {
+	log        *slog.Logger
+	getenv     func(string) string
+	now        func() time.Time
+	configPath string // "" runs on DefaultConfig
+	listen     string // --listen, overrides the file
+	statfs     func(string) (collect.FSStats, error)
+	httpClient *http.Client
+
+	mu sync.RWMutex
+	st *state
+
+	gathers       chan struct{} // bounds concurrent /metrics gathers, hence memory
+	reloadsOK     atomic.Uint64
+	reloadsFailed atomic.Uint64
+	lastPublish   time.Time // only touched by the loop goroutine
+	started       time.Time
+}
+
+// DaemonOptions configures NewDaemon. Zero values mean the real thing.
+type DaemonOptions struct {
+	ConfigPath string
+	Listen     string
+	Log        *slog.Logger
+	Getenv     func(string) string
+	Now        func() time.Time
+	// Statfs replaces statfs(2) for the filesystem collector (tests).
+	Statfs func(string) (collect.FSStats, error)
+}
+
+// NewDaemon loads the configuration (or the defaults without a file) and builds the
+// collectors. Configuration problems come back as joined *ConfigError values.
+func NewDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
+	d := &Daemon{log: o.Log, getenv: o.Getenv, now: o.Now, configPath: o.ConfigPath, listen: o.Listen, statfs: o.Statfs,
+		gathers: make(chan struct{}, 2), httpClient: &http.Client{Transport: &http.Transport{
+			Proxy: nil, MaxIdleConns: 4, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute, DisableCompression: false,
+		}}}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.getenv == nil {
+		d.getenv = func(string) string { return "" }
+	}
+	d.started = d.now()
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	st, err := d.buildState(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.st = st
+	return d, nil
+}
+
+func (d *Daemon) loadConfig() (Config, error) {
+	var cfg Config
+	if d.configPath == "" {
+		cfg = DefaultConfig(d.getenv)
+		l := &loader{file: "(defaults)"}
+		if err := l.validate(&cfg); err != nil {
+			return cfg, err
+		}
+	} else {
+		var err error
+		if cfg, err = LoadConfig(d.configPath, d.getenv); err != nil {
+			return cfg, err
+		}
+	}
+	if d.listen != "" {
+		cfg.Listen = d.listen
+	}
+	return cfg, nil
+}
+
+func (d *Daemon) state() *state {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.st
+}
+
+// Config returns the configuration in effect.
+func (d *Daemon) Config() Config { return d.state().cfg }
+
+// Reload re-reads the configuration file. On error the running configuration stays in
+// effect. The listen address cannot change without a restart.
+func (d *Daemon) Reload(ctx context.Context) error {
+	err := d.reload(ctx)
+	if err != nil {
+		d.reloadsFailed.Add(1)
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return err
+	}
+	d.reloadsOK.Add(1)
+	d.log.Info("configuration reloaded", "config", d.configPath)
+	return nil
+}
+
+func (d *Daemon) reload(ctx context.Context) error {
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	old := d.state()
+	if cfg.Listen != old.cfg.Listen {
+		d.log.Warn("listen address changes need a restart; keeping the old one", "running", old.cfg.Listen, "configured", cfg.Listen)
+		cfg.Listen = old.cfg.Listen
+	}
+	st, err := d.buildState(ctx, cfg, old)
+	if err != nil {
+		return err
+	}
+	if old.pub != nil && old.pub != st.pub {
+		if err := old.stopPublisher(old.cfg.ShutdownTimeout.D()); err != nil {
+			d.log.Warn("flush of the replaced CloudWatch publisher incomplete", "err", err)
+		}
+	}
+	st.startPublisher(ctx)
+	d.mu.Lock()
+	d.st = st
+	d.mu.Unlock()
+	d.tick(ctx) // fill the new probes' caches now rather than an interval later
+	return nil
+}
+
+// Run serves HTTP on ln and runs the collection loop until ctx ends, then flushes the
+// publisher within the configured shutdown timeout.
+func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	d.state().startPublisher(ctx)
+
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		d.loop(ctx)
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	<-loopDone
+	st := d.state()
+	timeout := st.cfg.ShutdownTimeout.D()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		d.log.Warn("HTTP shutdown", "err", serr)
+	}
+	if st.pub != nil {
+		// One last gather so that the final interval is not lost, then flush.
+		st.pub.Publish(d.now(), d.gather(sctx, st))
+		if ferr := st.stopPublisher(timeout); ferr != nil {
+			d.log.Warn("CloudWatch flush incomplete at shutdown", "err", ferr, "buffered", st.pub.Stats().Buffered)
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (d *Daemon) loop(ctx context.Context) {
+	for {
+		d.tick(ctx)
+		t := time.NewTimer(d.state().cfg.Interval.D())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// tick refreshes probes and scrapes (concurrently, each under its own timeout) and hands a
+// gather to the publisher when its interval has passed.
+func (d *Daemon) tick(ctx context.Context) {
+	st := d.state()
+	var wg sync.WaitGroup
+	for _, c := range st.periodic {
+		wg.Go(func() { c.refresh(ctx, d.now) })
+	}
+	wg.Wait()
+	if st.pub != nil && ctx.Err() == nil {
+		if now := d.now(); now.Sub(d.lastPublish) >= st.cfg.CloudWatch.Interval.D() {
+			d.lastPublish = now
+			st.pub.Publish(now, d.gather(ctx, st))
+		}
+	}
+}

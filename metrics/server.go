@@ -1,0 +1,84 @@
+package metrics
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kilnhq/kiln/metrics/collect"
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// Handler serves /metrics (Prometheus text), /v1/summary (JSON for the rollout analysis)
+// and /healthz.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", d.serveMetrics)
+	mux.HandleFunc("GET /v1/summary", d.serveSummary)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "kiln-metrics %s\n/metrics      Prometheus text\n/v1/summary   rollout summary (JSON, ?window=5m)\n", Version)
+	})
+	return mux
+}
+
+func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	// At most two gathers at once: a scrape storm queues instead of growing the heap.
+	select {
+	case d.gathers <- struct{}{}:
+		defer func() { <-d.gathers }()
+	case <-r.Context().Done():
+		return
+	}
+	st := d.state()
+	fams := d.gather(r.Context(), st)
+	bp := bufPool.Get().(*[]byte)
+	b := collect.AppendText((*bp)[:0], fams)
+	defer func() {
+		if cap(b) <= 4<<20 { // do not keep a freak-sized buffer forever
+			*bp = b[:0]
+			bufPool.Put(bp)
+		}
+	}()
+	w.Header().Set("Content-Type", collect.ContentType)
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzipPool.Get().(*gzip.Writer)
+		zw.Reset(w)
+		zw.Write(b)
+		zw.Close()
+		gzipPool.Put(zw)
+		return
+	}
+	w.Write(b)
+}
+
+var gzipPool = sync.Pool{New: func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }}
+
+func (d *Daemon) serveSummary(w http.ResponseWriter, r *http.Request) {
+	st := d.state()
+	w.Header().Set("Content-Type", "application/json")
+	if st.window == nil {
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]string{"error": "summary is off: no summary.target in the configuration (and no PORT to scrape the app)"})
+		return
+	}
+	window := st.cfg.Summary.Window.D()
+	if s := r.URL.Query().Get("window"); s != "" {
+		v, err := time.ParseDuration(s)
+		if err != nil || v <= 0 || v > st.cfg.Summary.Retention.D() {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("window=%q: want a duration between 0 and the retention (%s)", s, st.cfg.Summary.Retention.D())})
+			return
+		}
+		window = v
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(st.window.Summarize(d.now(), window))
+}
