@@ -132,4 +132,3 @@ func procSelf() (cpu, rss float64, ok bool) {
 	pages, _ := strconv.ParseFloat(f[21], 64)
 	return (utime + stime) / 100, pages * float64(os.Getpagesize()), true
 }
-

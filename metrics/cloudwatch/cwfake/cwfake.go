@@ -23,7 +23,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	requests []Request
-	respond func(n int) (status int, errType string)
+	respond  func(n int) (status int, errType string)
 }
 
 // Request is one decoded PutMetricData call.
