@@ -33,7 +33,8 @@ type Daemon struct {
 	gathers       chan struct{} // bounds concurrent /metrics gathers, hence memory
 	reloadsOK     atomic.Uint64
 	reloadsFailed atomic.Uint64
-	lastPublish   time.Time // only touched by the loop goroutine
+	tickMu        sync.Mutex // serialises ticks of the loop and of Reload
+	lastPublish   time.Time  // guarded by tickMu
 	started       time.Time
 }
 
@@ -204,6 +205,8 @@ func (d *Daemon) loop(ctx context.Context) {
 // tick refreshes probes and scrapes (concurrently, each under its own timeout) and hands a
 // gather to the publisher when its interval has passed.
 func (d *Daemon) tick(ctx context.Context) {
+	d.tickMu.Lock()
+	defer d.tickMu.Unlock()
 	st := d.state()
 	var wg sync.WaitGroup
 	for _, c := range st.periodic {
