@@ -10,10 +10,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// ParseText reads the Prometheus text exposition format with Prometheus' own parser and
-// converts it to families. Names must be valid legacy (non-UTF-8) metric names, because that
-// is what the writer emits unquoted. extra labels are appended to every sample.
-func ParseText(r io.Reader, extra ...Label) ([]Family, error) {
+// parseTextExpfmt is the reference for ParseText: Prometheus' own parser, its result
+// converted to our model.
+func parseTextExpfmt(r io.Reader, extra ...Label) ([]Family, error) {
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	mfs, err := p.TextToMetricFamilies(r)
 	if err != nil {
