@@ -56,10 +56,10 @@ func TestParseTextAgreesWithExpfmt(t *testing.T) {
 		t.Fatal(err)
 	}
 	corpus := map[string][]byte{
-		"node_exporter": ne,
-		"ours":          ourExposition(t),
-		"histogram":     []byte(histogramText),
-		"odd":           []byte("# HELP x a \\\\ b \\n c\n# TYPE x gauge\nx{a=\"q\\\"uote\\\\ \\n\",b=\"\"} -Inf 1700000000000\nx{ a = \"sp\" , } +Inf\n  \n# just a comment\ny 1e-300\nz NaN\n"),
+		"node_exporter":    ne,
+		"ours":             ourExposition(t),
+		"histogram":        []byte(histogramText),
+		"odd":              []byte("# HELP x a \\\\ b \\n c\n# TYPE x gauge\nx{a=\"q\\\"uote\\\\ \\n\",b=\"\"} -Inf 1700000000000\nx{ a = \"sp\" , } +Inf\n  \n# just a comment\ny 1e-300\nz NaN\n"),
 		"untyped-suffixes": []byte("foo_count 1\nfoo_sum 2\nfoo_bucket{le=\"1\"} 3\n# TYPE bar summary\nbar_count 1\nbar_sum 2\nbar_bucket 3\n"),
 	}
 	for name, text := range corpus {
