@@ -29,6 +29,13 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit in bytes (0: no limit).
 	MemoryLimit int64 `yaml:"memory_limit"`
+	// GCPercent is the Go garbage collector's target (GOGC); the default 50 trades a
+	// little CPU for a smaller resident set. The GOGC environment variable wins.
+	GCPercent int `yaml:"gc_percent"`
+	// MaxProcs bounds the OS threads running Go code at once (GOMAXPROCS); the default 1
+	// keeps the daemon's footprint small and predictable on every instance. The
+	// GOMAXPROCS environment variable wins.
+	MaxProcs int `yaml:"max_procs"`
 	// Host configures the /proc and /sys collectors.
 	Host HostConfig `yaml:"host"`
 	// Textfile configures the drop-in directory of Prometheus text files.
@@ -156,6 +163,8 @@ func DefaultConfig(getenv func(string) string) Config {
 		Interval:        Duration(15 * time.Second),
 		ShutdownTimeout: Duration(10 * time.Second),
 		MemoryLimit:     32 << 20,
+		GCPercent:       50,
+		MaxProcs:        1,
 		Host:            HostConfig{Enabled: true, ProcRoot: "/proc", SysRoot: "/sys"},
 		Textfile:        TextfileConfig{Dir: "/var/lib/kiln-metrics/textfile"},
 		Summary: SummaryConfig{
@@ -443,6 +452,12 @@ func (l *loader) validate(c *Config) error {
 	}
 	if c.MemoryLimit < 0 {
 		l.bad("memory_limit", "must not be negative")
+	}
+	if c.GCPercent < 10 || c.GCPercent > 1000 {
+		l.bad("gc_percent", "must be between 10 and 1000, got %d", c.GCPercent)
+	}
+	if c.MaxProcs < 1 || c.MaxProcs > 256 {
+		l.bad("max_procs", "must be between 1 and 256, got %d", c.MaxProcs)
 	}
 	for _, re := range [...]struct{ field, expr string }{
 		{"host.disk_ignore", c.Host.DiskIgnore}, {"host.fstype_ignore", c.Host.FSTypeIgnore}, {"host.mount_ignore", c.Host.MountIgnore},

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 )
@@ -20,6 +22,15 @@ const (
 	ExitFailed = 1 // the daemon could not start or serve
 	ExitUsage  = 2 // bad flags or configuration
 )
+
+// ImageConfigPath is where, inside an image ($KILN_IMAGE_DIR), kiln-metrics looks for its
+// configuration when neither --config nor KILN_METRICS_CONFIG names one.
+const ImageConfigPath = "etc/kiln-metrics.yaml"
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
 
 // Main runs kiln-metrics with the given arguments (without the program name) and returns
 // the process exit code. SIGHUP reloads the configuration; SIGTERM and SIGINT stop the
@@ -42,6 +53,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		fmt.Fprintf(stderr, "kiln-metrics: --log-level: %v\n", err)
 		return ExitUsage
+	}
+	if *configPath == "" {
+		// An image may carry its own configuration next to the binary's other files.
+		if dir := getenv("KILN_IMAGE_DIR"); dir != "" {
+			if p := filepath.Join(dir, ImageConfigPath); fileExists(p) {
+				*configPath = p
+			}
+		}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("component", "kiln-metrics")
 
@@ -68,8 +87,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 		return ExitFailed
 	}
 	cfg := d.Config()
-	if cfg.MemoryLimit > 0 {
+	if cfg.MemoryLimit > 0 && getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(cfg.MaxProcs)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
