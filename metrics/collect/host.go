@@ -2,10 +2,8 @@ package collect
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -108,13 +106,13 @@ var cpuModes = [...]string{"user", "nice", "system", "idle", "iowait", "irq", "s
 
 func (c *cpuCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "stat")
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return fams, err
 	}
 	cpu := Family{Name: "node_cpu_seconds_total", Help: "Seconds the CPUs spent in each mode.", Type: Counter}
 	var misc []Family
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(strings.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20) // the intr line is long on big machines
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -154,18 +152,20 @@ func (c *cpuCollector) Collect(_ context.Context, fams []Family) ([]Family, erro
 
 // --- memory: /proc/meminfo ---
 
+var memKeyReplacer = strings.NewReplacer("(", "_", ")", "")
+
 type memCollector struct{ o HostOptions }
 
 func (c *memCollector) Name() string { return "meminfo" }
 
 func (c *memCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "meminfo")
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return fams, err
 	}
 	n := len(fams)
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(data) {
 		key, rest, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
@@ -179,7 +179,9 @@ func (c *memCollector) Collect(_ context.Context, fams []Family) ([]Family, erro
 			return fams[:n], err
 		}
 		// node_exporter spells Active(anon) as Active_anon.
-		key = strings.NewReplacer("(", "_", ")", "").Replace(key)
+		if strings.ContainsAny(key, "()") {
+			key = memKeyReplacer.Replace(key)
+		}
 		name := "node_memory_" + key
 		if len(f) > 1 && f[1] == "kB" {
 			name += "_bytes"
@@ -202,11 +204,11 @@ func (c *loadCollector) Name() string { return "loadavg" }
 
 func (c *loadCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "loadavg")
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return fams, err
 	}
-	f := strings.Fields(string(data))
+	f := strings.Fields(data)
 	if len(f) < 3 {
 		return fams, fmt.Errorf("%s: want at least 3 fields, got %d", file, len(f))
 	}
@@ -248,7 +250,7 @@ var diskFields = [...]struct {
 
 func (c *diskCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "diskstats")
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return fams, err
 	}
@@ -256,7 +258,7 @@ func (c *diskCollector) Collect(_ context.Context, fams []Family) ([]Family, err
 	for i, d := range diskFields {
 		out[i] = Family{Name: d.name, Help: d.help, Type: d.typ}
 	}
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(data) {
 		f := strings.Fields(line)
 		if len(f) < 3+len(diskFields) {
 			continue
@@ -297,7 +299,7 @@ var netFields = [...]struct {
 
 func (c *netCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "net", "dev")
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return fams, err
 	}
@@ -306,7 +308,7 @@ func (c *netCollector) Collect(_ context.Context, fams []Family) ([]Family, erro
 		out[i] = Family{Name: nf.name, Help: "Network device statistic " + strings.TrimPrefix(nf.name, "node_network_") + ".", Type: Counter}
 	}
 	var devices []string
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(data) {
 		dev, rest, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
@@ -339,9 +341,9 @@ func (c *netCollector) sysClass(devices []string) []Family {
 	for _, dev := range devices {
 		dir := filepath.Join(c.o.SysRoot, "class", "net", dev)
 		labels := []Label{{"device", dev}}
-		if b, err := os.ReadFile(filepath.Join(dir, "operstate")); err == nil {
+		if b, err := readFile(filepath.Join(dir, "operstate")); err == nil {
 			v := 0.0
-			if strings.TrimSpace(string(b)) == "up" {
+			if strings.TrimSpace(b) == "up" {
 				v = 1
 			}
 			up.Samples = append(up.Samples, Sample{Name: up.Name, Labels: labels, Value: v})
@@ -357,11 +359,11 @@ func (c *netCollector) sysClass(devices []string) []Family {
 }
 
 func readNumber(file string) (float64, bool) {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return 0, false
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	v, err := strconv.ParseFloat(strings.TrimSpace(b), 64)
 	return v, err == nil
 }
 
@@ -373,7 +375,7 @@ func (c *fsCollector) Name() string { return "filesystem" }
 
 func (c *fsCollector) Collect(ctx context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "mounts")
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return fams, err
 	}
@@ -391,7 +393,7 @@ func (c *fsCollector) Collect(ctx context.Context, fams []Family) ([]Family, err
 	}
 	seen := map[string]bool{}
 	var firstErr error
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(data) {
 		f := strings.Fields(line)
 		if len(f) < 3 {
 			continue
