@@ -1,13 +1,14 @@
 package metrics
 
 import (
-	"compress/gzip"
-	"encoding/json"
+		"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/kilnhq/kiln/metrics/collect"
 )
@@ -48,17 +49,17 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", collect.ContentType)
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
-		zw := gzipPool.Get().(*gzip.Writer)
-		zw.Reset(w)
+		// Stateless compression keeps no window or hash tables between writes: a
+		// standard gzip writer holds several hundred kilobytes, more than the whole
+		// exposition, and pooling it keeps that resident.
+		zw, _ := gzip.NewWriterLevel(w, gzip.StatelessCompression)
 		zw.Write(b)
 		zw.Close()
-		gzipPool.Put(zw)
 		return
 	}
 	w.Write(b)
 }
 
-var gzipPool = sync.Pool{New: func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }}
 
 func (d *Daemon) serveSummary(w http.ResponseWriter, r *http.Request) {
 	st := d.state()
