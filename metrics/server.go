@@ -1,7 +1,7 @@
 package metrics
 
 import (
-		"encoding/json"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -59,7 +59,6 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Write(b)
 }
-
 
 func (d *Daemon) serveSummary(w http.ResponseWriter, r *http.Request) {
 	st := d.state()
