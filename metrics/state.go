@@ -23,6 +23,7 @@ type state struct {
 	pub      *cloudwatch.Publisher
 	pubStop  context.CancelFunc
 	pubDone  chan struct{}
+	emf      *os.File // the publisher's EMF file, closed with it
 }
 
 // cached holds the last result of a collector run on the daemon's interval.
@@ -107,23 +108,23 @@ func (d *Daemon) buildState(ctx context.Context, cfg Config, old *state) (*state
 
 	if cfg.CloudWatch.Enabled {
 		if old != nil && old.pub != nil && reflect.DeepEqual(old.cfg.CloudWatch, cfg.CloudWatch) {
-			st.pub, st.pubStop, st.pubDone = old.pub, old.pubStop, old.pubDone
+			st.pub, st.pubStop, st.pubDone, st.emf = old.pub, old.pubStop, old.pubDone, old.emf
 		} else {
-			pub, err := d.newPublisher(ctx, cfg)
+			pub, emf, err := d.newPublisher(ctx, cfg)
 			if err != nil {
 				return nil, err
 			}
-			st.pub = pub
+			st.pub, st.emf = pub, emf
 		}
 	}
 	return st, nil
 }
 
-func (d *Daemon) newPublisher(ctx context.Context, cfg Config) (*cloudwatch.Publisher, error) {
+func (d *Daemon) newPublisher(ctx context.Context, cfg Config) (*cloudwatch.Publisher, *os.File, error) {
 	cw := cfg.CloudWatch
 	client, err := cloudwatch.NewClient(ctx, cloudwatch.ClientOptions{Region: cw.Region, Endpoint: cw.Endpoint, Getenv: d.getenv})
 	if err != nil {
-		return nil, fmt.Errorf("cloudwatch: %w", err)
+		return nil, nil, fmt.Errorf("cloudwatch: %w", err)
 	}
 	var include []*regexp.Regexp
 	for _, re := range cw.Include {
@@ -134,14 +135,14 @@ func (d *Daemon) newPublisher(ctx context.Context, cfg Config) (*cloudwatch.Publ
 		Dimensions: cw.Dimensions, StorageResolution: cw.StorageResolution,
 		BackoffMin: cw.BackoffMin.D(), BackoffMax: cw.BackoffMax.D(), Log: d.log,
 	}
+	var emf *os.File
 	if cw.EMFFile != "" {
-		f, err := os.OpenFile(cw.EMFFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("cloudwatch.emf_file: %w", err)
+		if emf, err = os.OpenFile(cw.EMFFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err != nil {
+			return nil, nil, fmt.Errorf("cloudwatch.emf_file: %w", err)
 		}
-		o.EMF = f // kept open for the daemon's life; a reload with another file opens anew
+		o.EMF = emf
 	}
-	return cloudwatch.New(o), nil
+	return cloudwatch.New(o), emf, nil
 }
 
 // startPublisher runs st's publisher unless it already runs (kept across a reload).
@@ -166,5 +167,9 @@ func (st *state) stopPublisher(timeout time.Duration) error {
 	<-st.pubDone
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return st.pub.Flush(ctx)
+	err := st.pub.Flush(ctx)
+	if st.emf != nil {
+		st.emf.Close()
+	}
+	return err
 }
