@@ -35,6 +35,7 @@ type Daemon struct {
 	reloadsFailed atomic.Uint64
 	tickMu        sync.Mutex // serialises ticks of the loop and of Reload
 	lastPublish   time.Time  // guarded by tickMu
+	lastRefresh   time.Time  // guarded by tickMu
 	started       time.Time
 }
 
@@ -144,7 +145,10 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.st = st
 	d.mu.Unlock()
-	d.tick(ctx) // fill the new probes' caches now rather than an interval later
+	d.tickMu.Lock()
+	d.lastRefresh = time.Time{} // fill the new probes' caches now rather than an interval later
+	d.tickMu.Unlock()
+	d.tick(ctx)
 	return nil
 }
 
@@ -192,7 +196,13 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 func (d *Daemon) loop(ctx context.Context) {
 	for {
 		d.tick(ctx)
-		t := time.NewTimer(d.state().cfg.Interval.D())
+		// Wake at the shorter of the two cadences; tick decides what is due.
+		cfg := d.state().cfg
+		wait := cfg.Interval.D()
+		if cfg.CloudWatch.Enabled {
+			wait = min(wait, cfg.CloudWatch.Interval.D())
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -202,19 +212,24 @@ func (d *Daemon) loop(ctx context.Context) {
 	}
 }
 
-// tick refreshes probes and scrapes (concurrently, each under its own timeout) and hands a
-// gather to the publisher when its interval has passed.
+// tick refreshes probes and scrapes when their interval has passed (concurrently, each
+// under its own timeout) and hands a gather to the publisher when its interval has passed.
+// The due times allow for a timer firing a little early.
 func (d *Daemon) tick(ctx context.Context) {
 	d.tickMu.Lock()
 	defer d.tickMu.Unlock()
 	st := d.state()
-	var wg sync.WaitGroup
-	for _, c := range st.periodic {
-		wg.Go(func() { c.refresh(ctx, d.now) })
+	const slack = 50 * time.Millisecond
+	if now := d.now(); now.Sub(d.lastRefresh) >= st.cfg.Interval.D()-slack {
+		d.lastRefresh = now
+		var wg sync.WaitGroup
+		for _, c := range st.periodic {
+			wg.Go(func() { c.refresh(ctx, d.now) })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	if st.pub != nil && ctx.Err() == nil {
-		if now := d.now(); now.Sub(d.lastPublish) >= st.cfg.CloudWatch.Interval.D() {
+		if now := d.now(); now.Sub(d.lastPublish) >= st.cfg.CloudWatch.Interval.D()-slack {
 			d.lastPublish = now
 			st.pub.Publish(now, d.gather(ctx, st))
 		}

@@ -122,6 +122,9 @@ func run(ctx context.Context, km, ne string, scrapes int, rate float64, soak tim
 	fmt.Printf("\nkiln-metrics RSS / node_exporter RSS: %.2f (same collectors), %.2f (defaults)\n",
 		float64(k.rssMax)/float64(same.rssMax), float64(k.rssMax)/float64(def.rssMax))
 	if soak > 0 {
+		for _, p := range exporters {
+			p.stop() // the soak runs alone
+		}
 		return runSoak(ctx, km, tmp, textdir, soak, rate)
 	}
 	return nil
@@ -218,7 +221,7 @@ func (p *proc) start(ctx context.Context) error {
 }
 
 func (p *proc) stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
+	if p.cmd != nil && p.cmd.Process != nil && p.cmd.ProcessState == nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { p.cmd.Wait(); close(done) }()
