@@ -30,6 +30,15 @@ type converter struct {
 	dims       []Dim
 	resolution int32
 	prev       map[string]float64
+	// series interns each series' name and dimensions, so that the datums of one series
+	// queued over many intervals share them: a full buffer then costs one ring slot per
+	// datum, not a fresh dimension slice and label strings each.
+	series map[string]seriesID
+}
+
+type seriesID struct {
+	name string
+	dims []Dim
 }
 
 func (c *converter) wanted(name string) bool {
@@ -45,22 +54,28 @@ func (c *converter) wanted(name string) bool {
 // past the current number of published series.
 func (c *converter) datums(at time.Time, fams []collect.Family, out []Datum) []Datum {
 	next := make(map[string]float64, len(c.prev))
+	series := make(map[string]seriesID, len(c.series))
 	var key strings.Builder
 	for _, f := range fams {
 		for _, s := range f.Samples {
 			if !c.wanted(s.Name) {
 				continue
 			}
+			key.Reset()
+			key.WriteString(s.Name)
+			for _, l := range s.Labels {
+				key.WriteString("\xff" + l.Name + "\xfe" + l.Value)
+			}
+			k := key.String()
+			id, ok := c.series[k]
+			if !ok {
+				id = seriesID{name: strings.Clone(truncate(s.Name, maxNameLen)), dims: c.dimsFor(s.Labels)}
+			}
+			series[k] = id
 			cumulative := f.Type == collect.Counter ||
 				(f.Type == collect.Histogram || f.Type == collect.Summary) && s.Name != f.Name
 			v := s.Value
 			if cumulative {
-				key.Reset()
-				key.WriteString(s.Name)
-				for _, l := range s.Labels {
-					key.WriteString("\xff" + l.Name + "\xfe" + l.Value)
-				}
-				k := key.String()
 				next[k] = v
 				last, seen := c.prev[k]
 				if !seen {
@@ -73,11 +88,11 @@ func (c *converter) datums(at time.Time, fams []collect.Family, out []Datum) []D
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				continue // CloudWatch rejects them and would fail the whole batch
 			}
-			out = append(out, Datum{Name: truncate(s.Name, maxNameLen), Dims: c.dimsFor(s.Labels), Value: v,
+			out = append(out, Datum{Name: id.name, Dims: id.dims, Value: v,
 				Unit: unitFor(s.Name, cumulative), At: at, Resolution: c.resolution})
 		}
 	}
-	c.prev = next
+	c.prev, c.series = next, series
 	return out
 }
 
@@ -88,7 +103,8 @@ func (c *converter) dimsFor(labels []collect.Label) []Dim {
 		if l.Value == "" || len(dims) == maxDimensions {
 			continue
 		}
-		dims = append(dims, Dim{truncate(l.Name, maxDimNameLen), truncate(l.Value, maxDimValueLen)})
+		// Clone: the label strings may pin a whole scraped line or response.
+		dims = append(dims, Dim{strings.Clone(truncate(l.Name, maxDimNameLen)), strings.Clone(truncate(l.Value, maxDimValueLen))})
 	}
 	slices.SortFunc(dims, func(a, b Dim) int { return strings.Compare(a.Name, b.Name) })
 	return dims

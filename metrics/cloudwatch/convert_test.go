@@ -101,3 +101,21 @@ func TestEMFLines(t *testing.T) {
 		t.Error("the datum should also be queued for PutMetricData")
 	}
 }
+
+// TestConverterInternsSeries: the datums of one series over many intervals share their
+// name and dimensions, so a full buffer costs one ring slot per datum.
+func TestConverterInternsSeries(t *testing.T) {
+	c := converter{include: []*regexp.Regexp{regexp.MustCompile(".")}, dims: []Dim{{"Service", "web"}}}
+	in := fams(t, "# TYPE g gauge\ng{device=\"sda\"} 1\ng{device=\"sdb\"} 2\n")
+	a := c.datums(t0, in, nil)
+	b := c.datums(t0.Add(time.Minute), fams(t, "# TYPE g gauge\ng{device=\"sda\"} 3\n"), nil)
+	if len(a) != 2 || len(b) != 1 {
+		t.Fatalf("datums %v %v", a, b)
+	}
+	if &a[0].Dims[0] != &b[0].Dims[0] || dimValue(b[0], "device") != "sda" {
+		t.Error("the same series should reuse its dimension slice")
+	}
+	if len(c.series) != 1 {
+		t.Errorf("converter remembers %d series, want only the one seen last", len(c.series))
+	}
+}
