@@ -157,19 +157,19 @@ cloudwatch:
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
 	nextReport := time.Duration(0)
-	step := d / 10
-	var first, last int64
+	step := d / 20
+	var full, last int64 // RSS when the buffer first overflowed, and at the end
 	for el := time.Duration(0); el <= d; el = time.Since(start) {
 		if _, err := p.scrape(ctx); err != nil {
 			return err
 		}
 		if el >= nextReport {
 			rss, _ := p.rss()
-			if first == 0 && el >= step {
-				first = rss
+			m, _ := p.metrics(ctx, "kiln_metrics_cloudwatch_buffered_datums", "kiln_metrics_cloudwatch_dropped_datums_total", "kiln_metrics_cloudwatch_failures_total")
+			if full == 0 && m[1] > 0 {
+				full = rss
 			}
 			last = rss
-			m, _ := p.metrics(ctx, "kiln_metrics_cloudwatch_buffered_datums", "kiln_metrics_cloudwatch_dropped_datums_total", "kiln_metrics_cloudwatch_failures_total")
 			fmt.Printf("| %s | %.1f | %.0f | %.0f | %.0f |\n", el.Truncate(time.Second), mib(rss), m[0], m[1], m[2])
 			nextReport += step
 		}
@@ -179,7 +179,11 @@ cloudwatch:
 		case <-time.After(interval):
 		}
 	}
-	fmt.Printf("\nRSS change from the first report after warm-up to the end: %+.2f MiB\n", mib(last-first))
+	if full == 0 {
+		fmt.Println("\nThe buffer never overflowed: run the soak longer.")
+		return nil
+	}
+	fmt.Printf("\nRSS change from the first report with the buffer full (dropping) to the end: %+.2f MiB\n", mib(last-full))
 	return nil
 }
 
