@@ -56,12 +56,12 @@ type HostConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// ProcRoot and SysRoot are where proc and sysfs are mounted.
 	ProcRoot string `yaml:"proc_root"`
-	SysRoot  string `yaml:"sys_root"`
+	SysRoot  string `yaml:"sys_root"` // see ProcRoot
 	// DiskIgnore, FSTypeIgnore and MountIgnore are regular expressions replacing the
 	// default filters ("" keeps the default).
 	DiskIgnore   string `yaml:"disk_ignore"`
-	FSTypeIgnore string `yaml:"fstype_ignore"`
-	MountIgnore  string `yaml:"mount_ignore"`
+	FSTypeIgnore string `yaml:"fstype_ignore"` // see DiskIgnore
+	MountIgnore  string `yaml:"mount_ignore"`  // see DiskIgnore
 }
 
 // TextfileConfig configures the drop-in directory.
@@ -104,7 +104,7 @@ type SummaryConfig struct {
 	Retention Duration `yaml:"retention"`
 	// RequestsMetric and DurationMetric name the app's counter and histogram.
 	RequestsMetric string `yaml:"requests_metric"`
-	DurationMetric string `yaml:"duration_metric"`
+	DurationMetric string `yaml:"duration_metric"` // see RequestsMetric
 	// StatusFile is kiln boot's status.json ("" leaves restarts out).
 	StatusFile string `yaml:"status_file"`
 }
@@ -132,7 +132,7 @@ type CloudWatchConfig struct {
 	Dimensions map[string]string `yaml:"dimensions"`
 	// BackoffMin and BackoffMax bound the exponential backoff between failed sends.
 	BackoffMin Duration `yaml:"backoff_min"`
-	BackoffMax Duration `yaml:"backoff_max"`
+	BackoffMax Duration `yaml:"backoff_max"` // see BackoffMin
 	// EMFFile, when set, also appends every published datum as a CloudWatch embedded
 	// metric format JSON line to this file.
 	EMFFile string `yaml:"emf_file"`
@@ -202,10 +202,10 @@ func DefaultConfig(getenv func(string) string) Config {
 
 // ConfigError is a configuration problem at a place in the file.
 type ConfigError struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
+	File  string // the configuration file
+	Line  int    // 1-based; 0 when the value is a default the file does not set
+	Field string // path such as scrape[1].timeout
+	Msg   string // what is wrong and what to write instead
 }
 
 // Error implements error as "file:line: field: message".

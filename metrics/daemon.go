@@ -41,11 +41,11 @@ type Daemon struct {
 
 // DaemonOptions configures NewDaemon. Zero values mean the real thing.
 type DaemonOptions struct {
-	ConfigPath string
-	Listen     string
-	Log        *slog.Logger
-	Getenv     func(string) string
-	Now        func() time.Time
+	ConfigPath string              // configuration file; "" runs on DefaultConfig
+	Listen     string              // overrides the file's listen address
+	Log        *slog.Logger        // nil discards logs
+	Getenv     func(string) string // nil means an empty environment
+	Now        func() time.Time    // nil means time.Now
 	// Statfs replaces statfs(2) for the filesystem collector (tests).
 	Statfs func(string) (collect.FSStats, error)
 }

@@ -4,17 +4,17 @@ import "time"
 
 // Dim is one CloudWatch dimension.
 type Dim struct {
-	Name, Value string
+	Name, Value string // dimension name and value
 }
 
 // Datum is one value waiting to be sent with PutMetricData.
 type Datum struct {
-	Name       string
-	Dims       []Dim
-	Value      float64
-	Unit       string // a CloudWatch StandardUnit, e.g. "Count", "Bytes", "None"
-	At         time.Time
-	Resolution int32 // 1 or 60
+	Name       string    // metric name
+	Dims       []Dim     // sorted by name; shared between datums of a series, never modified
+	Value      float64   // a finite value
+	Unit       string    // a CloudWatch StandardUnit, e.g. "Count", "Bytes", "None"
+	At         time.Time // when the value was gathered
+	Resolution int32     // 1 or 60
 }
 
 // ring is a fixed-capacity FIFO of datums. When full, adding drops the oldest datum. Every

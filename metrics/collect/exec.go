@@ -100,6 +100,7 @@ type limitedBuffer struct {
 	max int
 }
 
+// Write implements io.Writer; it never fails.
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	if room := l.max - l.buf.Len(); room > 0 {
 		if len(p) > room {

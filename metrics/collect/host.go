@@ -45,9 +45,9 @@ var (
 
 // FSStats is what statfs(2) reports about one filesystem, in bytes and inodes.
 type FSStats struct {
-	Size, Free, Avail float64
-	Files, FilesFree  float64
-	ReadOnly          bool
+	Size, Free, Avail float64 // bytes: total, free, available to non-root users
+	Files, FilesFree  float64 // inodes: total and free
+	ReadOnly          bool    // mounted read-only
 }
 
 // Host returns the host collectors: cpu, memory, load, disks, filesystems and network.
@@ -88,6 +88,7 @@ func parseNum(file, field, s string) (float64, error) {
 
 type cpuCollector struct{ o HostOptions }
 
+// Name implements Collector.
 func (c *cpuCollector) Name() string { return "cpu" }
 
 // statMeta names the single-value lines of /proc/stat the cpu collector exposes.
@@ -104,6 +105,7 @@ var statMeta = map[string]struct {
 
 var cpuModes = [...]string{"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}
 
+// Collect implements Collector.
 func (c *cpuCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "stat")
 	data, err := readFile(file)
@@ -156,8 +158,10 @@ var memKeyReplacer = strings.NewReplacer("(", "_", ")", "")
 
 type memCollector struct{ o HostOptions }
 
+// Name implements Collector.
 func (c *memCollector) Name() string { return "meminfo" }
 
+// Collect implements Collector.
 func (c *memCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "meminfo")
 	data, err := readFile(file)
@@ -200,8 +204,10 @@ func (c *memCollector) Collect(_ context.Context, fams []Family) ([]Family, erro
 
 type loadCollector struct{ o HostOptions }
 
+// Name implements Collector.
 func (c *loadCollector) Name() string { return "loadavg" }
 
+// Collect implements Collector.
 func (c *loadCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "loadavg")
 	data, err := readFile(file)
@@ -227,6 +233,7 @@ func (c *loadCollector) Collect(_ context.Context, fams []Family) ([]Family, err
 
 type diskCollector struct{ o HostOptions }
 
+// Name implements Collector.
 func (c *diskCollector) Name() string { return "diskstats" }
 
 // diskFields maps a column of /proc/diskstats (after major, minor and name) to a family.
@@ -248,6 +255,7 @@ var diskFields = [...]struct {
 	{"node_disk_io_time_weighted_seconds_total", "The weighted number of seconds spent doing I/Os.", Counter, 0.001},
 }
 
+// Collect implements Collector.
 func (c *diskCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "diskstats")
 	data, err := readFile(file)
@@ -283,6 +291,7 @@ func (c *diskCollector) Collect(_ context.Context, fams []Family) ([]Family, err
 
 type netCollector struct{ o HostOptions }
 
+// Name implements Collector.
 func (c *netCollector) Name() string { return "netdev" }
 
 // netFields maps columns of /proc/net/dev to families; receive columns come first, then
@@ -297,6 +306,7 @@ var netFields = [...]struct {
 	{10, "node_network_transmit_errs_total"}, {11, "node_network_transmit_drop_total"},
 }
 
+// Collect implements Collector.
 func (c *netCollector) Collect(_ context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "net", "dev")
 	data, err := readFile(file)
@@ -371,8 +381,10 @@ func readNumber(file string) (float64, bool) {
 
 type fsCollector struct{ o HostOptions }
 
+// Name implements Collector.
 func (c *fsCollector) Name() string { return "filesystem" }
 
+// Collect implements Collector.
 func (c *fsCollector) Collect(ctx context.Context, fams []Family) ([]Family, error) {
 	file := filepath.Join(c.o.ProcRoot, "mounts")
 	data, err := readFile(file)

@@ -27,15 +27,15 @@ const (
 
 // Label is one name="value" pair of a sample.
 type Label struct {
-	Name, Value string
+	Name, Value string // label name and (unescaped) value
 }
 
 // Sample is one line of the exposition: a full sample name (for histograms it carries the
 // _bucket, _sum or _count suffix), its labels and its value.
 type Sample struct {
-	Name   string
-	Labels []Label
-	Value  float64
+	Name   string  // full sample name, e.g. http_request_duration_seconds_bucket
+	Labels []Label // in exposition order
+	Value  float64 // the sample value
 }
 
 // Label returns the value of the label called name, or "" when the sample has none.
@@ -50,10 +50,10 @@ func (s Sample) Label(name string) string {
 
 // Family is a metric family: every sample that shares a base name, help text and type.
 type Family struct {
-	Name    string
-	Help    string
-	Type    Type
-	Samples []Sample
+	Name    string   // base name (no _bucket/_sum/_count suffix)
+	Help    string   // unescaped HELP text
+	Type    Type     // metric type
+	Samples []Sample // every sample of the family
 }
 
 // Collector produces metric families. Collect appends what it gathered to fams and returns

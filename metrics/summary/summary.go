@@ -225,51 +225,51 @@ func (w *Window) trim(now time.Time) {
 
 // Document is the /v1/summary response; see the package documentation for its schema.
 type Document struct {
-	Schema         string    `json:"schema"`
-	Service        string    `json:"service"`
-	Version        string    `json:"version"`
-	Instance       string    `json:"instance"`
-	GeneratedAt    time.Time `json:"generated_at"`
-	WindowSeconds  float64   `json:"window_seconds"`
-	CoveredSeconds float64   `json:"covered_seconds"`
-	Samples        int       `json:"samples"`
-	Ready          bool      `json:"ready"`
-	Source         Source    `json:"source"`
-	Requests       Requests  `json:"requests"`
-	Latency        *Latency  `json:"latency_seconds"`
-	Restarts       Restarts  `json:"restarts"`
+	Schema         string    `json:"schema"`          // always Schema
+	Service        string    `json:"service"`         // KILN_SERVICE
+	Version        string    `json:"version"`         // KILN_VERSION
+	Instance       string    `json:"instance"`        // KILN_INSTANCE
+	GeneratedAt    time.Time `json:"generated_at"`    // when the document was computed (UTC)
+	WindowSeconds  float64   `json:"window_seconds"`  // the window asked for
+	CoveredSeconds float64   `json:"covered_seconds"` // between the first and last sample used
+	Samples        int       `json:"samples"`         // app scrapes inside the window
+	Ready          bool      `json:"ready"`           // at least two samples: rates are meaningful
+	Source         Source    `json:"source"`          // the scrape target behind the numbers
+	Requests       Requests  `json:"requests"`        // request counters over the window
+	Latency        *Latency  `json:"latency_seconds"` // nil without histogram or requests
+	Restarts       Restarts  `json:"restarts"`        // unit restarts from status.json
 }
 
 // Source describes the scrape target the numbers come from.
 type Source struct {
-	Target     string     `json:"target"`
-	Up         bool       `json:"up"`
-	LastScrape *time.Time `json:"last_scrape"`
-	LastError  string     `json:"last_error"`
+	Target     string     `json:"target"`      // scrape target name
+	Up         bool       `json:"up"`          // the last scrape succeeded
+	LastScrape *time.Time `json:"last_scrape"` // nil before the first scrape
+	LastError  string     `json:"last_error"`  // why the last scrape failed, if it did
 }
 
 // Requests holds the request counters over the window.
 type Requests struct {
-	Count         float64  `json:"count"`
-	RatePerSecond float64  `json:"rate_per_second"`
-	Errors        float64  `json:"errors"`
-	ErrorRatio    *float64 `json:"error_ratio"`
+	Count         float64  `json:"count"`           // increase of the requests counter
+	RatePerSecond float64  `json:"rate_per_second"` // Count / covered seconds
+	Errors        float64  `json:"errors"`          // increase of the 5xx series
+	ErrorRatio    *float64 `json:"error_ratio"`     // Errors / Count; nil when Count is 0
 }
 
 // Latency holds latency quantiles over the window, in seconds.
 type Latency struct {
-	Count float64 `json:"count"`
-	P50   float64 `json:"p50"`
-	P90   float64 `json:"p90"`
-	P99   float64 `json:"p99"`
+	Count float64 `json:"count"` // observations in the window
+	P50   float64 `json:"p50"`   // median
+	P90   float64 `json:"p90"`   // 90th percentile
+	P99   float64 `json:"p99"`   // 99th percentile
 }
 
 // Restarts reports process restarts of the instance's units.
 type Restarts struct {
-	Total    float64            `json:"total"`
-	InWindow float64            `json:"in_window"`
-	Units    map[string]float64 `json:"units"`
-	Error    string             `json:"error,omitempty"`
+	Total    float64            `json:"total"`           // sum over units since boot
+	InWindow float64            `json:"in_window"`       // increase of Total in the window
+	Units    map[string]float64 `json:"units"`           // restarts by unit name
+	Error    string             `json:"error,omitempty"` // why status.json could not be read
 }
 
 // Summarize reduces the samples taken in (now-window, now] to a Document.

@@ -28,24 +28,24 @@ type Server struct {
 
 // Request is one decoded PutMetricData call.
 type Request struct {
-	Namespace string
-	Gzip      bool
-	BodyBytes int // decoded (uncompressed) body size
+	Namespace string // PutMetricData Namespace
+	Gzip      bool   // the body came gzip-encoded
+	BodyBytes int    // decoded (uncompressed) body size
 	// DatumCount is how many datums the request carried (Datums keeps only the first of
 	// a refused request).
 	DatumCount int
-	Datums     []Datum
-	Status     int
+	Datums     []Datum // decoded datums (only the first of a refused request)
+	Status     int     // the HTTP status the fake answered
 }
 
 // Datum is one decoded MetricDatum.
 type Datum struct {
-	Name       string
-	Dims       map[string]string
-	Value      float64
-	Unit       string
-	At         time.Time
-	Resolution int64
+	Name       string            // MetricName
+	Dims       map[string]string // Dimensions by name
+	Value      float64           // Value
+	Unit       string            // Unit
+	At         time.Time         // Timestamp
+	Resolution int64             // StorageResolution
 }
 
 // New starts a fake on 127.0.0.1; it stops when the test ends.
