@@ -146,3 +146,32 @@ cloudwatch:
 func newTestLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func TestRunCheckAndExitCodes(t *testing.T) {
+	good := writeConfig(t, "interval: 5s\n")
+	bad := writeConfig(t, "interval: 5 s\nlisten: nope\n")
+	var out safeBuffer
+	if code := run(t.Context(), []string{"--config", good, "--check"}, &out, env()); code != ExitOK || !strings.Contains(out.String(), "configuration ok") {
+		t.Errorf("--check on a good file: exit %d, output %q", code, out.String())
+	}
+	out = safeBuffer{}
+	if code := run(t.Context(), []string{"--config", bad, "--check"}, &out, env()); code != ExitUsage ||
+		!strings.Contains(out.String(), bad+":1: interval") || !strings.Contains(out.String(), bad+":2: listen") {
+		t.Errorf("--check on a bad file: exit %d, output %q", code, out.String())
+	}
+	out = safeBuffer{}
+	if code := run(t.Context(), []string{"--config", bad}, &out, env()); code != ExitUsage {
+		t.Errorf("starting on a bad file: exit %d, want %d", code, ExitUsage)
+	}
+	if code := run(t.Context(), []string{"--bogus"}, &out, env()); code != ExitUsage {
+		t.Errorf("unknown flag: exit %d", code)
+	}
+	// The image's own configuration is found without flags.
+	img := t.TempDir()
+	os.MkdirAll(filepath.Join(img, "etc"), 0o755)
+	os.WriteFile(filepath.Join(img, ImageConfigPath), []byte("intervall: 1s\n"), 0o644)
+	out = safeBuffer{}
+	if code := run(t.Context(), []string{"--check"}, &out, env("KILN_IMAGE_DIR", img)); code != ExitUsage || !strings.Contains(out.String(), "intervall") {
+		t.Errorf("the image configuration should be read: exit %d, output %q", code, out.String())
+	}
+}

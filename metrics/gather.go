@@ -45,11 +45,15 @@ func (d *Daemon) gather(ctx context.Context, st *state) []collect.Family {
 	if st.pub != nil {
 		fams = append(fams, st.pub.Families()...)
 	}
-	fams, conflicts := collect.Merge(fams)
-	if len(conflicts) > 0 {
-		d.log.Debug("metric families with conflicting types dropped", "names", conflicts)
+	fams, dropped := collect.Merge(fams)
+	if len(dropped) > 0 {
+		d.log.Debug("samples dropped: type conflicts or duplicate series across sources", "names", dropped)
 	}
-	return fams
+	// Appended after the merge: it counts the merge itself, and its name is unique.
+	const name = "kiln_metrics_gather_dropped_samples"
+	return append(fams, collect.Family{Name: name, Type: collect.Gauge,
+		Help:    "Samples left out of the last gather: a family with conflicting types or a series repeated by two sources.",
+		Samples: []collect.Sample{{Name: name, Value: float64(len(dropped))}}})
 }
 
 // summaryGauges exposes the summary over the configured window as gauges, so that

@@ -68,18 +68,20 @@ type Collector interface {
 
 // Merge sorts families by name and merges families that share a name, as the text format
 // requires every sample of a family to be contiguous. When two families with the same name
-// disagree on the type, the later one is dropped and its name is returned in conflicts.
-func Merge(fams []Family) (merged []Family, conflicts []string) {
+// disagree on the type, the later one is dropped and its name is returned in dropped; a
+// sample that repeats a series already merged in (same name and labels, e.g. two drop-in
+// files exposing it) is dropped too, since Prometheus rejects duplicate series.
+func Merge(fams []Family) (merged []Family, dropped []string) {
 	slices.SortStableFunc(fams, func(a, b Family) int { return strings.Compare(a.Name, b.Name) })
 	out := fams[:0]
 	for _, f := range fams {
 		if n := len(out); n > 0 && out[n-1].Name == f.Name {
 			if out[n-1].Type != f.Type {
-				conflicts = append(conflicts, f.Name)
+				dropped = append(dropped, f.Name)
 				continue
 			}
 			// Clip so the append never writes into a backing array another family shares.
-			out[n-1].Samples = append(slices.Clip(out[n-1].Samples), f.Samples...)
+			out[n-1].Samples = appendUnique(slices.Clip(out[n-1].Samples), f.Samples, &dropped)
 			if out[n-1].Help == "" {
 				out[n-1].Help = f.Help
 			}
@@ -87,5 +89,35 @@ func Merge(fams []Family) (merged []Family, conflicts []string) {
 		}
 		out = append(out, f)
 	}
-	return out, conflicts
+	return out, dropped
+}
+
+// appendUnique appends the samples of add whose series is not in dst yet. Merging is rare
+// (one family from two sources), so the keys are only built here.
+func appendUnique(dst, add []Sample, dups *[]string) []Sample {
+	seen := make(map[string]bool, len(dst))
+	for _, s := range dst {
+		seen[seriesKey(s)] = true
+	}
+	for _, s := range add {
+		k := seriesKey(s)
+		if seen[k] {
+			*dups = append(*dups, s.Name)
+			continue
+		}
+		seen[k] = true
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+func seriesKey(s Sample) string {
+	ls := slices.Clone(s.Labels)
+	slices.SortFunc(ls, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for _, l := range ls {
+		b.WriteString("\xff" + l.Name + "\xfe" + l.Value)
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 type staticCollector []Family
@@ -232,5 +236,44 @@ func TestScrape(t *testing.T) {
 	s.MaxBytes = 100
 	if _, errs = expose(t, s); len(errs) != 1 || !strings.Contains(errs[0].Error(), "limit") {
 		t.Errorf("size limit: %v", errs)
+	}
+}
+
+func TestMergeDropsDuplicateSeries(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.prom"), "# TYPE shared gauge\nshared{x=\"1\",y=\"2\"} 1\n")
+	writeFile(t, filepath.Join(dir, "b.prom"), "# TYPE shared gauge\nshared{y=\"2\",x=\"1\"} 2\nshared{x=\"other\"} 3\n")
+	fams, err := (&Textfile{Dir: dir}).Collect(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, dropped := Merge(fams)
+	if len(dropped) != 1 || dropped[0] != "shared" {
+		t.Errorf("dropped = %v, want the duplicate shared sample", dropped)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(AppendText(nil, fams)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mfs["shared"].GetMetric()); n != 2 {
+		t.Errorf("shared has %d series, want 2 (the duplicate from b.prom dropped)", n)
+	}
+	if v := value(t, mfs, "shared", "x", "1"); v != 1 {
+		t.Errorf("the first file's sample should win, got %v", v)
+	}
+}
+
+func TestTextfileTotalBound(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%d.prom", i)), fmt.Sprintf("# TYPE m%d gauge\nm%d 1\n", i, i))
+	}
+	mfs, errs := expose(t, &Textfile{Dir: dir, MaxTotalBytes: 60})
+	if len(mfs["m0"].GetMetric()) != 1 || len(mfs["m1"].GetMetric()) != 1 || mfs["m4"] != nil {
+		t.Errorf("want the first files within 60 bytes and the rest skipped: %v", mfs)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "exceed 60 bytes") {
+		t.Errorf("errors = %v", errs)
 	}
 }

@@ -24,6 +24,9 @@ type Textfile struct {
 	Dir string
 	// MaxBytes bounds one file; bigger files are refused. 0 means DefaultMaxFileBytes.
 	MaxBytes int64
+	// MaxTotalBytes bounds all files of one gather; files past it are skipped and
+	// reported. 0 means four times the larger of MaxBytes and DefaultMaxFileBytes.
+	MaxTotalBytes int64
 }
 
 // Name implements Collector.
@@ -37,6 +40,11 @@ func (t *Textfile) Collect(ctx context.Context, fams []Family) ([]Family, error)
 	}
 	mtime := Family{Name: "node_textfile_mtime_seconds", Help: "Unixtime mtime of textfiles successfully read.", Type: Gauge}
 	var errs []error
+	var total int64
+	maxTotal := t.MaxTotalBytes
+	if maxTotal <= 0 {
+		maxTotal = 4 * max(t.MaxBytes, DefaultMaxFileBytes)
+	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
 		name := e.Name()
@@ -45,6 +53,12 @@ func (t *Textfile) Collect(ctx context.Context, fams []Family) ([]Family, error)
 		}
 		if ctx.Err() != nil {
 			return fams, ctx.Err()
+		}
+		if info, err := e.Info(); err == nil {
+			if total += info.Size(); total > maxTotal {
+				errs = append(errs, fmt.Errorf("%s: skipped, the drop-in files exceed %d bytes in all", filepath.Join(t.Dir, name), maxTotal))
+				continue
+			}
 		}
 		got, mt, err := t.readFile(filepath.Join(t.Dir, name))
 		if err != nil {
