@@ -85,8 +85,8 @@ func (c *converter) datums(at time.Time, fams []collect.Family, out []Datum) []D
 					v -= last
 				} // else the counter reset and counted v from zero
 			}
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				continue // CloudWatch rejects them and would fail the whole batch
+			if v, ok = cloudWatchValue(v); !ok {
+				continue // CloudWatch rejects it and would fail the whole batch
 			}
 			out = append(out, Datum{Name: id.name, Dims: id.dims, Value: v,
 				Unit: unitFor(s.Name, cumulative), At: at, Resolution: c.resolution})
@@ -94,6 +94,25 @@ func (c *converter) datums(at time.Time, fams []collect.Family, out []Datum) []D
 	}
 	c.prev, c.series = next, series
 	return out
+}
+
+// CloudWatch accepts values whose magnitude is 0 or within [2^-260, 2^360].
+var (
+	maxValue = math.Ldexp(1, 360)
+	minValue = math.Ldexp(1, -260)
+)
+
+// cloudWatchValue makes v acceptable to CloudWatch: values too small to represent become
+// 0; NaN, infinities and values too large are refused (ok false).
+func cloudWatchValue(v float64) (float64, bool) {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v) || a > maxValue:
+		return 0, false
+	case a != 0 && a < minValue:
+		return 0, true
+	}
+	return v, true
 }
 
 func (c *converter) dimsFor(labels []collect.Label) []Dim {

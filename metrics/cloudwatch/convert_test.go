@@ -3,6 +3,7 @@ package cloudwatch
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -117,5 +118,22 @@ func TestConverterInternsSeries(t *testing.T) {
 	}
 	if len(c.series) != 1 {
 		t.Errorf("converter remembers %d series, want only the one seen last", len(c.series))
+	}
+}
+
+func TestCloudWatchValueRange(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want float64
+		ok   bool
+	}{
+		{1.5, 1.5, true}, {0, 0, true}, {-3, -3, true},
+		{1e-300, 0, true}, {-1e-300, 0, true}, // below 2^-260: sent as 0
+		{1e300, 0, false}, {math.Inf(1), 0, false}, {math.NaN(), 0, false}, // refused
+	} {
+		got, ok := cloudWatchValue(c.in)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("cloudWatchValue(%v) = %v, %v; want %v, %v", c.in, got, ok, c.want, c.ok)
+		}
 	}
 }

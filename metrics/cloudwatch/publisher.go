@@ -60,7 +60,13 @@ type Options struct {
 	EMF io.Writer
 	// Log receives send failures (never credentials).
 	Log *slog.Logger
+	// Now is the clock that ages datums; nil means time.Now.
+	Now func() time.Time
 }
+
+// maxDatumAge is how old a datum CloudWatch still accepts (two weeks); older ones would
+// fail the whole request.
+const maxDatumAge = 14 * 24 * time.Hour
 
 // Stats are the publisher's counters, exposed as kiln_metrics_cloudwatch_* metrics.
 type Stats struct {
@@ -68,6 +74,7 @@ type Stats struct {
 	Capacity  int    // ring capacity
 	Dropped   uint64 // oldest datums dropped because the ring was full
 	Rejected  uint64 // datums CloudWatch refused as invalid
+	Expired   uint64 // datums older than CloudWatch accepts, dropped before sending
 	Sent      uint64 // datums accepted by CloudWatch
 	Requests  uint64 // successful PutMetricData calls
 	Failures  uint64 // failed PutMetricData calls (each retried)
@@ -109,6 +116,9 @@ func New(o Options) *Publisher {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.StorageResolution == 0 {
 		o.StorageResolution = 60
@@ -247,9 +257,16 @@ func (p *Publisher) sendOne(ctx context.Context) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	in := &cw.PutMetricDataInput{Namespace: aws.String(p.o.Namespace), MetricData: make([]types.MetricDatum, len(batch))}
-	for i, d := range batch {
-		md := &in.MetricData[i]
+	in := &cw.PutMetricDataInput{Namespace: aws.String(p.o.Namespace), MetricData: make([]types.MetricDatum, 0, len(batch))}
+	oldest := p.o.Now().Add(-maxDatumAge)
+	expired := 0
+	for _, d := range batch {
+		if d.At.Before(oldest) {
+			expired++
+			continue
+		}
+		in.MetricData = append(in.MetricData, types.MetricDatum{})
+		md := &in.MetricData[len(in.MetricData)-1]
 		md.MetricName = aws.String(d.Name)
 		md.Value = aws.Float64(d.Value)
 		md.Timestamp = aws.Time(d.At)
@@ -261,22 +278,31 @@ func (p *Publisher) sendOne(ctx context.Context) (int, error) {
 		}
 	}
 	clear(p.batch) // drop references so committed datums can be collected
-	sctx, cancel := context.WithTimeout(ctx, p.o.SendTimeout)
-	_, err := p.o.Client.PutMetricData(sctx, in)
-	cancel()
+	var err error
+	if len(in.MetricData) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, p.o.SendTimeout)
+		_, err = p.o.Client.PutMetricData(sctx, in)
+		cancel()
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err == nil || permanent(err) {
+		p.stats.Expired += uint64(expired)
+	}
+	sent := len(in.MetricData)
 	switch {
 	case err == nil:
 		p.ring.commit(upTo)
-		p.stats.Sent += uint64(len(batch))
-		p.stats.Requests++
+		p.stats.Sent += uint64(sent)
+		if sent > 0 {
+			p.stats.Requests++
+		}
 		return len(batch), nil
 	case permanent(err):
 		p.ring.commit(upTo)
-		p.stats.Rejected += uint64(len(batch))
-		p.o.Log.Error("cloudwatch: datums rejected as invalid; dropped", "err", err, "datums", len(batch))
+		p.stats.Rejected += uint64(sent)
+		p.o.Log.Error("cloudwatch: datums rejected as invalid; dropped", "err", err, "datums", sent)
 		return len(batch), nil
 	default:
 		p.stats.Failures++
@@ -313,6 +339,7 @@ func (p *Publisher) Families() []collect.Family {
 		g("kiln_metrics_cloudwatch_buffer_capacity_datums", "Capacity of the datum buffer.", collect.Gauge, float64(s.Capacity)),
 		g("kiln_metrics_cloudwatch_dropped_datums_total", "Oldest datums dropped because the buffer was full.", collect.Counter, float64(s.Dropped)),
 		g("kiln_metrics_cloudwatch_rejected_datums_total", "Datums CloudWatch refused as invalid.", collect.Counter, float64(s.Rejected)),
+		g("kiln_metrics_cloudwatch_expired_datums_total", "Datums older than CloudWatch accepts (two weeks), dropped unsent.", collect.Counter, float64(s.Expired)),
 		g("kiln_metrics_cloudwatch_sent_datums_total", "Datums accepted by CloudWatch.", collect.Counter, float64(s.Sent)),
 		g("kiln_metrics_cloudwatch_requests_total", "Successful PutMetricData requests.", collect.Counter, float64(s.Requests)),
 		g("kiln_metrics_cloudwatch_failures_total", "Failed PutMetricData requests (retried).", collect.Counter, float64(s.Failures)),

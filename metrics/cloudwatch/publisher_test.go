@@ -13,7 +13,8 @@ import (
 	"github.com/kilnhq/kiln/metrics/cloudwatch/cwfake"
 )
 
-var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+// t0 is recent: datums older than two weeks are never sent.
+var t0 = time.Now().UTC().Truncate(time.Millisecond)
 
 func datums(n int, start int) []Datum {
 	ds := make([]Datum, n)
@@ -244,4 +245,34 @@ func counts(reqs []cwfake.Request) []int {
 		n = append(n, len(r.Datums))
 	}
 	return n
+}
+
+func TestExpiredDatumsAreDroppedUnsent(t *testing.T) {
+	f := newFake(t)
+	now := t0.Add(15 * 24 * time.Hour)
+	p := New(Options{Namespace: "Kiln", Client: client(t, f), Now: func() time.Time { return now }})
+	old := datums(3, 0)     // stamped t0: 15 days before now
+	fresh := datums(2, 100) // also t0-based ...
+	for i := range fresh {
+		fresh[i].At = now.Add(-time.Minute) // ... but restamped a minute ago
+	}
+	p.Add(append(old, fresh...)...)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Accepted(); len(got) != 2 || got[0].Value != 100 {
+		t.Errorf("accepted %+v, want only the two fresh datums", got)
+	}
+	if s := p.Stats(); s.Expired != 3 || s.Sent != 2 || s.Buffered != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+	// A batch of nothing but expired datums sends no request at all.
+	p.Add(datums(4, 0)...)
+	n := len(f.Requests())
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Requests()) != n || p.Stats().Expired != 7 {
+		t.Errorf("requests %d -> %d, stats %+v", n, len(f.Requests()), p.Stats())
+	}
 }
