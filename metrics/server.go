@@ -47,6 +47,9 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w.Header().Set("Content-Type", collect.ContentType)
+	// Once the answer is on its way, hand the gather's garbage back to the OS.
+	defer d.releaseMemory()
+	defer http.NewResponseController(w).Flush()
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
 		// Stateless compression keeps no window or hash tables between writes: a
