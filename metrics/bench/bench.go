@@ -157,8 +157,8 @@ cloudwatch:
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
 	nextReport := time.Duration(0)
-	step := d / 20
-	var full, last int64 // RSS when the buffer first overflowed, and at the end
+	step := min(d/20, 30*time.Second)
+	var fullRSS []int64 // RSS samples once the buffer overflowed
 	for el := time.Duration(0); el <= d; el = time.Since(start) {
 		if _, err := p.scrape(ctx); err != nil {
 			return err
@@ -166,10 +166,9 @@ cloudwatch:
 		if el >= nextReport {
 			rss, _ := p.rss()
 			m, _ := p.metrics(ctx, "kiln_metrics_cloudwatch_buffered_datums", "kiln_metrics_cloudwatch_dropped_datums_total", "kiln_metrics_cloudwatch_failures_total")
-			if full == 0 && m[1] > 0 {
-				full = rss
+			if m[1] > 0 {
+				fullRSS = append(fullRSS, rss)
 			}
-			last = rss
 			fmt.Printf("| %s | %.1f | %.0f | %.0f | %.0f |\n", el.Truncate(time.Second), mib(rss), m[0], m[1], m[2])
 			nextReport += step
 		}
@@ -179,11 +178,15 @@ cloudwatch:
 		case <-time.After(interval):
 		}
 	}
-	if full == 0 {
-		fmt.Println("\nThe buffer never overflowed: run the soak longer.")
+	if len(fullRSS) < 4 {
+		fmt.Println("\nThe buffer overflowed too late to judge growth: run the soak longer.")
 		return nil
 	}
-	fmt.Printf("\nRSS change from the first report with the buffer full (dropping) to the end: %+.2f MiB\n", mib(last-full))
+	// RSS oscillates with GC cycles; compare the two halves of the buffer-full period.
+	h := len(fullRSS) / 2
+	a, b := stats(fullRSS[:h]), stats(fullRSS[h:])
+	fmt.Printf("\nWith the buffer full (dropping), RSS first half: mean %.1f MiB (min %.1f, max %.1f); second half: mean %.1f MiB (min %.1f, max %.1f); change of the mean %+.2f MiB\n",
+		a.mean, a.min, a.max, b.mean, b.min, b.max, b.mean-a.mean)
 	return nil
 }
 
@@ -345,3 +348,15 @@ func writeConfig(dir, name, text string) string {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+type summaryStats struct{ mean, min, max float64 }
+
+func stats(xs []int64) summaryStats {
+	s := summaryStats{min: mib(xs[0]), max: mib(xs[0])}
+	for _, x := range xs {
+		v := mib(x)
+		s.mean += v / float64(len(xs))
+		s.min, s.max = min(s.min, v), max(s.max, v)
+	}
+	return s
+}
