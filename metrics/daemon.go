@@ -163,17 +163,20 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	d.state().startPublisher(ctx)
 
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
-		d.loop(ctx)
+		d.loop(loopCtx)
 	}()
 
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-serveErr:
+	case err = <-serveErr: // the listener failed: stop everything as on SIGTERM
 	}
+	stopLoop()
 	<-loopDone
 	st := d.state()
 	timeout := st.cfg.ShutdownTimeout.D()
@@ -198,13 +201,7 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 func (d *Daemon) loop(ctx context.Context) {
 	for {
 		d.tick(ctx)
-		// Wake at the shorter of the two cadences; tick decides what is due.
-		cfg := d.state().cfg
-		wait := cfg.Interval.D()
-		if cfg.CloudWatch.Enabled {
-			wait = min(wait, cfg.CloudWatch.Interval.D())
-		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(d.untilDue())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -212,6 +209,20 @@ func (d *Daemon) loop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// untilDue is the wait until the next refresh or publish is due, so that the cadences do
+// not drift by the time a tick takes.
+func (d *Daemon) untilDue() time.Duration {
+	d.tickMu.Lock()
+	defer d.tickMu.Unlock()
+	cfg := d.state().cfg
+	now := d.now()
+	wait := d.lastRefresh.Add(cfg.Interval.D()).Sub(now)
+	if cfg.CloudWatch.Enabled {
+		wait = min(wait, d.lastPublish.Add(cfg.CloudWatch.Interval.D()).Sub(now))
+	}
+	return max(wait, 10*time.Millisecond)
 }
 
 // tick refreshes probes and scrapes when their interval has passed (concurrently, each

@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,5 +45,43 @@ cloudwatch: {enabled: true, region: us-east-1, endpoint: %s, interval: 1s, inclu
 	// The publisher is not running (no Run), so every published datum is still buffered.
 	if got := d.state().pub.Stats().Buffered; got != 31 {
 		t.Errorf("%d datums published in 31 one-second ticks, want 31", got)
+	}
+}
+
+// TestRunStopsWhenTheListenerFails: a failing listener ends Run (and its loop) instead of
+// leaving the daemon half alive.
+func TestRunStopsWhenTheListenerFails(t *testing.T) {
+	d, err := NewDaemon(context.Background(), DaemonOptions{Getenv: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &failingListener{}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background(), ln) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Run should report the listener's failure")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its listener failed")
+	}
+}
+
+type failingListener struct{}
+
+func (failingListener) Accept() (net.Conn, error) { return nil, errors.New("listener broke") }
+func (failingListener) Close() error              { return nil }
+func (failingListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+func TestUntilDue(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	d, err := NewDaemon(context.Background(), DaemonOptions{Getenv: env(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.lastRefresh = now.Add(-4 * time.Second) // a tick that took time still keeps the 15s cadence
+	if got := d.untilDue(); got != 11*time.Second {
+		t.Errorf("untilDue = %v, want 11s", got)
 	}
 }
