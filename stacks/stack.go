@@ -83,6 +83,12 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 		"PULUMI_SKIP_CONFIRMATIONS":                "true",
 		"PULUMI_BACKEND_URL":                       "file://" + backend,
 		"PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+		// kiln runs offline with its own provider: never look for plugins to download.
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+		"PULUMI_DISABLE_REGISTRY_RESOLVE":             "true",
+		// The checkpoint itself is still written after every step; these are extra
+		// copies of each one, which cost every update time and disk.
+		"PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true",
 	}
 	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
 		pp, err := passphraseFile(opts.StateDir)

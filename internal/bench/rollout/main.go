@@ -54,7 +54,7 @@ fleet:
   size: 2
   port: 8080
   health: {path: /healthz, interval: 200ms, timeout: 150ms, healthyThreshold: 2, unhealthyThreshold: 2}
-rollout: {progressDeadline: 30s, drainTimeout: 2s}
+rollout: {progressDeadline: 30s, drainTimeout: 2s, scaleDownDelay: 0s}
 target:
   local: {listen: "127.0.0.1:0"}
 `
@@ -173,7 +173,7 @@ func report(samples []sample) {
 		lo, m, hi := col(get)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, r(lo), r(m), r(hi))
 	}
-	for _, p := range []string{"bake", "deploy", "health", "switch", "retire"} {
+	for _, p := range []string{"bake", "deploy", "health", "step", "retire"} {
 		row("phase "+p, func(s sample) time.Duration { return s.phases[p] })
 	}
 	row("total (engine events)", func(s sample) time.Duration { return s.total })
