@@ -12,7 +12,6 @@ import (
 
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/manifests"
-	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/spf13/cobra"
@@ -188,7 +187,7 @@ steer the running rollout.`,
 // recording it in history, and collects old images once it promoted. The error is for
 // what kept it from starting (the lock); how it ended is in Finished.
 func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro rolloutOptions) (rollout.Finished, error) {
-	store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+	store, err := p.releases()
 	if err != nil {
 		return rollout.Finished{}, err
 	}
@@ -345,7 +344,7 @@ func (a *app) destroyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+			store, err := p.releases()
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
-	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/spf13/cobra"
@@ -25,7 +24,7 @@ func (a *app) historyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+			store, err := p.releases()
 			if err != nil {
 				return err
 			}
@@ -116,7 +115,7 @@ blue-green, through the same health gates and steps as any release.`,
 // rollbackTarget picks the release to return to from the history: the newest promoted
 // release other than the live one (or the newest of version to), whose image is kept.
 func (a *app) rollbackTarget(p *project, live *fleet.Release, to string) (fleet.Release, error) {
-	store, err := releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
+	store, err := p.releases()
 	if err != nil {
 		return fleet.Release{}, err
 	}

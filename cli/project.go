@@ -10,6 +10,7 @@ import (
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks/pulumicli"
 	"github.com/kilnhq/kiln/targets/local"
@@ -189,4 +190,9 @@ func (a *app) target(ctx context.Context, p *project) (*local.Target, error) {
 		BinDir:     p.binDir,
 		EngineLog:  engineLog,
 	})
+}
+
+// releases opens the stack's lock, rollout state and history in its backend.
+func (p *project) releases() (*releases.FileStore, error) {
+	return releases.OpenFileStore(releases.Dir(p.stateDir, p.m.Service))
 }
