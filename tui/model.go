@@ -41,8 +41,9 @@ type Model struct {
 	closed   bool
 	detached bool
 
-	dirty bool
-	frame string
+	dirty  bool
+	frame  string
+	frames int // frames drawn, for the benchmark
 }
 
 // New returns a console for one rollout.
@@ -190,4 +191,5 @@ func (m *Model) View() string { return m.frame }
 func (m *Model) redraw() {
 	m.frame = m.render()
 	m.dirty = false
+	m.frames++
 }
