@@ -78,6 +78,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case StreamClosedMsg:
 		m.closed, m.confirm = true, ""
 		m.redraw()
+		if m.opts.ExitWhenDone {
+			return m, tea.Quit
+		}
 		return m, nil
 	case frameMsg:
 		// Always redraw: the elapsed time and the spinner move even without events.

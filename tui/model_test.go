@@ -215,3 +215,39 @@ func TestBoundedUnderBurst(t *testing.T) {
 		t.Errorf("unbounded: %d resources, %d log lines, %d metrics, %d phases", s.resources.len(), s.log.len(), len(s.metrics), len(s.phases))
 	}
 }
+
+func TestExitWhenDone(t *testing.T) {
+	for _, exit := range []bool{false, true} {
+		m := New(Options{ExitWhenDone: exit, Profile: termenv.Ascii})
+		_, cmd := m.Update(StreamClosedMsg{})
+		quit := cmd != nil && cmd() == tea.QuitMsg{}
+		if quit != exit || m.Detached() {
+			t.Errorf("ExitWhenDone %v: quit %v, detached %v", exit, quit, m.Detached())
+		}
+	}
+}
+
+func TestForwardBatchesAndLeavesTheRestOnStop(t *testing.T) {
+	events := make(chan rollout.Event, 10)
+	for i := 0; i < 5; i++ {
+		events <- rollout.Resumed{}
+	}
+	close(events)
+	var got []tea.Msg
+	forward(events, make(chan struct{}), func(m tea.Msg) { got = append(got, m) })
+	if len(got) != 2 || len(got[0].(EventsMsg)) != 5 || got[1] != (StreamClosedMsg{}) {
+		t.Errorf("got %#v", got)
+	}
+
+	events = make(chan rollout.Event, 10)
+	stop := make(chan struct{})
+	close(stop)
+	events <- rollout.Resumed{}
+	got = nil
+	// A stopped forwarder may take at most the batch it was reading; stop wins once
+	// nothing is waiting.
+	forward(events, stop, func(m tea.Msg) { got = append(got, m) })
+	if len(got) > 1 {
+		t.Errorf("forwarded %d messages after stop", len(got))
+	}
+}

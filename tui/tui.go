@@ -29,6 +29,9 @@ type Options struct {
 	FrameInterval time.Duration
 	// Profile is the colour profile; termenv.Ascii draws no colour at all.
 	Profile termenv.Profile
+	// ExitWhenDone leaves the console as soon as the rollout's events end, for a caller
+	// that prints the outcome itself once the screen is back.
+	ExitWhenDone bool
 	// Width and Height are the size before the terminal reports its own (default 80x24).
 	Width, Height int
 }
