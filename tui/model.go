@@ -37,6 +37,7 @@ type Model struct {
 	scroll   int // log lines scrolled up from the newest
 	notice   string
 	noticeOK bool
+	noticeAt time.Time
 	pending  rollout.Command // sent, not yet answered
 	closed   bool
 	detached bool
@@ -93,9 +94,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case controlResult:
 		m.pending = ""
 		if msg.err != nil {
-			m.notice, m.noticeOK = string(msg.cmd)+" refused: "+clip(msg.err.Error()), false
+			m.note(string(msg.cmd)+" refused: "+clip(msg.err.Error()), false)
 		} else {
-			m.notice, m.noticeOK = string(msg.cmd)+" accepted", true
+			m.note(string(msg.cmd)+" accepted", true)
 		}
 		m.redraw()
 		return m, nil
@@ -115,7 +116,7 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		if key == "y" || key == "Y" {
 			return m.send(c)
 		}
-		m.notice, m.noticeOK = string(c)+" cancelled", true
+		m.note(string(c)+" cancelled", true)
 		return nil
 	}
 	switch key {
@@ -161,11 +162,11 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 func (m *Model) controllable() bool {
 	switch {
 	case m.s.fin != nil || m.closed:
-		m.notice, m.noticeOK = "the rollout has finished: nothing to control", false
+		m.note("the rollout has finished: nothing to control", false)
 	case m.opts.Control == nil:
-		m.notice, m.noticeOK = "read-only console: no control channel", false
+		m.note("read-only console: no control channel", false)
 	case m.pending != "":
-		m.notice, m.noticeOK = string(m.pending)+" is still on its way", false
+		m.note(string(m.pending)+" is still on its way", false)
 	default:
 		return true
 	}
@@ -173,10 +174,19 @@ func (m *Model) controllable() bool {
 }
 
 func (m *Model) send(c rollout.Command) tea.Cmd {
-	m.pending, m.notice, m.noticeOK = c, "sending "+string(c)+"…", true
+	m.pending = c
+	m.note("sending "+string(c)+"…", true)
 	control := m.opts.Control
 	return func() tea.Msg { return controlResult{cmd: c, err: control(c)} }
 }
+
+// note shows a short message on the status line for noticeFor.
+func (m *Model) note(text string, ok bool) {
+	m.notice, m.noticeOK, m.noticeAt = text, ok, m.opts.Now()
+}
+
+// noticeFor is how long a note stays before the status line shows the rollout again.
+const noticeFor = 3 * time.Second
 
 func (m *Model) scrollBy(n int) {
 	m.scroll += n

@@ -3,6 +3,7 @@ package tui
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,5 +250,22 @@ func TestForwardBatchesAndLeavesTheRestOnStop(t *testing.T) {
 	forward(events, stop, func(m tea.Msg) { got = append(got, m) })
 	if len(got) > 1 {
 		t.Errorf("forwarded %d messages after stop", len(got))
+	}
+}
+
+func TestANoteGivesWayToTheRolloutsStatus(t *testing.T) {
+	now := at(12)
+	ctl := &fakeControl{}
+	m := New(Options{Control: ctl.send, Plan: plan, Now: func() time.Time { return now }, Profile: termenv.Ascii})
+	m.Update(EventsMsg(midRollout()))
+	_, cmd := m.Update(key("p"))
+	m.Update(cmd())
+	if got := m.statusLine(now); got != "✓ resume accepted" {
+		t.Errorf("status right after the answer: %q", got)
+	}
+	m.Update(EventsMsg{rollout.Resumed{At: at(12)}, rollout.Paused{At: at(13), Indefinite: true}})
+	now = now.Add(noticeFor)
+	if got := m.statusLine(now); !strings.HasPrefix(got, "‖ PAUSED") {
+		t.Errorf("status %s later: %q", noticeFor, got)
 	}
 }

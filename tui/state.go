@@ -257,7 +257,11 @@ func (s *state) apply(ev rollout.Event) {
 		default:
 			s.problem = &problem{what: string(e.Outcome), why: reasonText(e.Reason, f.Message), todo: advice(e.Outcome, e.Reason)}
 		}
-		s.logf(e.At, s.problem != nil, "%s %s in %s: %s", e.Outcome, e.Reason, round(e.Duration), e.Message)
+		reason := ""
+		if e.Reason != "" {
+			reason = " [" + string(e.Reason) + "]"
+		}
+		s.logf(e.At, s.problem != nil, "%s%s in %s: %s", e.Outcome, reason, round(e.Duration), e.Message)
 	}
 }
 

@@ -195,7 +195,7 @@ func (m *Model) statusLine(now time.Time) string {
 		return m.st.banner.Render(" promote: skip the remaining steps and send 100% to the new release? y/n ")
 	case m.confirm == rollout.CmdAbort:
 		return m.st.banner.Render(" abort: send traffic back to the stable slot and remove the new one? y/n ")
-	case m.notice != "":
+	case m.notice != "" && now.Sub(m.noticeAt) < noticeFor:
 		if m.noticeOK {
 			return m.st.ok.Render("✓ " + m.notice)
 		}
@@ -336,7 +336,7 @@ func (m *Model) instance(now time.Time, h fleet.InstanceHealth) string {
 	if !h.LastCheck.IsZero() {
 		last = round(now.Sub(h.LastCheck)).Truncate(time.Second).String() + " ago"
 	}
-	line := st.Render(fmt.Sprintf("  %s %-14s %-9s", sym, ansi.Truncate(h.ID, 14, "…"), h.State)) + fmt.Sprintf(" %7s ↻%d", last, h.Restarts)
+	line := st.Render(fmt.Sprintf("  %s %-18s %-9s", sym, ansi.Truncate(h.ID, 18, "…"), h.State)) + fmt.Sprintf(" %7s ↻%d", last, h.Restarts)
 	if h.LastError != "" {
 		line += m.st.bad.Render(" " + h.LastError)
 	}
@@ -349,7 +349,7 @@ func (m *Model) metricLine(mt *metric) string {
 		v = fmt.Sprintf("%.4g", *mt.value)
 	}
 	sym, st := "●", m.st.run
-	switch mt.result {
+	switch strings.ToLower(mt.result) {
 	case "successful", "passed":
 		sym, st = "✓", m.st.ok
 	case "failed", "error":
