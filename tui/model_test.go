@@ -172,6 +172,18 @@ func TestUpdate(t *testing.T) {
 					t.Errorf("paused %v, step 2 %d, step 3 %d", m.s.paused, m.s.phases[5].state, m.s.phases[6].state)
 				}
 			}},
+		{name: "an abort ends the pause without a Resumed",
+			msgs: []tea.Msg{EventsMsg(append(midRollout(),
+				rollout.PhaseFinished{At: at(11), Phase: rollout.PhaseStep, Step: 1, Duration: 3e9, Error: "aborted by a human"},
+				rollout.PhaseStarted{At: at(11), Phase: rollout.PhaseRollback}))},
+			check: func(t *testing.T, m *Model) {
+				if m.s.paused != nil {
+					t.Errorf("still paused during the rollback")
+				}
+				if m.s.phases[4].state != failed || m.s.phases[5].state != pending || m.s.phases[len(m.s.phases)-1].state != running {
+					t.Errorf("phases %+v", m.s.phases)
+				}
+			}},
 		{name: "resize", msgs: []tea.Msg{tea.WindowSizeMsg{Width: 120, Height: 40}},
 			check: func(t *testing.T, m *Model) {
 				if m.width != 120 || m.height != 40 {

@@ -158,6 +158,9 @@ func (s *state) apply(ev rollout.Event) {
 		}
 		s.logf(e.At, false, "%s rollout %s, left at %s by a kiln that stopped", what, e.ID, phaseName(e.Phase, e.Step))
 	case rollout.PhaseStarted:
+		// A pause lives inside one phase: a phase starting or ending means it is over
+		// (an abort ends a pause without a Resumed).
+		s.paused = nil
 		r := s.row(e.Phase, e.Step)
 		r.state, r.started, r.dur, r.err = running, e.At, 0, ""
 		// Phases listed before this one that never ran were skipped (a promote skips steps).
@@ -171,6 +174,7 @@ func (s *state) apply(ev rollout.Event) {
 		}
 		s.logf(e.At, false, "%s started", phaseName(e.Phase, e.Step))
 	case rollout.PhaseFinished:
+		s.paused = nil
 		r := s.row(e.Phase, e.Step)
 		r.dur = e.Duration
 		if e.Error != "" {
