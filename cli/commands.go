@@ -201,10 +201,16 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 	if a.jsonOutput() {
 		pr = jsonPrinter{w: a.stdout}
 	}
+	req := p.request()
 	events := make(chan rollout.Event, 64)
 	done := make(chan struct{})
+	in, out, console := a.consoleFiles()
 	go func() {
 		defer close(done)
+		if console {
+			a.console(ctx, p, tgt, req, in, out, events)
+			return
+		}
 		for ev := range events {
 			pr.event(ev)
 		}
@@ -225,7 +231,6 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 		})
 		version = p.m.Version.Original()
 	}
-	req := p.request()
 	req.Version, req.Admit = version, admit(ro.allowDowngrade)
 	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls, Journal: jr,
 		Analyzer: analyzer{templates: p.m.Analysis, target: tgt}}
@@ -233,6 +238,10 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 	fin := eng.Run(ctx, req, baker)
 	close(events)
 	<-done
+	if console {
+		// The console has left the screen; say how the rollout ended where it stays.
+		(&linePrinter{w: a.stdout}).event(fin)
+	}
 	jr.record(fin, started)
 	if fin.Outcome == rollout.Promoted {
 		var inUse []string

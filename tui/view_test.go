@@ -1,0 +1,82 @@
+package tui
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/kilnhq/kiln/rollout"
+	"github.com/muesli/termenv"
+)
+
+// TestGolden runs the console as a program (teatest), feeds it a rollout, and compares the
+// screen it ends on with testdata/TestGolden/<case>.golden (go test ./tui -update rewrites
+// them). The clock and the colour profile are pinned, so the screens are reproducible.
+func TestGolden(t *testing.T) {
+	tests := []struct {
+		name    string
+		profile termenv.Profile
+		w, h    int
+		events  []rollout.Event
+		keys    []tea.Msg
+		waitFor string
+	}{
+		{name: "paused-80x24", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), waitFor: "PAUSED"},
+		{name: "failed-80x24", profile: termenv.Ascii, w: 80, h: 24, events: failedRollout(), waitFor: "rolled-back"},
+		{name: "confirm-abort-80x24", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{key("a")}, waitFor: "abort:"},
+		{name: "help-80x24", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{key("?")}, waitFor: "SYMBOLS"},
+		{name: "resized-120x32", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{tea.WindowSizeMsg{Width: 120, Height: 32}}, waitFor: "PAUSED"},
+		{name: "resized-60x16", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{tea.WindowSizeMsg{Width: 60, Height: 16}}, waitFor: "PAUSED"},
+		{name: "paused-80x24-ansi256", profile: termenv.ANSI256, w: 80, h: 24, events: midRollout(), waitFor: "PAUSED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(Options{Control: (&fakeControl{}).send, Plan: plan, Now: func() time.Time { return at(12) },
+				Profile: tt.profile, FrameInterval: 10 * time.Millisecond})
+			tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(tt.w, tt.h))
+			tm.Send(EventsMsg(tt.events))
+			for _, k := range tt.keys {
+				tm.Send(k)
+			}
+			teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(tt.waitFor)) },
+				teatest.WithDuration(5*time.Second))
+			if err := tm.Quit(); err != nil {
+				t.Fatal(err)
+			}
+			final := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
+			view := final.View()
+			lines := strings.Split(view, "\n")
+			if len(lines) != final.height {
+				t.Errorf("%d lines, want %d", len(lines), final.height)
+			}
+			for i, l := range lines {
+				if w := ansi.StringWidth(l); w != final.width {
+					t.Errorf("line %d is %d wide, want %d: %q", i+1, w, final.width, l)
+				}
+			}
+			golden.RequireEqual(t, []byte(view))
+		})
+	}
+}
+
+// TestNoColour checks that the Ascii profile (what NO_COLOR selects) draws no escape
+// sequence at all, and that states still read from their symbols.
+func TestNoColour(t *testing.T) {
+	m := New(Options{Plan: plan, Now: func() time.Time { return at(12) }, Profile: termenv.Ascii})
+	m.Update(EventsMsg(failedRollout()))
+	m.redraw()
+	v := m.View()
+	if strings.Contains(v, "\x1b[") {
+		t.Errorf("escape sequences with no colour:\n%q", v)
+	}
+	for _, sym := range []string{"✓ bake", "✗ health", "– step 1", "✗ web-green-0", "✗ rolled-back"} {
+		if !strings.Contains(v, sym) {
+			t.Errorf("no %q in\n%s", sym, v)
+		}
+	}
+}
