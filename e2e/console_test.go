@@ -19,7 +19,7 @@ type screen struct {
 func newScreen(t *testing.T, dir, command string) *screen {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed")
+		t.Fatal("tmux is not installed: `go tool task setup` installs it (Debian package tmux)")
 	}
 	s := &screen{t: t, socket: fmt.Sprintf("kiln-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	s.tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", "-c", dir, command)
