@@ -45,6 +45,7 @@ were sent and how many failed (it must be 0), then destroys the demo unless --ke
 			if a.output == "auto" {
 				a.output = "text"
 			}
+			a.lines = true
 			return a.demo(c, keep)
 		},
 	}

@@ -61,6 +61,8 @@ type app struct {
 	logLevel       string
 	// reported is set when a command already told the user how it ended.
 	reported bool
+	// lines keeps rollouts printing lines even on a terminal (the demo tells a story).
+	lines bool
 }
 
 func (a *app) root() *cobra.Command {
