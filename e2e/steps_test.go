@@ -168,8 +168,11 @@ func TestCanaryPauseAndPromoteThenAnalysesCatchBadReleases(t *testing.T) {
 	load.Stop()
 
 	// 4.0.0 goes bad after promotion: the post-promotion analysis sends traffic back.
+	// It starts failing 2s after it starts, inside the 2s analysis that follows the
+	// step to 100% (about 1.2s after start): only that analysis looks at its errors, so
+	// failing a little before or after promotion is caught the same way.
 	load = startLoad(t, addr)
-	writeFull(t, dir, "web", "4.0.0", "DEMO_FAIL_AFTER: 4s", `  scaleDownDelay: 30s
+	writeFull(t, dir, "web", "4.0.0", "DEMO_FAIL_AFTER: 2s", `  scaleDownDelay: 30s
   postPromotionAnalysis: errors`, errorsAnalysis)
 	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
 	fin = finished(t, out)

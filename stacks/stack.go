@@ -26,7 +26,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
@@ -155,20 +154,6 @@ func passphraseFile(stateDir string) (string, error) {
 	defer f.Close()
 	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
 	return p, err
-}
-
-// Up runs program and reports every resource operation to ops as it starts and ends.
-func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.ResourceOp)) (auto.OutputMap, error) {
-	s.ws.SetProgram(program)
-	diags := &diagnostics{}
-	ch := make(chan events.EngineEvent)
-	done := translate(ch, ops, diags)
-	res, err := s.stack.Up(ctx, optup.EventStreams(ch), optup.ProgressStreams(s.opts.Log), optup.ErrorProgressStreams(s.opts.Log), optup.SuppressProgress())
-	drained(done)
-	if err != nil {
-		return nil, engineError(err, diags)
-	}
-	return res.Outputs, nil
 }
 
 // Preview runs program without changing anything and returns the engine's summary:
@@ -372,14 +357,15 @@ func (d *diagnostics) String() string {
 	return strings.Join(d.msgs, "; ")
 }
 
-// engineError turns an Automation API error into one that says what the engine said.
+// engineError turns an Automation API or CLI error into one that says what the engine said.
 func engineError(err error, d *diagnostics) error {
 	if d != nil {
 		if msg := d.String(); msg != "" {
 			return &EngineError{Msg: msg, Err: err}
 		}
 	}
-	if auto.IsConcurrentUpdateError(err) {
+	var cli *cliError
+	if auto.IsConcurrentUpdateError(err) || errors.As(err, &cli) && cli.locked() {
 		return &EngineError{Msg: "another update of this stack is in progress", Err: err}
 	}
 	return err
