@@ -43,10 +43,11 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 		phase string
 		delay time.Duration
 	}{
-		{"deploy", 300 * time.Millisecond},
-		{"deploy", 900 * time.Millisecond},
-		{"step", 200 * time.Millisecond},
-		{"retire", 300 * time.Millisecond},
+		// A deploy takes about 0.6s here: kill early in it and in the middle of it.
+		{"deploy", 100 * time.Millisecond},
+		{"deploy", 350 * time.Millisecond},
+		{"step", 150 * time.Millisecond},
+		{"retire", 150 * time.Millisecond},
 	} {
 		version := fmt.Sprintf("1.%d.0", i+1)
 		t.Run(tc.phase+"/"+version, func(t *testing.T) {

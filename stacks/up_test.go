@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,16 +14,16 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// openTestStack opens a stack in a fresh state directory against the pinned Pulumi CLI,
-// skipping the test when the CLI has not been built on this machine (`go tool task setup`).
+// openTestStack opens a stack in a fresh state directory against the Pulumi CLI kiln
+// uses (found, or built once into the tools cache).
 func openTestStack(t *testing.T) *Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs the Pulumi CLI")
 	}
-	root := filepath.Join(pulumicli.DefaultToolsDir(), "pulumi-v"+pulumicli.Version)
-	if _, err := os.Stat(filepath.Join(root, "bin", "pulumi")); err != nil {
-		t.Skip("the Pulumi CLI is not built: go tool task setup")
+	root, err := pulumicli.Ensure(context.Background(), pulumicli.Options{Progress: os.Stderr})
+	if err != nil {
+		t.Fatalf("pulumi cli: %v", err)
 	}
 	s, err := Open(context.Background(), Options{StateDir: t.TempDir(), Stack: "test", PulumiRoot: root})
 	if err != nil {
