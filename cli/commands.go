@@ -151,6 +151,7 @@ steer the running rollout.`,
 	c.Flags().BoolVar(&ro.allowDowngrade, "allow-downgrade", false, "allow a release older than the live one")
 	c.Flags().BoolVar(&preview, "preview", false, "print what each phase would change (the first one previewed by Pulumi) and change nothing")
 	c.Flags().BoolVar(&ro.breakLock, "break-lock", false, "clear the stack's lock if its holder is gone (a kiln that was killed)")
+	c.Flags().BoolVar(&ro.breakLock, "resume", false, "resume the rollout a killed kiln left (clears its lock once its holder is gone; same as --break-lock)")
 	for _, cmd := range []struct {
 		name  rollout.Command
 		short string

@@ -36,14 +36,14 @@ func (a *app) historyCmd() *cobra.Command {
 				return json.NewEncoder(a.stdout).Encode(hist)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tIMAGE\tSTARTED\tTOOK\tOUTCOME\tREASON\tWHO")
+			fmt.Fprintln(tw, "VERSION\tIMAGE\tSTARTED\tFINISHED\tOUTCOME\tREASON\tWHO")
 			for _, r := range hist {
-				took := "-"
+				finished := "-"
 				if !r.Finished.IsZero() {
-					took = round(r.Finished.Sub(r.Started)).String()
+					finished = fmt.Sprintf("%s (%s)", r.Finished.Local().Format("15:04:05"), round(r.Finished.Sub(r.Started)))
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s@%s\n", r.Version, (fleet.Image{Digest: r.Digest}).Short(),
-					r.Started.Local().Format("2006-01-02 15:04:05"), took, r.Outcome, r.Reason, r.User, r.Host)
+					r.Started.Local().Format("2006-01-02 15:04:05"), finished, r.Outcome, r.Reason, r.User, r.Host)
 			}
 			return tw.Flush()
 		},

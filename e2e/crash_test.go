@@ -39,6 +39,8 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
 	}
 	addr := endpointOf(t, dir)
+	// Killing kiln never touches the instances or the balancer: traffic must not notice.
+	load := startLoad(t, addr)
 	for i, tc := range []struct {
 		phase string
 		delay time.Duration
@@ -57,7 +59,11 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 			time.Sleep(tc.delay)
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()
-			code, out, errOut := kiln(t, dir, "rollout", "--output", "json", "--break-lock")
+			resumeFlag := "--break-lock"
+			if i%2 == 1 {
+				resumeFlag = "--resume"
+			}
+			code, out, errOut := kiln(t, dir, "rollout", "--output", "json", resumeFlag)
 			if code != 0 {
 				t.Fatalf("resume after kill -9 in %s: exit %d\n%s\n%s", tc.phase, code, out, errOut)
 			}
@@ -95,6 +101,11 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 	}
 	if got := bootProcesses(dir); len(got) != 2 {
 		t.Fatalf("kiln boot processes for %v after the undo, want 2", got)
+	}
+	rep := load.Stop()
+	t.Logf("load through five kills: %s", rep)
+	if rep.Failed != 0 {
+		t.Fatalf("%d of %d requests failed while kiln was killed and resumed: %v", rep.Failed, rep.Sent, rep.Errors)
 	}
 
 	_, out, _ = kiln(t, dir, "history", "--output", "json")
