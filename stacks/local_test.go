@@ -1,6 +1,7 @@
 package stacks
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -169,5 +170,24 @@ func TestClearDeadLocksRemovesOnlyLocksOfDeadEnginesOnThisHost(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s was removed: %v", filepath.Base(p), err)
 		}
+	}
+}
+
+func TestReadRetryStopsAtTheFirstSuccessAndGivesUpAfterFourTries(t *testing.T) {
+	calls := 0
+	err := readRetry(context.Background(), func() error {
+		calls++
+		if calls < 3 {
+			return fmt.Errorf("failed to select stack")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("err %v after %d calls, want success on the third", err, calls)
+	}
+	calls = 0
+	err = readRetry(context.Background(), func() error { calls++; return fmt.Errorf("still broken") })
+	if err == nil || calls != 4 {
+		t.Fatalf("err %v after %d calls, want the error after 4", err, calls)
 	}
 }

@@ -115,18 +115,22 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stack %s: pulumi cli: %w", opts.Stack, err)
 	}
-	s, err := auto.UpsertStackInlineSource(ctx, opts.Stack, Project, nil,
-		auto.Pulumi(cmd),
-		auto.WorkDir(work),
-		auto.PulumiHome(home),
-		auto.EnvVars(env),
-		auto.SecretsProvider("passphrase"),
-		auto.Project(workspace.Project{
-			Name:    tokens.PackageName(Project),
-			Runtime: workspace.NewProjectRuntimeInfo("go", nil),
-			Backend: &workspace.ProjectBackend{URL: "file://" + backend},
-		}),
-	)
+	var s auto.Stack
+	err = readRetry(ctx, func() (err error) {
+		s, err = auto.UpsertStackInlineSource(ctx, opts.Stack, Project, nil,
+			auto.Pulumi(cmd),
+			auto.WorkDir(work),
+			auto.PulumiHome(home),
+			auto.EnvVars(env),
+			auto.SecretsProvider("passphrase"),
+			auto.Project(workspace.Project{
+				Name:    tokens.PackageName(Project),
+				Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+				Backend: &workspace.ProjectBackend{URL: "file://" + backend},
+			}),
+		)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open stack %s: %w", opts.Stack, engineError(err, nil))
 	}
@@ -186,7 +190,11 @@ func (s *Stack) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
 
 // Outputs returns the outputs of the last update.
 func (s *Stack) Outputs(ctx context.Context) (auto.OutputMap, error) {
-	out, err := s.stack.Outputs(ctx)
+	var out auto.OutputMap
+	err := readRetry(ctx, func() (err error) {
+		out, err = s.stack.Outputs(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, engineError(err, nil)
 	}
@@ -231,6 +239,24 @@ func (s *Stack) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
 		return engineError(err, diags)
 	}
 	return nil
+}
+
+// readRetry runs a read-only engine command up to four times. Selecting a stack or reading
+// its outputs while another kiln process updates it fails now and then (measured here:
+// about one call in a hundred while rollouts run back to back); a moment later it works.
+func readRetry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt, wait := 0, 100*time.Millisecond; attempt < 4; attempt, wait = attempt+1, wait*2 {
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+	return err
 }
 
 // drained waits for the event translator to finish. The SDK closes the event channel
