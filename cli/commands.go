@@ -217,13 +217,26 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 		}
 	}()
 	controls := make(chan rollout.Control)
-	stopControl, err := control.Serve(ctx, control.SocketPath(p.stateDir, p.m.Service), controls)
+	hub := control.NewHub(5000)
+	stopControl, err := control.Serve(ctx, control.SocketPath(p.stateDir, p.m.Service), controls, hub)
 	if err != nil {
 		close(events)
 		<-done
 		return rollout.Finished{}, err
 	}
 	defer stopControl()
+	// Every event also goes to the hub, for kiln watch in other terminals.
+	engineEvents := make(chan rollout.Event, 64)
+	teed := make(chan struct{})
+	go func() {
+		defer close(teed)
+		for ev := range engineEvents {
+			if b, err := rollout.MarshalEvent(ev); err == nil {
+				hub.Publish(b)
+			}
+			events <- ev
+		}
+	}()
 	baker, version := ro.baker, ro.version
 	if baker == nil {
 		baker = rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
@@ -233,10 +246,13 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 		version = p.m.Version.Original()
 	}
 	req.Version, req.Admit = version, admit(ro.allowDowngrade)
-	eng := &rollout.Engine{Target: tgt, Events: events, Controls: controls, Journal: jr,
+	eng := &rollout.Engine{Target: tgt, Events: engineEvents, Controls: controls, Journal: jr,
 		Analyzer: analyzer{templates: p.m.Analysis, target: tgt}}
 	started := time.Now()
 	fin := eng.Run(ctx, req, baker)
+	close(engineEvents)
+	<-teed
+	hub.Close()
 	close(events)
 	<-done
 	if console {

@@ -40,6 +40,16 @@ func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req r
 			plan = append(plan, tui.PlannedPhase{Phase: ph.Phase, Step: ph.Step, Waits: ph.Waits})
 		}
 	}
+	if a.runConsole(ctx, p, plan, in, out, events) {
+		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort, or kiln watch\n", p.m.Service)
+	}
+	for range events {
+	}
+}
+
+// runConsole shows events in the console until the operator detaches (it returns true)
+// or the rollout ends. Controls go to the rollout's socket.
+func (a *app) runConsole(ctx context.Context, p *project, plan []tui.PlannedPhase, in, out *os.File, events <-chan rollout.Event) bool {
 	sock := control.SocketPath(p.stateDir, p.m.Service)
 	send := func(c rollout.Command) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -55,11 +65,7 @@ func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req r
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kiln: console: %v; the rollout goes on\n", err)
 	}
-	if detached {
-		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort\n", p.m.Service)
-	}
-	for range events {
-	}
+	return detached
 }
 
 func (a *app) level() slog.Level {

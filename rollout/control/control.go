@@ -41,10 +41,14 @@ type response struct {
 // ErrNoRollout means no rollout of the service is running.
 var ErrNoRollout = errors.New("no rollout is running for this service")
 
-// Serve listens on path and forwards every command to controls until ctx ends. A socket
+// cmdWatch asks for the rollout's event stream instead of sending a command.
+const cmdWatch rollout.Command = "watch"
+
+// Serve listens on path and forwards every command to controls until ctx ends; a watch
+// request is answered with the hub's event stream (hub may be nil: no watching). A socket
 // left by a killed kiln is replaced; a live one means another rollout runs (the stack
 // lock is what decides that, so this is only a guard).
-func Serve(ctx context.Context, path string, controls chan<- rollout.Control) (func(), error) {
+func Serve(ctx context.Context, path string, controls chan<- rollout.Control, hub *Hub) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
@@ -71,7 +75,7 @@ func Serve(ctx context.Context, path string, controls chan<- rollout.Control) (f
 			if err != nil {
 				return
 			}
-			go handle(ctx, conn, controls)
+			go handle(ctx, conn, controls, hub)
 		}
 	}()
 	return func() {
@@ -81,12 +85,21 @@ func Serve(ctx context.Context, path string, controls chan<- rollout.Control) (f
 	}, nil
 }
 
-func handle(ctx context.Context, conn net.Conn, controls chan<- rollout.Control) {
+func handle(ctx context.Context, conn net.Conn, controls chan<- rollout.Control, hub *Hub) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	var req request
 	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
 		json.NewEncoder(conn).Encode(response{Error: "bad request: " + err.Error()})
+		return
+	}
+	if req.Command == cmdWatch {
+		if hub == nil {
+			json.NewEncoder(conn).Encode(response{Error: "this rollout cannot be watched"})
+			return
+		}
+		conn.SetDeadline(time.Time{})
+		hub.stream(ctx, conn)
 		return
 	}
 	reply := make(chan error, 1)
