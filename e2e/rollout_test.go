@@ -25,6 +25,23 @@ func startRollout(t *testing.T, dir string, args ...string) (*exec.Cmd, <-chan m
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A test that fails while this rollout runs must not leave it holding the stack's
+	// lock (the destroy in the test's cleanup would be refused): interrupt it, which
+	// ends on the stable slot. Cleanups run last-in first-out, so this comes first.
+	t.Cleanup(func() {
+		if cmd.ProcessState != nil {
+			return // the test waited for it
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
 	evs := make(chan map[string]any, 256)
 	go func() {
 		defer close(evs)
