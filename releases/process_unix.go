@@ -3,12 +3,12 @@
 package releases
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
+
+	"github.com/kilnhq/kiln/internal/procstat"
 )
 
 // processStart reports whether pid runs and, where /proc tells, its kernel start time.
@@ -36,26 +36,13 @@ func processStart(pid int) (start uint64, alive bool, err error) {
 	}
 }
 
-// parseStat reads the state (field 3) and start time (field 22) of a /proc/<pid>/stat
-// line. The command (field 2) may hold spaces and parentheses, so fields are counted
-// from the last ')'.
+// parseStat reads whether a /proc/<pid>/stat line is a live process, and its start time.
 func parseStat(data []byte) (uint64, bool, error) {
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, false, fmt.Errorf("proc stat: no command field")
+	st, err := procstat.Parse(data)
+	if err != nil || st.Gone() {
+		return 0, false, err
 	}
-	f := bytes.Fields(data[i+1:])
-	if len(f) < 20 {
-		return 0, false, fmt.Errorf("proc stat: %d fields after the command, want at least 20", len(f))
-	}
-	if string(f[0]) == "Z" || string(f[0]) == "X" {
-		return 0, false, nil
-	}
-	st, err := strconv.ParseUint(string(f[19]), 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("proc stat: start time: %w", err)
-	}
-	return st, true, nil
+	return st.StartTime, true, nil
 }
 
 // flock takes or tries the kernel's exclusive lock on f. The kernel drops it when the

@@ -1,18 +1,18 @@
 package provider
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/procstat"
 )
 
 // proc identifies a process we started: a PID alone could have been reused by the time we
@@ -22,26 +22,16 @@ type proc struct {
 	StartTime uint64 `json:"startTime"`
 }
 
-// startTime reads field 22 of /proc/<pid>/stat.
+// startTime reads the kernel start time of a live process.
 func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) is in parentheses and may itself contain spaces or ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("pid %d: malformed stat", pid)
+	if st.Gone() {
+		return 0, fmt.Errorf("pid %d has exited", pid)
 	}
-	fields := strings.Fields(string(b[i+1:]))
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("pid %d: short stat", pid)
-	}
-	if fields[0] == "Z" {
-		return 0, fmt.Errorf("pid %d: zombie", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return st.StartTime, nil
 }
 
 // alive reports whether the process p is still the one we started.
@@ -137,22 +127,10 @@ func anyLiveMember(pgid int) bool {
 	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid <= 0 {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 3 || f[0] == "Z" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid && pid > 0 {
+		if st, err := procstat.Read(pid); err == nil && !st.Gone() && st.PGID == pgid {
 			return true
 		}
 	}
