@@ -42,6 +42,11 @@ type Model struct {
 	closed   bool
 	detached bool
 
+	// The fleet between rollouts (Options.Status).
+	fleet       *Status
+	statusErr   string
+	rollingBack bool // a rollback started with r runs
+
 	dirty  bool
 	frame  string
 	frames int // frames drawn, for the benchmark
@@ -55,11 +60,11 @@ func New(opts Options) *Model {
 	return m
 }
 
-// Detached reports whether the operator left the console with q while the rollout ran.
+// Detached reports whether the operator left the console with q while a rollout ran.
 func (m *Model) Detached() bool { return m.detached }
 
-// Init starts the frame clock.
-func (m *Model) Init() tea.Cmd { return m.nextFrame() }
+// Init starts the frame clock and, for a status console, the first reading of the fleet.
+func (m *Model) Init() tea.Cmd { return tea.Batch(m.nextFrame(), m.readStatus()) }
 
 func (m *Model) nextFrame() tea.Cmd {
 	return tea.Tick(m.opts.FrameInterval, func(t time.Time) tea.Msg { return frameMsg(t) })
@@ -72,17 +77,37 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case EventsMsg:
 		for _, ev := range msg {
+			if _, ok := ev.(rollout.RolloutStarted); ok && m.closed {
+				// A status console follows the service's next rollout on the same stream.
+				m.closed = false
+			}
 			m.s.apply(ev)
 		}
 		m.dirty = true
 		return m, nil
 	case StreamClosedMsg:
-		m.closed, m.confirm = true, ""
+		m.closed = true
+		if m.confirm != cmdRollback || !m.idle() {
+			m.confirm = ""
+		}
 		m.redraw()
 		if m.opts.ExitWhenDone {
 			return m, tea.Quit
 		}
 		return m, nil
+	case statusTick:
+		return m, m.readStatus()
+	case statusMsg:
+		m.foldStatus(msg)
+		m.redraw()
+		return m, m.nextStatus()
+	case rollbackDone:
+		m.rollingBack = false
+		if msg.err != nil {
+			m.note("rollback refused: "+clip(msg.err.Error()), false)
+		}
+		m.redraw()
+		return m, m.readStatus()
 	case frameMsg:
 		// Always redraw: the elapsed time and the spinner move even without events.
 		m.redraw()
@@ -114,6 +139,9 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		c := m.confirm
 		m.confirm = ""
 		if key == "y" || key == "Y" {
+			if c == cmdRollback {
+				return m.rollback()
+			}
 			return m.send(c)
 		}
 		m.note(string(c)+" cancelled", true)
@@ -122,7 +150,11 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	switch key {
 	case "q", "ctrl+c":
 		// Leaving never stops the rollout: it goes on without the console.
-		m.detached = !m.closed
+		if m.opts.Status != nil {
+			m.detached = m.active() || m.rollingBack
+		} else {
+			m.detached = !m.closed
+		}
 		return tea.Quit
 	case "?", "h":
 		m.help = !m.help
@@ -154,6 +186,8 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		if m.controllable() {
 			m.confirm = rollout.CmdAbort
 		}
+	case "r":
+		m.askRollback()
 	}
 	return nil
 }
@@ -161,6 +195,8 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 // controllable reports whether controls can still reach a rollout, and says why not.
 func (m *Model) controllable() bool {
 	switch {
+	case m.opts.Status != nil && !m.active():
+		m.note("no rollout is running: kiln rollout starts one", false)
 	case m.s.fin != nil || m.closed:
 		m.note("the rollout has finished: nothing to control", false)
 	case m.opts.Control == nil:

@@ -111,6 +111,13 @@ func newState(plan []PlannedPhase) *state {
 	return s
 }
 
+// next forgets the last rollout, but not the log, for the next one on the same stream.
+func (s *state) next() {
+	n := newState(nil)
+	n.log, n.events = s.log, s.events
+	*s = *n
+}
+
 func clip(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > maxTextLen {
@@ -144,6 +151,9 @@ func (s *state) apply(ev rollout.Event) {
 	s.events++
 	switch e := ev.(type) {
 	case rollout.RolloutStarted:
+		if s.service != "" {
+			s.next()
+		}
 		s.service, s.target, s.slot, s.started = e.Service, e.Target, e.Slot, e.At
 		s.from = e.From
 		from := "nothing live"

@@ -1,7 +1,8 @@
-// Package tui is the rollout console: a full-screen bubbletea program that shows one
+// Package tui is the rollout console: a full-screen bubbletea program that shows a
 // rollout's events as they arrive and sends pause, resume, promote and abort back through
-// the control function its caller gives it. The engine never imports it; it consumes the
-// same event stream as the line and JSON printers.
+// the control function its caller gives it. Given a way to read the fleet, it is also the
+// status console between rollouts, from which r rolls the service back. The engine never
+// imports it; it consumes the same event stream as the line and JSON printers.
 package tui
 
 import (
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/muesli/termenv"
 )
@@ -34,6 +36,18 @@ type Options struct {
 	ExitWhenDone bool
 	// Width and Height are the size before the terminal reports its own (default 80x24).
 	Width, Height int
+
+	// Status reads the fleet. With it the console is a status console that outlives
+	// rollouts: between them it shows the live fleet, read every StatusInterval, and one
+	// stream may carry several rollouts, one after another.
+	Status func() (Status, error)
+	// StatusInterval is how often Status is read (default DefaultStatusInterval).
+	StatusInterval time.Duration
+	// Rollback rolls the service back to the release given (Status.Previous) when no
+	// rollout runs, and returns once that rollback has ended; its events must arrive on the
+	// console's stream like any rollout's. The error says why it could not run. Nil: r
+	// only rolls back a running rollout.
+	Rollback func(to fleet.Release) error
 }
 
 func (o *Options) defaults() {
@@ -42,6 +56,9 @@ func (o *Options) defaults() {
 	}
 	if o.FrameInterval <= 0 {
 		o.FrameInterval = 100 * time.Millisecond
+	}
+	if o.StatusInterval <= 0 {
+		o.StatusInterval = DefaultStatusInterval
 	}
 	if o.Width <= 0 || o.Height <= 0 {
 		o.Width, o.Height = 80, 24

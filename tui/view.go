@@ -135,6 +135,9 @@ func fit(s string, w int) string {
 
 func (m *Model) header(now time.Time, w int) string {
 	s := m.s
+	if m.idle() && m.fleet != nil {
+		return m.fleetHeader(w)
+	}
 	svc := s.service
 	if svc == "" {
 		svc = "waiting for the rollout…"
@@ -156,6 +159,25 @@ func (m *Model) header(now time.Time, w int) string {
 	}
 	left := fmt.Sprintf(" %s  %s → %s", m.st.title.Render("kiln "+svc), from, to)
 	right := fmt.Sprintf("%s  %s ", s.target, elapsed)
+	pad := w - ansi.StringWidth(left) - ansi.StringWidth(right)
+	if pad < 1 {
+		pad = 1
+	}
+	return left + strings.Repeat(" ", pad) + right
+}
+
+// fleetHeader is the header between rollouts: the service and what it serves.
+func (m *Model) fleetHeader(w int) string {
+	f := m.fleet
+	live := "nothing live"
+	if f.Live != nil {
+		live = "live " + f.Live.String() + " on " + string(f.LiveSlot)
+	}
+	left := fmt.Sprintf(" %s  %s", m.st.title.Render("kiln "+f.Service), live)
+	right := f.Target + " "
+	if f.Endpoint != "" {
+		right = f.Target + "  http://" + f.Endpoint + " "
+	}
 	pad := w - ansi.StringWidth(left) - ansi.StringWidth(right)
 	if pad < 1 {
 		pad = 1
@@ -195,11 +217,15 @@ func (m *Model) statusLine(now time.Time) string {
 		return m.st.banner.Render(" promote: skip the remaining steps and send 100% to the new release? y/n ")
 	case m.confirm == rollout.CmdAbort:
 		return m.st.banner.Render(" abort: send traffic back to the stable slot and remove the new one? y/n ")
+	case m.confirm == cmdRollback:
+		return m.st.banner.Render(" " + m.rollbackQuestion() + " y/n ")
 	case m.notice != "" && now.Sub(m.noticeAt) < noticeFor:
 		if m.noticeOK {
 			return m.st.ok.Render("✓ " + m.notice)
 		}
 		return m.st.warn.Render("! " + m.notice)
+	case m.idle():
+		return m.fleetLine(now)
 	case s.fin != nil:
 		return m.st.ok.Render(fmt.Sprintf("✓ %s in %s", s.fin.Outcome, round(s.fin.Duration)))
 	case s.paused != nil && s.paused.Indefinite:
@@ -223,12 +249,60 @@ func (m *Model) statusLine(now time.Time) string {
 	return m.st.dim.Render("between phases")
 }
 
+// rollbackQuestion is what r asks before it acts.
+func (m *Model) rollbackQuestion() string {
+	to, _ := m.rollbackTo()
+	if to == nil {
+		return "rollback?"
+	}
+	if m.active() {
+		return "rollback: send all traffic back to " + to.Version + " and remove the new release?"
+	}
+	return "rollback: roll " + to.Version + " out again, blue-green, through the health gates?"
+}
+
+// fleetLine says what serves between rollouts and what r would do.
+func (m *Model) fleetLine(now time.Time) string {
+	f := m.fleet
+	switch {
+	case m.rollingBack:
+		return m.st.run.Render(m.spin(now) + " starting the rollback…")
+	case m.statusErr != "":
+		return m.st.warn.Render("! the fleet cannot be read: " + m.statusErr)
+	case f == nil:
+		return m.st.dim.Render("reading the fleet…")
+	case !f.Deployed:
+		return m.st.dim.Render("○ nothing deployed yet: kiln rollout starts the first release")
+	}
+	line := "● no rollout running"
+	if fin := m.s.fin; fin != nil {
+		line = fmt.Sprintf("✓ last rollout %s in %s", fin.Outcome, round(fin.Duration))
+	}
+	if f.Live != nil {
+		line += " · live " + f.Live.Version
+	}
+	if f.Previous != nil {
+		line += " · r rolls back to " + f.Previous.Version
+	}
+	return m.st.ok.Render(line)
+}
+
 func (m *Model) spin(now time.Time) string {
 	return spinner[int(now.UnixMilli()/100)%len(spinner)]
 }
 
 func (m *Model) timeline(now time.Time, rows int) []string {
-	out := []string{m.st.title.Render(" PHASES")}
+	title := " PHASES"
+	if m.idle() {
+		if m.s.service == "" {
+			return []string{m.st.title.Render(" ROLLOUT"), "  none running: this screen", "  follows the next one", "  (kiln rollout, anywhere)"}
+		}
+		title = " LAST ROLLOUT"
+		if m.s.to != nil {
+			title += " → " + m.s.to.Version
+		}
+	}
+	out := []string{m.st.title.Render(title)}
 	ph := m.s.phases
 	// Keep the running (or last started) phase in view when the timeline is long.
 	if len(ph) > rows-1 {
@@ -269,9 +343,12 @@ func (m *Model) timeline(now time.Time, rows int) []string {
 
 func (m *Model) right(now time.Time, w, rows int) []string {
 	s := m.s
+	if m.idle() && m.fleet != nil {
+		return m.fleetColumn(now, w, rows)
+	}
 	var out []string
 	out = append(out, m.st.title.Render(" TRAFFIC"))
-	out = append(out, m.trafficBar(w-1))
+	out = append(out, m.trafficBar(w-1, s.weights))
 	for _, sl := range s.sortedSlots() {
 		hs := s.instances[sl]
 		healthy := 0
@@ -301,8 +378,35 @@ func (m *Model) right(now time.Time, w, rows int) []string {
 	return out
 }
 
-func (m *Model) trafficBar(w int) string {
-	b, g := m.s.weights[fleet.Blue], m.s.weights[fleet.Green]
+// fleetColumn is the right column between rollouts: traffic and every instance's health.
+func (m *Model) fleetColumn(now time.Time, w, rows int) []string {
+	f := m.fleet
+	out := []string{m.st.title.Render(" TRAFFIC"), m.trafficBar(w-1, f.Weights)}
+	slots, by := m.fleetBySlot()
+	for _, sl := range slots {
+		healthy := 0
+		for _, h := range by[sl] {
+			if h.State == fleet.Healthy {
+				healthy++
+			}
+		}
+		role := ""
+		if f.Live != nil && sl == f.LiveSlot {
+			role = " (live)"
+		}
+		out = append(out, m.st.title.Render(fmt.Sprintf(" %s%s", strings.ToUpper(string(sl)), role))+fmt.Sprintf(" %d/%d healthy", healthy, len(by[sl])))
+		for _, h := range by[sl] {
+			out = append(out, m.instance(now, h))
+		}
+	}
+	if len(out) > rows {
+		out = out[:rows]
+	}
+	return out
+}
+
+func (m *Model) trafficBar(w int, weights map[fleet.Slot]int) string {
+	b, g := weights[fleet.Blue], weights[fleet.Green]
 	labelL, labelR := fmt.Sprintf(" blue %3d%% ", b), fmt.Sprintf(" %3d%% green", g)
 	bw := w - len(labelL) - len(labelR)
 	if bw < 4 {
@@ -411,7 +515,10 @@ func (m *Model) logLines(rows int) []string {
 	out := []string{m.st.title.Render(title)}
 	for _, l := range m.s.log.tail(rows, m.scroll) {
 		stamp := "        "
-		if !m.s.started.IsZero() {
+		if m.opts.Status != nil {
+			// A status console's log spans rollouts: wall-clock times.
+			stamp = l.at.In(m.opts.Now().Location()).Format(" 15:04:05")
+		} else if !m.s.started.IsZero() {
 			stamp = fmt.Sprintf("%8s", "+"+clock(l.at.Sub(m.s.started)))
 		}
 		text := l.text
@@ -425,6 +532,9 @@ func (m *Model) logLines(rows int) []string {
 
 func (m *Model) keys() string {
 	k := func(key, what string) string { return m.st.key.Render(key) + " " + what }
+	if m.idle() {
+		return " " + strings.Join([]string{k("r", "rollback"), k("↑↓", "scroll log"), k("?", "help"), k("q", "leave")}, "  ")
+	}
 	if m.closed || m.s.fin != nil {
 		return " " + strings.Join([]string{k("q", "leave"), k("↑↓", "scroll log"), k("?", "help")}, "  ")
 	}
@@ -432,7 +542,7 @@ func (m *Model) keys() string {
 	if m.s.paused != nil {
 		pause = "resume"
 	}
-	return " " + strings.Join([]string{k("p", pause), k("enter", "promote"), k("a", "abort"), k("↑↓", "log"), k("?", "help"), k("q", "detach")}, "  ")
+	return " " + strings.Join([]string{k("p", pause), k("enter", "promote"), k("a", "abort"), k("r", "rollback"), k("↑↓", "log"), k("?", "help"), k("q", "detach")}, "  ")
 }
 
 func (m *Model) helpLines() []string {
@@ -442,9 +552,12 @@ func (m *Model) helpLines() []string {
 		"  p         pause the rollout at its next wait; resume it when paused",
 		"  enter     promote: skip the remaining steps and pauses (asks y/n)",
 		"  a         abort: traffic back to the stable slot, new slot removed (asks y/n)",
+		"  r         rollback to the previous release (asks y/n): during a rollout,",
+		"            traffic goes back to the release it replaces; between rollouts",
+		"            (kiln watch), the previous release is rolled out again",
 		"  ↑ ↓ pgup pgdn end   scroll the log; end follows it again",
 		"  ?         this help",
-		"  q         detach: the rollout goes on without the console",
+		"  q         leave: a running rollout goes on without the console",
 		"",
 		m.st.title.Render(" SYMBOLS"),
 		"  ✓ done / healthy   ✗ failed / unhealthy   ○ pending / starting",

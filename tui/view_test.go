@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/muesli/termenv"
 )
@@ -25,6 +26,7 @@ func TestGolden(t *testing.T) {
 		events  []rollout.Event
 		keys    []tea.Msg
 		waitFor string
+		status  *Status // a status console (kiln watch) reading this fleet
 	}{
 		{name: "paused-80x24", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), waitFor: "PAUSED"},
 		{name: "failed-80x24", profile: termenv.Ascii, w: 80, h: 24, events: failedRollout(), waitFor: "rolled-back"},
@@ -33,13 +35,30 @@ func TestGolden(t *testing.T) {
 		{name: "resized-120x32", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{tea.WindowSizeMsg{Width: 120, Height: 32}}, waitFor: "PAUSED"},
 		{name: "resized-60x16", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{tea.WindowSizeMsg{Width: 60, Height: 16}}, waitFor: "PAUSED"},
 		{name: "paused-80x24-ansi256", profile: termenv.ANSI256, w: 80, h: 24, events: midRollout(), waitFor: "PAUSED"},
+		{name: "confirm-rollback-80x24", profile: termenv.Ascii, w: 80, h: 24, events: midRollout(), keys: []tea.Msg{key("r")}, waitFor: "rollback:"},
+		{name: "status-80x24", profile: termenv.Ascii, w: 80, h: 24, status: fleetOf(liveFleet()), waitFor: "r rolls back to"},
+		{name: "status-after-failure-80x24", profile: termenv.Ascii, w: 80, h: 24, status: fleetOf(liveFleet()), events: failedRollout(), waitFor: "LAST ROLLOUT"},
+		{name: "status-confirm-rollback-80x24", profile: termenv.Ascii, w: 80, h: 24, status: fleetOf(liveFleet()), keys: []tea.Msg{key("r")}, waitFor: "rollback: roll"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := New(Options{Control: (&fakeControl{}).send, Plan: plan, Now: func() time.Time { return at(12) },
-				Profile: tt.profile, FrameInterval: 10 * time.Millisecond})
+			opts := Options{Control: (&fakeControl{}).send, Plan: plan, Now: func() time.Time { return at(12) },
+				Profile: tt.profile, FrameInterval: 10 * time.Millisecond}
+			if tt.status != nil {
+				opts.Plan = nil
+				opts.Status = func() (Status, error) { return *tt.status, nil }
+				opts.Rollback = func(fleet.Release) error { return nil }
+			}
+			m := New(opts)
 			tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(tt.w, tt.h))
-			tm.Send(EventsMsg(tt.events))
+			if tt.status != nil && len(tt.keys)+len(tt.events) > 0 {
+				// The first reading of the fleet comes before the keys.
+				teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("TRAFFIC")) },
+					teatest.WithDuration(5*time.Second))
+			}
+			if len(tt.events) > 0 {
+				tm.Send(EventsMsg(tt.events))
+			}
 			for _, k := range tt.keys {
 				tm.Send(k)
 			}
@@ -63,6 +82,8 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+func fleetOf(s Status) *Status { return &s }
 
 // TestNoColour checks that the Ascii profile (what NO_COLOR selects) draws no escape
 // sequence at all, and that states still read from their symbols.
