@@ -111,6 +111,9 @@ type rolloutOptions struct {
 	baker rollout.Baker
 	// version is what baker produces, for the admission check.
 	version string
+	// quiet prints nothing: a console that follows the rollout through its control
+	// socket owns the screen.
+	quiet bool
 }
 
 func (a *app) rolloutCmd() *cobra.Command {
@@ -206,8 +209,14 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 	events := make(chan rollout.Event, 64)
 	done := make(chan struct{})
 	in, out, console := a.consoleFiles()
+	console = console && !ro.quiet
 	go func() {
 		defer close(done)
+		if ro.quiet {
+			for range events {
+			}
+			return
+		}
 		if console {
 			a.console(ctx, p, tgt, req, in, out, events)
 			return
@@ -271,7 +280,7 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 		}
 		if removed, err := p.store().GC(p.m.Service, p.m.Images.Keep, inUse); err != nil {
 			fmt.Fprintf(a.stderr, "kiln: image gc: %v\n", err)
-		} else if len(removed) > 0 && !a.jsonOutput() {
+		} else if len(removed) > 0 && !a.jsonOutput() && !ro.quiet {
 			fmt.Fprintf(a.stdout, "removed %d old image(s), keeping the last %d\n", len(removed), p.m.Images.Keep)
 		}
 	}
@@ -295,7 +304,10 @@ func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the live slot, release, traffic weights and instance health",
-		Args:  noArgs,
+		Long: `status prints the live slot, release, traffic weights and every instance's health once
+(--output json for scripts). kiln watch shows the same live, on a terminal, and follows
+rollouts as they run.`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
 			p, err := a.load()

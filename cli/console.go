@@ -40,16 +40,17 @@ func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req r
 			plan = append(plan, tui.PlannedPhase{Phase: ph.Phase, Step: ph.Step, Waits: ph.Waits})
 		}
 	}
-	if a.runConsole(ctx, p, plan, in, out, events) {
+	if a.runConsole(ctx, p, in, out, events, tui.Options{Plan: plan, ExitWhenDone: true}) {
 		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort, or kiln watch\n", p.m.Service)
 	}
 	for range events {
 	}
 }
 
-// runConsole shows events in the console until the operator detaches (it returns true)
-// or the rollout ends. Controls go to the rollout's socket.
-func (a *app) runConsole(ctx context.Context, p *project, plan []tui.PlannedPhase, in, out *os.File, events <-chan rollout.Event) bool {
+// runConsole shows events in the console until the operator leaves (it returns whether
+// a rollout was still running) or, with opts.ExitWhenDone, the rollout ends. Controls go to
+// the service's control socket.
+func (a *app) runConsole(ctx context.Context, p *project, in, out *os.File, events <-chan rollout.Event, opts tui.Options) bool {
 	sock := control.SocketPath(p.stateDir, p.m.Service)
 	send := func(c rollout.Command) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -59,7 +60,8 @@ func (a *app) runConsole(ctx context.Context, p *project, plan []tui.PlannedPhas
 	held := &cappedBuffer{max: 64 << 10}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(held, &slog.HandlerOptions{Level: a.level()})))
-	detached, err := tui.Run(ctx, events, in, out, tui.Options{Control: send, Plan: plan, Profile: tui.ColorProfile(out), ExitWhenDone: true})
+	opts.Control, opts.Profile = send, tui.ColorProfile(out)
+	detached, err := tui.Run(ctx, events, in, out, opts)
 	slog.SetDefault(prev)
 	a.stderr.Write(held.Bytes())
 	if err != nil {

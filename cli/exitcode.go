@@ -23,7 +23,7 @@ const (
 	ExitNeedsHuman = 3
 	// ExitLocked: another rollout of the same stack holds the lock.
 	ExitLocked = 4
-	// ExitInterrupted: SIGINT or SIGTERM; the fleet was left on the stable release.
+	// ExitInterrupted: SIGINT, SIGTERM or SIGHUP; the fleet was left on the stable release.
 	ExitInterrupted = 130
 )
 

@@ -13,15 +13,26 @@ import (
 func (a *app) watchCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "watch",
-		Short: "Attach to the running rollout: its console on a terminal, its events otherwise",
-		Long: `watch attaches to the rollout of the manifest's service that another kiln is running:
-the console on a terminal (q leaves it; the rollout goes on), human lines or JSON lines
-otherwise, starting with what already happened. It exits with the rollout's exit code.`,
+		Short: "The service's console: its fleet live, every rollout as it runs, r to roll back",
+		Long: `On a terminal, watch opens the service's console: between rollouts it shows the live
+release, traffic and every instance's health, read every second; it follows each rollout
+of the service (started here or in any other kiln) as it runs, and its keys steer it.
+r rolls back: during a rollout, traffic goes back to the release it replaces; between
+rollouts, the previous kept release is rolled out again, in this process. q leaves (a
+rollout goes on); watch then exits with the outcome of the last rollout that ended while
+it watched (0 if none).
+
+Without a terminal, watch attaches to the running rollout and prints its events, human
+lines or JSON lines, starting with what already happened, and exits with the rollout's
+exit code; with no rollout running it fails.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
 				return err
+			}
+			if in, out, ok := a.consoleFiles(); ok {
+				return a.watchConsole(c.Context(), p, in, out)
 			}
 			ctx, cancel := context.WithCancel(c.Context())
 			defer cancel()
@@ -47,27 +58,12 @@ otherwise, starting with what already happened. It exits with the rollout's exit
 					events <- ev
 				}
 			}()
-			if in, out, ok := a.consoleFiles(); ok {
-				if a.runConsole(ctx, p, nil, in, out, events) {
-					cancel() // leave now; the rollout goes on
-					for range events {
-					}
-					fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on\n", p.m.Service)
-					return nil
-				}
-				for range events {
-				}
-				if fin != nil {
-					(&linePrinter{w: a.stdout}).event(*fin)
-				}
-			} else {
-				var pr printer = &linePrinter{w: a.stdout}
-				if a.jsonOutput() {
-					pr = jsonPrinter{w: a.stdout}
-				}
-				for ev := range events {
-					pr.event(ev)
-				}
+			var pr printer = &linePrinter{w: a.stdout}
+			if a.jsonOutput() {
+				pr = jsonPrinter{w: a.stdout}
+			}
+			for ev := range events {
+				pr.event(ev)
 			}
 			if fin == nil {
 				return fmt.Errorf("the rollout of %s stopped sending events before it finished (was its kiln killed? kiln rollout --resume continues it)", p.m.Service)

@@ -231,21 +231,24 @@ func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 		t.Fatalf("%d requests failed around the rollback: %v", rep.Failed, rep.Errors)
 	}
 
-	// SIGINT while a slow 3.0.0 boots: kiln stops on the stable slot and exits 130.
-	writeFull(t, dir, "api", "3.0.0", "DEMO_HEALTHY_AFTER: 30s", "  scaleDownDelay: 0s", "")
-	cmd, evs = startRollout(t, dir)
-	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "phase-started" && ev["phase"] == "health" })
-	cmd.Process.Signal(syscall.SIGINT)
-	fin = finishedOf(t, evs)
-	err := cmd.Wait()
-	if cmd.ProcessState.ExitCode() != 130 || fin["outcome"] != "interrupted" {
-		t.Fatalf("after SIGINT: exit %d (%v), %v", cmd.ProcessState.ExitCode(), err, fin)
-	}
-	if v := servingVersion(t, addr); v != "1.0.0" {
-		t.Fatalf("after SIGINT the balancer serves %s", v)
-	}
-	if got := instanceDirs(t, dir, "api"); len(got) != 2 {
-		t.Fatalf("instances after SIGINT: %v, want the 2 stable ones", got)
+	// SIGINT while a slow 3.0.0 boots: kiln stops on the stable slot and exits 130. A
+	// hang-up (the terminal closed) does the same.
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		writeFull(t, dir, "api", "3.0.0", "DEMO_HEALTHY_AFTER: 30s", "  scaleDownDelay: 0s", "")
+		cmd, evs = startRollout(t, dir)
+		waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "phase-started" && ev["phase"] == "health" })
+		cmd.Process.Signal(sig)
+		fin = finishedOf(t, evs)
+		err := cmd.Wait()
+		if cmd.ProcessState.ExitCode() != 130 || fin["outcome"] != "interrupted" {
+			t.Fatalf("after %v: exit %d (%v), %v", sig, cmd.ProcessState.ExitCode(), err, fin)
+		}
+		if v := servingVersion(t, addr); v != "1.0.0" {
+			t.Fatalf("after %v the balancer serves %s", sig, v)
+		}
+		if got := instanceDirs(t, dir, "api"); len(got) != 2 {
+			t.Fatalf("instances after %v: %v, want the 2 stable ones", sig, got)
+		}
 	}
 }
 

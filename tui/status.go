@@ -124,8 +124,8 @@ func (m *Model) rollback() tea.Cmd {
 	}
 	m.rollingBack = true
 	m.note("rolling "+to.Version+" out again…", true)
-	start, rel := m.opts.Rollback, *to
-	return func() tea.Msg { return rollbackDone{err: start(rel)} }
+	wait := m.opts.Rollback(*to)
+	return func() tea.Msg { return rollbackDone{err: wait()} }
 }
 
 // foldStatus keeps a reading of the fleet.

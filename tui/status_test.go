@@ -39,9 +39,9 @@ func newStatusConsole(st Status, readErr error) *statusConsole {
 			c.reads++
 			return st, readErr
 		},
-		Rollback: func(to fleet.Release) error {
+		Rollback: func(to fleet.Release) func() error {
 			c.rollbacks = append(c.rollbacks, to.Version)
-			return c.rbErr
+			return func() error { return c.rbErr }
 		}})
 	return c
 }
@@ -202,5 +202,21 @@ func TestStatusConsoleFollowsRolloutsOneAfterAnother(t *testing.T) {
 	c.Update(frameMsg{})
 	if v := c.View(); !strings.Contains(v, "✓ last rollout promoted in 20s · live 1.3.0 · r rolls back to 1.2.0") {
 		t.Errorf("status line after the rollout:\n%s", v)
+	}
+}
+
+// TestAPausedTimedHoldIsFrozen: pausing a timed pause stops its clock, so the console must
+// not count it down.
+func TestAPausedTimedHoldIsFrozen(t *testing.T) {
+	now := at(12)
+	m := New(Options{Plan: plan, Now: func() time.Time { return now }, Profile: termenv.Ascii})
+	m.Update(EventsMsg(append(midRollout()[:20], rollout.Paused{At: at(10), Remaining: 90 * time.Second})))
+	want := "‖ PAUSED (1m30s of the pause left): p resume · enter promote · a abort"
+	if got := m.statusLine(now); got != want {
+		t.Errorf("status %q, want %q", got, want)
+	}
+	now = now.Add(time.Minute)
+	if got := m.statusLine(now); got != want {
+		t.Errorf("a minute later: %q, want %q", got, want)
 	}
 }

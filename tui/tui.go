@@ -43,11 +43,11 @@ type Options struct {
 	Status func() (Status, error)
 	// StatusInterval is how often Status is read (default DefaultStatusInterval).
 	StatusInterval time.Duration
-	// Rollback rolls the service back to the release given (Status.Previous) when no
-	// rollout runs, and returns once that rollback has ended; its events must arrive on the
-	// console's stream like any rollout's. The error says why it could not run. Nil: r
-	// only rolls back a running rollout.
-	Rollback func(to fleet.Release) error
+	// Rollback starts rolling the service back to the release given (Status.Previous)
+	// when no rollout runs. It must return at once; the console calls wait, in the
+	// background, for the error that kept the rollback from running. Its events must arrive
+	// on the console's stream like any rollout's. Nil: r only rolls back a running rollout.
+	Rollback func(to fleet.Release) (wait func() error)
 }
 
 func (o *Options) defaults() {

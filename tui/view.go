@@ -231,11 +231,8 @@ func (m *Model) statusLine(now time.Time) string {
 	case s.paused != nil && s.paused.Indefinite:
 		return m.st.warn.Render("‖ PAUSED until you decide: p resume · enter promote · a abort")
 	case s.paused != nil:
-		left := s.paused.Remaining - now.Sub(s.paused.At)
-		if left < 0 {
-			left = 0
-		}
-		return m.st.warn.Render(fmt.Sprintf("‖ PAUSED, %s left: p resume · enter promote · a abort", left.Truncate(time.Second)))
+		// A paused timed hold is frozen: what is left runs once resumed.
+		return m.st.warn.Render(fmt.Sprintf("‖ PAUSED (%s of the pause left): p resume · enter promote · a abort", s.paused.Remaining.Truncate(time.Second)))
 	case s.healing != "":
 		return m.st.warn.Render("⟳ repairing the target: " + s.healing)
 	case s.service == "":

@@ -47,7 +47,7 @@ func TestGolden(t *testing.T) {
 			if tt.status != nil {
 				opts.Plan = nil
 				opts.Status = func() (Status, error) { return *tt.status, nil }
-				opts.Rollback = func(fleet.Release) error { return nil }
+				opts.Rollback = func(fleet.Release) func() error { return func() error { return nil } }
 			}
 			m := New(opts)
 			tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(tt.w, tt.h))

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/rollout/control"
+	"github.com/kilnhq/kiln/targets/local"
+	"github.com/kilnhq/kiln/tui"
+)
+
+// follow feeds events into events from every rollout of the service, one after another,
+// until ctx ends: whenever one runs (here or in another kiln) it attaches to its control
+// socket, which replays what already happened. finished is called with each rollout's end.
+func follow(ctx context.Context, sock string, events chan<- rollout.Event, finished func(rollout.Finished)) {
+	var lastStart time.Time
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(ctx)
+		lines, err := control.Watch(wctx, sock)
+		if err == nil {
+			first := true
+			for l := range lines {
+				ev, err := rollout.UnmarshalEvent(l)
+				if err != nil {
+					continue // not an event ("the rollout is ending"), or one a newer kiln sends
+				}
+				if s, ok := ev.(rollout.RolloutStarted); ok && first {
+					if s.At.Equal(lastStart) {
+						break // the same rollout again, ending: it was shown already
+					}
+					lastStart = s.At
+				}
+				first = false
+				if f, ok := ev.(rollout.Finished); ok {
+					finished(f)
+				}
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+				}
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// fleetReader reads the fleet for the status console: the target's spec when it may have
+// changed (at first, after each rollout, and every specMaxAge), instance health each time.
+type fleetReader struct {
+	a   *app
+	p   *project
+	tgt *local.Target
+
+	mu      sync.Mutex
+	spec    fleet.Spec
+	exists  bool
+	readAt  time.Time
+	changed bool
+}
+
+const specMaxAge = 30 * time.Second
+
+// invalidate makes the next read fetch the spec again: a rollout ended.
+func (r *fleetReader) invalidate() {
+	r.mu.Lock()
+	r.changed = true
+	r.mu.Unlock()
+}
+
+func (r *fleetReader) read(ctx context.Context) (tui.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changed || r.readAt.IsZero() || time.Since(r.readAt) > specMaxAge {
+		spec, exists, err := r.tgt.Current(ctx)
+		if err != nil {
+			return tui.Status{}, err
+		}
+		r.spec, r.exists, r.readAt, r.changed = spec, exists, time.Now(), false
+	}
+	st := tui.Status{Service: r.p.m.Service, Target: r.tgt.Name(), Deployed: r.exists, Weights: map[fleet.Slot]int{}}
+	if !r.exists {
+		return st, nil
+	}
+	st.Endpoint, _ = r.tgt.Endpoint(ctx)
+	if sl, ok := r.spec.Live(); ok {
+		st.LiveSlot, st.Live = sl, r.spec.Slots[sl].Release
+	}
+	for _, sl := range fleet.Slots {
+		st.Weights[sl] = r.spec.Slots[sl].Weight
+	}
+	if prev, err := r.a.rollbackTarget(r.p, st.Live, ""); err == nil {
+		st.Previous = &prev
+	}
+	hs, err := r.tgt.Health(ctx)
+	if err != nil {
+		return tui.Status{}, fmt.Errorf("instance health: %w", err)
+	}
+	st.Instances = hs
+	return st, nil
+}
+
+// watchConsole is kiln watch on a terminal: the status console. It shows the fleet
+// between rollouts, follows every rollout of the service (started anywhere) as it runs,
+// and r rolls back, here in this process. It returns when the operator leaves; the error
+// carries the outcome of the last rollout that ended while it watched.
+func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) error {
+	tgt, err := a.target(ctx, p)
+	if err != nil {
+		return err
+	}
+	reader := &fleetReader{a: a, p: p, tgt: tgt}
+	sctx, leave := context.WithCancel(ctx)
+	defer leave()
+
+	var mu sync.Mutex
+	var last *rollout.Finished // the last rollout seen to end
+	events := make(chan rollout.Event, 64)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		follow(sctx, control.SocketPath(p.stateDir, p.m.Service), events, func(f rollout.Finished) {
+			mu.Lock()
+			last = &f
+			mu.Unlock()
+			reader.invalidate()
+		})
+	}()
+
+	// A rollback started with r runs in this process, under the command's context (not
+	// the console's): leaving the console does not stop it, ctrl+c does.
+	var rolling sync.WaitGroup
+	inFlight := 0
+	var rbErr error // why the last rollback could not run
+	rollback := func(to fleet.Release) func() error {
+		rolling.Add(1)
+		mu.Lock()
+		inFlight++
+		mu.Unlock()
+		result := make(chan error, 1)
+		go func() {
+			defer rolling.Done()
+			fin, err := a.rollbackOnce(ctx, p, to)
+			mu.Lock()
+			inFlight--
+			rbErr = err
+			if err == nil && (last == nil || fin.At.After(last.At)) {
+				last = &fin
+			}
+			mu.Unlock()
+			result <- err
+		}()
+		return func() error { return <-result }
+	}
+
+	detached := a.runConsole(sctx, p, in, out, events, tui.Options{
+		StatusInterval: time.Second,
+		Status:         func() (tui.Status, error) { return reader.read(sctx) },
+		Rollback:       rollback,
+	})
+	leave()
+	go func() {
+		for range events {
+		}
+	}()
+	<-followed
+	close(events)
+
+	mu.Lock()
+	leftRolling := inFlight > 0
+	mu.Unlock()
+	switch {
+	case leftRolling:
+		fmt.Fprintf(a.stdout, "left the console of %s: the rollback started from it goes on in this process until it ends (ctrl+c interrupts it; kiln watch follows it)\n", p.m.Service)
+	case detached:
+		fmt.Fprintf(a.stdout, "left the console of %s: its rollout goes on (kiln watch re-attaches)\n", p.m.Service)
+	}
+	rolling.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if leftRolling && rbErr != nil {
+		return rbErr
+	}
+	if last == nil {
+		return nil
+	}
+	(&linePrinter{w: a.stdout}).event(*last)
+	a.reported = true
+	if last.Outcome != rollout.Promoted && last.Outcome != rollout.Unchanged {
+		return &outcomeError{fin: *last}
+	}
+	return nil
+}
+
+// rollbackOnce rolls the kept release to out again, printing nothing: the console that
+// started it follows its events through the control socket.
+func (a *app) rollbackOnce(ctx context.Context, p *project, to fleet.Release) (rollout.Finished, error) {
+	tgt, err := a.target(ctx, p)
+	if err != nil {
+		return rollout.Finished{}, err
+	}
+	return a.rollout(ctx, p, tgt, rolloutOptions{allowDowngrade: true, quiet: true, version: to.Version,
+		baker: rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return to, nil })})
+}
