@@ -40,7 +40,8 @@ func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req r
 			plan = append(plan, tui.PlannedPhase{Phase: ph.Phase, Step: ph.Step, Waits: ph.Waits})
 		}
 	}
-	if a.runConsole(ctx, p, in, out, events, tui.Options{Plan: plan, ExitWhenDone: true}) {
+	opts := tui.Options{Plan: plan, ExitWhenDone: true, StatusInterval: time.Second, Health: healthOf(ctx, tgt)}
+	if a.runConsole(ctx, p, in, out, events, opts) {
 		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort, or kiln watch\n", p.m.Service)
 	}
 	for range events {
@@ -68,6 +69,15 @@ func (a *app) runConsole(ctx context.Context, p *project, in, out *os.File, even
 		fmt.Fprintf(a.stderr, "kiln: console: %v; the rollout goes on\n", err)
 	}
 	return detached
+}
+
+// healthOf reads the instances' health for a console, each reading bounded in time.
+func healthOf(ctx context.Context, tgt rollout.Target) func() ([]fleet.InstanceHealth, error) {
+	return func() ([]fleet.InstanceHealth, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return tgt.Health(ctx)
+	}
 }
 
 func (a *app) level() slog.Level {

@@ -166,6 +166,7 @@ func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) er
 	detached := a.runConsole(sctx, p, in, out, events, tui.Options{
 		StatusInterval: time.Second,
 		Status:         func() (tui.Status, error) { return reader.read(sctx) },
+		Health:         healthOf(sctx, tgt),
 		Rollback:       rollback,
 	})
 	leave()

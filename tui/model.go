@@ -101,6 +101,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.foldStatus(msg)
 		m.redraw()
 		return m, m.nextStatus()
+	case healthMsg:
+		m.foldHealth(msg)
+		m.dirty = true
+		return m, m.nextStatus()
 	case rollbackDone:
 		m.rollingBack = false
 		if msg.err != nil {

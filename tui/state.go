@@ -238,15 +238,7 @@ func (s *state) apply(ev rollout.Event) {
 			s.logf(e.At, true, "%s %s %s FAILED: %s", e.Op, shortType(e.Type), e.Name, e.Error)
 		}
 	case rollout.HealthChanged:
-		hs := append([]fleet.InstanceHealth(nil), e.Instances...)
-		fleet.SortHealth(hs)
-		if len(hs) > maxInstances {
-			hs = hs[:maxInstances]
-		}
-		for i := range hs {
-			hs[i].LastError = clip(hs[i].LastError)
-		}
-		s.instances[e.Slot] = hs
+		s.setInstances(e.Slot, e.Instances)
 		s.healing = ""
 	case rollout.TrafficShifted:
 		for _, sl := range fleet.Slots {
@@ -277,6 +269,19 @@ func (s *state) apply(ev rollout.Event) {
 		}
 		s.logf(e.At, s.problem != nil, "%s%s in %s: %s", e.Outcome, reason, round(e.Duration), e.Message)
 	}
+}
+
+// setInstances shows a slot's instances.
+func (s *state) setInstances(sl fleet.Slot, in []fleet.InstanceHealth) {
+	hs := append([]fleet.InstanceHealth(nil), in...)
+	fleet.SortHealth(hs)
+	if len(hs) > maxInstances {
+		hs = hs[:maxInstances]
+	}
+	for i := range hs {
+		hs[i].LastError = clip(hs[i].LastError)
+	}
+	s.instances[sl] = hs
 }
 
 func (s *state) measure(e rollout.AnalysisMeasured) {

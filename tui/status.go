@@ -45,19 +45,51 @@ const cmdRollback rollout.Command = "rollback"
 // DefaultStatusInterval is how often a status console reads the fleet between rollouts.
 const DefaultStatusInterval = 2 * time.Second
 
-// readStatus reads the fleet in the background; nothing is read while a rollout runs,
-// its events say more and sooner.
+// healthMsg is a reading of the instances' health during a rollout.
+type healthMsg struct {
+	hs  []fleet.InstanceHealth
+	err error
+}
+
+// readStatus reads, in the background, the fleet between rollouts (Options.Status) or
+// the instances' health while one runs (Options.Health): the rollout's own events say the
+// rest, sooner.
 func (m *Model) readStatus() tea.Cmd {
-	read := m.opts.Status
-	if read == nil {
+	if m.opts.Status == nil && m.opts.Health == nil {
 		return nil
 	}
-	if m.active() {
+	if m.active() || m.opts.Status == nil {
+		if health := m.opts.Health; health != nil && m.s.service != "" && m.s.fin == nil {
+			return func() tea.Msg {
+				hs, err := health()
+				return healthMsg{hs: hs, err: err}
+			}
+		}
 		return m.nextStatus()
 	}
+	read := m.opts.Status
 	return func() tea.Msg {
 		st, err := read()
 		return statusMsg{st: st, err: err}
+	}
+}
+
+// foldHealth shows the instances as read; a failed reading keeps the last one (the
+// engine reports what matters about health itself).
+func (m *Model) foldHealth(msg healthMsg) {
+	if msg.err != nil || !m.active() {
+		return
+	}
+	by := map[fleet.Slot][]fleet.InstanceHealth{}
+	for _, h := range msg.hs {
+		by[h.Slot] = append(by[h.Slot], h)
+	}
+	for _, sl := range fleet.Slots {
+		if len(by[sl]) == 0 {
+			delete(m.s.instances, sl) // the slot has no instances (any more)
+			continue
+		}
+		m.s.setInstances(sl, by[sl])
 	}
 }
 

@@ -220,3 +220,34 @@ func TestAPausedTimedHoldIsFrozen(t *testing.T) {
 		t.Errorf("a minute later: %q, want %q", got, want)
 	}
 }
+
+// TestInstancesAreReadLiveDuringARollout: with Options.Health the instances shown are read
+// every interval while the rollout runs, not only when the engine reports them.
+func TestInstancesAreReadLiveDuringARollout(t *testing.T) {
+	reads := 0
+	live := []fleet.InstanceHealth{inst("web-blue-0", fleet.Blue, fleet.Healthy, 11.8),
+		{ID: "web-green-0", Slot: fleet.Green, State: fleet.Unhealthy, LastCheck: at(11.9), Restarts: 2, LastError: "GET /healthz: 503"}}
+	m := New(Options{Plan: plan, Now: func() time.Time { return at(12) }, Profile: termenv.Ascii, StatusInterval: time.Millisecond,
+		Health: func() ([]fleet.InstanceHealth, error) { reads++; return live, nil }})
+	if _, ok := m.readStatus()().(statusTick); !ok || reads != 0 {
+		t.Fatalf("health read before the rollout started (%d reads)", reads)
+	}
+	m.Update(EventsMsg(midRollout()))
+	msg := m.readStatus()()
+	m.Update(msg)
+	if reads != 1 {
+		t.Fatalf("%d health reads during the rollout, want 1", reads)
+	}
+	blue, green := m.s.instances[fleet.Blue], m.s.instances[fleet.Green]
+	if len(blue) != 1 || len(green) != 1 || green[0].State != fleet.Unhealthy || green[0].Restarts != 2 {
+		t.Errorf("instances after a reading: blue %v, green %v", blue, green)
+	}
+	m.redraw()
+	if v := m.View(); !strings.Contains(v, "✗ web-green-0") || !strings.Contains(v, "unhealthy  0s ago ↻2 GET") {
+		t.Errorf("the reading is not on screen:\n%s", v)
+	}
+	m.Update(EventsMsg(failedRollout()[len(failedRollout())-1:]))
+	if _, ok := m.readStatus()().(statusTick); !ok || reads != 1 {
+		t.Errorf("health read after the rollout ended (%d reads)", reads)
+	}
+}

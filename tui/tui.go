@@ -41,7 +41,12 @@ type Options struct {
 	// rollouts: between them it shows the live fleet, read every StatusInterval, and one
 	// stream may carry several rollouts, one after another.
 	Status func() (Status, error)
-	// StatusInterval is how often Status is read (default DefaultStatusInterval).
+	// Health reads every instance's health as the load balancer checks it; with it the
+	// instances shown during a rollout are read every StatusInterval, not only when the
+	// engine reports them.
+	Health func() ([]fleet.InstanceHealth, error)
+	// StatusInterval is how often Status and Health are read (default
+	// DefaultStatusInterval).
 	StatusInterval time.Duration
 	// Rollback starts rolling the service back to the release given (Status.Previous)
 	// when no rollout runs. It must return at once; the console calls wait, in the
