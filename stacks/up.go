@@ -26,8 +26,14 @@ func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.R
 		return nil, fmt.Errorf("up %s: %w", s.opts.Stack, err)
 	}
 	defer host.stop()
-	dir, err := os.MkdirTemp("", "kiln-up-")
-	if err != nil {
+	// The event log lives in the state directory, one per stack: the stack's lock allows
+	// one update at a time, and an update killed with -9 leaves nothing behind elsewhere
+	// (the next update of the stack starts by clearing it).
+	dir := filepath.Join(s.opts.StateDir, "tmp", "up-"+s.opts.Stack)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("up %s: %w", s.opts.Stack, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("up %s: %w", s.opts.Stack, err)
 	}
 	defer os.RemoveAll(dir)
