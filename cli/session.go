@@ -102,6 +102,17 @@ func (r *fleetReader) read(ctx context.Context) (tui.Status, error) {
 	if prev, err := r.a.rollbackTarget(r.p, st.Live, ""); err == nil {
 		st.Previous = &prev
 	}
+	if store, err := r.p.releases(); err == nil {
+		if hist, err := store.History(); err == nil {
+			for _, h := range hist[:min(len(hist), 20)] {
+				past := tui.Past{Version: h.Version, Outcome: h.Outcome, Started: h.Started}
+				if !h.Finished.IsZero() {
+					past.Duration = h.Finished.Sub(h.Started)
+				}
+				st.History = append(st.History, past)
+			}
+		}
+	}
 	hs, err := r.tgt.Health(ctx)
 	if err != nil {
 		return tui.Status{}, fmt.Errorf("instance health: %w", err)

@@ -200,7 +200,7 @@ func TestWatchConsoleFollowsRolloutsAndRollsBack(t *testing.T) {
 		}
 	}
 	s := newScreen(t, dir, filepath.Join(binDir, "kiln")+" watch; echo KILN-EXIT=$?; sleep 600")
-	scr := s.waitFor("kiln shop", "live 2.0.0", "no rollout running", "r rolls back to 1.0.0", "(live) 2/2 healthy", "none running")
+	scr := s.waitFor("kiln shop", "live 2.0.0", "no rollout running", "r rolls back to 1.0.0", "(live) 2/2 healthy", "HISTORY", "✓ 2.0.0     promoted", "✓ 1.0.0     promoted")
 	t.Logf("the fleet:\n%s", scr)
 
 	// A rollout started in another terminal shows up; r sends its traffic back.

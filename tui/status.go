@@ -23,7 +23,19 @@ type Status struct {
 	Previous *fleet.Release
 	// Deployed is false when nothing was ever rolled out.
 	Deployed bool
+	// History is the service's recent rollouts, newest first.
+	History []Past
 }
+
+// Past is one rollout of the service's history.
+type Past struct {
+	Version, Outcome string
+	Started          time.Time
+	Duration         time.Duration // zero while it runs
+}
+
+// maxHistory is how many past rollouts the console keeps.
+const maxHistory = 20
 
 // statusMsg is a reading of the fleet.
 type statusMsg struct {
@@ -176,6 +188,9 @@ func (m *Model) foldStatus(msg statusMsg) {
 		hs[i].LastError = clip(hs[i].LastError)
 	}
 	st.Instances = hs
+	if len(st.History) > maxHistory {
+		st.History = st.History[:maxHistory]
+	}
 	m.fleet, m.statusErr = &st, ""
 }
 

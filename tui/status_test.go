@@ -19,7 +19,12 @@ func liveFleet() Status {
 		Live: &v2, LiveSlot: fleet.Green, Previous: &v1,
 		Weights: map[fleet.Slot]int{fleet.Green: 100},
 		Instances: []fleet.InstanceHealth{
-			inst("web-green-1", fleet.Green, fleet.Healthy, 11), inst("web-green-0", fleet.Green, fleet.Healthy, 11.5)}}
+			inst("web-green-1", fleet.Green, fleet.Healthy, 11), inst("web-green-0", fleet.Green, fleet.Healthy, 11.5)},
+		History: []Past{
+			{Version: "1.3.0", Outcome: "promoted", Started: at(-95), Duration: 40 * time.Second},
+			{Version: "1.3.0-rc.1", Outcome: "rolled-back", Started: at(-3 * 3600), Duration: time.Minute},
+			{Version: "1.2.0", Outcome: "promoted", Started: at(-3 * 86400), Duration: time.Minute},
+		}}
 }
 
 // statusConsole is a console that reads st as the fleet and records the rollbacks r starts.

@@ -292,7 +292,7 @@ func (m *Model) timeline(now time.Time, rows int) []string {
 	title := " PHASES"
 	if m.idle() {
 		if m.s.service == "" {
-			return []string{m.st.title.Render(" ROLLOUT"), "  none running: this screen", "  follows the next one", "  (kiln rollout, anywhere)"}
+			return m.history(now, rows)
 		}
 		title = " LAST ROLLOUT"
 		if m.s.to != nil {
@@ -336,6 +336,46 @@ func (m *Model) timeline(now time.Time, rows int) []string {
 		out = append(out, st.Render(fmt.Sprintf(" %s %-19s", sym, ansi.Truncate(name, 19, "…")))+fmt.Sprintf("%8s", dur))
 	}
 	return out
+}
+
+// history is the left column of a status console before any rollout was seen: the
+// service's recent rollouts, newest first.
+func (m *Model) history(now time.Time, rows int) []string {
+	out := []string{m.st.title.Render(" HISTORY")}
+	if m.fleet == nil || len(m.fleet.History) == 0 {
+		return append(out, m.st.dim.Render("  no rollouts yet"))
+	}
+	for _, h := range m.fleet.History {
+		if len(out) == rows {
+			break
+		}
+		sym, st := "●", m.st.run
+		switch h.Outcome {
+		case string(rollout.Promoted):
+			sym, st = "✓", m.st.ok
+		case string(rollout.Unchanged), string(rollout.Refused):
+			sym, st = "–", m.st.dim
+		case string(rollout.RolledBack), string(rollout.RollbackFailed), string(rollout.Interrupted):
+			sym, st = "✗", m.st.bad
+		}
+		age := round(now.Sub(h.Started)).Truncate(time.Second)
+		out = append(out, st.Render(fmt.Sprintf(" %s %-9s %-11s", sym, ansi.Truncate(h.Version, 9, "…"), ansi.Truncate(h.Outcome, 11, "…")))+
+			m.st.dim.Render(fmt.Sprintf("%7s", ago(age)+" ago")))
+	}
+	return out
+}
+
+// ago writes an age in its largest unit: 45s, 12m, 3h, 9d.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
 func (m *Model) right(now time.Time, w, rows int) []string {
