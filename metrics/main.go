@@ -36,6 +36,7 @@ func fileExists(p string) bool {
 // the process exit code. SIGHUP reloads the configuration; SIGTERM and SIGINT stop the
 // daemon after flushing the CloudWatch buffer within shutdown_timeout.
 func Main(args []string) int {
+	startWithOneP()
 	return run(context.Background(), args, os.Stderr, os.Getenv)
 }
 

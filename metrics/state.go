@@ -65,7 +65,7 @@ func (d *Daemon) buildState(ctx context.Context, cfg Config, old *state) (*state
 		ho := collect.HostOptions{ProcRoot: cfg.Host.ProcRoot, SysRoot: cfg.Host.SysRoot, Statfs: d.statfs}
 		for _, f := range []struct {
 			expr string
-			dst  **regexp.Regexp
+			dst  *collect.Matcher
 		}{{cfg.Host.DiskIgnore, &ho.DiskIgnore}, {cfg.Host.FSTypeIgnore, &ho.FSTypeIgnore}, {cfg.Host.MountIgnore, &ho.MountIgnore}} {
 			if f.expr != "" {
 				*f.dst = regexp.MustCompile(f.expr) // validated by LoadConfig

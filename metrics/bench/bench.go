@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -121,6 +123,25 @@ func run(ctx context.Context, km, ne string, scrapes int, rate float64, soak tim
 	k, same, def := exporters[0], exporters[1], exporters[2]
 	fmt.Printf("\nkiln-metrics RSS / node_exporter RSS: %.2f (same collectors), %.2f (defaults)\n",
 		float64(k.rssMax)/float64(same.rssMax), float64(k.rssMax)/float64(def.rssMax))
+	fmt.Println("\nThe same processes at the end of the run, from /proc/<pid>/smaps_rollup (MiB): file-backed is")
+	fmt.Println("the executable's code and read-only data mapped in, anonymous is heap, stacks and runtime data.")
+	fmt.Println()
+	fmt.Println("| exporter | RSS | PSS | anonymous | file-backed |")
+	fmt.Println("|---|---:|---:|---:|---:|")
+	for _, p := range exporters {
+		r, err := p.rollup()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.1f |\n", p.name, mib(r["Rss"]), mib(r["Pss"]), mib(r["Anonymous"]), mib(r["Rss"]-r["Anonymous"]-r["Shmem"]))
+	}
+	if sections, err := residentSections(k.cmd.Process.Pid, k.bin); err == nil {
+		fmt.Print("\nkiln-metrics' executable mapped in, by ELF section (KiB resident/size):")
+		for _, sec := range sections {
+			fmt.Printf(" %s %d/%d;", sec.name, sec.resident>>10, sec.size>>10)
+		}
+		fmt.Println()
+	}
 	if soak > 0 {
 		for _, p := range exporters {
 			p.stop() // the soak runs alone
@@ -315,6 +336,63 @@ func (p *proc) rss() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS")
+}
+
+// rollup reads /proc/<pid>/smaps_rollup, in bytes by field (Rss, Pss, Anonymous, ...).
+func (p *proc) rollup() (map[string]int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p.cmd.Process.Pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
+		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			out[k] = n << 10
+		}
+	}
+	return out, nil
+}
+
+type section struct {
+	name           string
+	size, resident uint64
+}
+
+// residentSections says how much of each loaded ELF section of bin is resident in process
+// pid, from the present bits of /proc/<pid>/pagemap (readable without privileges).
+func residentSections(pid int, bin string) ([]section, error) {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer pm.Close()
+	const page = 4096
+	var out []section
+	for _, s := range f.Sections {
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Type == elf.SHT_NOBITS || s.Size < page {
+			continue
+		}
+		sec := section{name: s.Name, size: s.Size}
+		first, last := s.Addr/page, (s.Addr+s.Size-1)/page
+		buf := make([]byte, 8*(last-first+1))
+		if _, err := pm.ReadAt(buf, int64(first*8)); err != nil {
+			return nil, err
+		}
+		for i := 0; i < len(buf); i += 8 {
+			if binary.LittleEndian.Uint64(buf[i:])&(1<<63) != 0 {
+				sec.resident += page
+			}
+		}
+		out = append(out, sec)
+	}
+	return out, nil
 }
 
 // cpu reads user+system CPU seconds from /proc/<pid>/stat.

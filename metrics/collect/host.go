@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -28,20 +27,13 @@ type HostOptions struct {
 	Statfs func(path string) (FSStats, error)
 	// DiskIgnore matches block device names left out of node_disk_* (partitions, loop and
 	// ram devices by default).
-	DiskIgnore *regexp.Regexp
+	DiskIgnore Matcher
 	// FSTypeIgnore matches filesystem types left out of node_filesystem_*. Network
 	// filesystems are in the default because statfs(2) on a dead server blocks forever.
-	FSTypeIgnore *regexp.Regexp
+	FSTypeIgnore Matcher
 	// MountIgnore matches mount points left out of node_filesystem_*.
-	MountIgnore *regexp.Regexp
+	MountIgnore Matcher
 }
-
-// Default filters, the same spirit as node_exporter's defaults.
-var (
-	DefaultDiskIgnore   = regexp.MustCompile(`^(z?ram|loop|fd|(h|s|v|xv)d[a-z]+|nvme\d+n\d+p|mmcblk\d+p)\d+$`)
-	DefaultFSTypeIgnore = regexp.MustCompile(`^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs|nfs4?|cifs|smb3|fuse\..*|9p|ceph|glusterfs)$`)
-	DefaultMountIgnore  = regexp.MustCompile(`^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+)($|/)`)
-)
 
 // FSStats is what statfs(2) reports about one filesystem, in bytes and inodes.
 type FSStats struct {
