@@ -206,6 +206,15 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 		pr = jsonPrinter{w: a.stdout}
 	}
 	req := p.request()
+	baker, version := ro.baker, ro.version
+	if baker == nil {
+		baker = rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
+			rel, _, err := p.bake(ctx)
+			return rel, err
+		})
+		version = p.m.Version.Original()
+	}
+	req.Version, req.Admit = version, admit(ro.allowDowngrade)
 	events := make(chan rollout.Event, 64)
 	done := make(chan struct{})
 	in, out, console := a.consoleFiles()
@@ -246,15 +255,6 @@ func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro ro
 			events <- ev
 		}
 	}()
-	baker, version := ro.baker, ro.version
-	if baker == nil {
-		baker = rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
-			rel, _, err := p.bake(ctx)
-			return rel, err
-		})
-		version = p.m.Version.Original()
-	}
-	req.Version, req.Admit = version, admit(ro.allowDowngrade)
 	eng := &rollout.Engine{Target: tgt, Events: engineEvents, Controls: controls, Journal: jr,
 		Analyzer: analyzer{templates: p.m.Analysis, target: tgt}}
 	started := time.Now()
