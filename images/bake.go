@@ -155,8 +155,9 @@ func (r Recipe) key(ctx context.Context) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// goSourceHash hashes what `go build` of pkg reads: the toolchain, the versions of
-// modules from the module cache (immutable), and the content of every other source file.
+// goSourceHash hashes what `go build` of pkg reads: the toolchain and the settings that
+// shape its output, the versions of modules from the module cache (immutable), and the
+// content of every other source file.
 func goSourceHash(ctx context.Context, dir, pkg string) (string, error) {
 	const tmpl = `{{if not .Standard}}{{.ImportPath}}|{{.Dir}}|{{with .Module}}{{.Path}}@{{.Version}}{{with .Replace}}=>{{.Path}}@{{.Version}}{{end}}{{end}}|{{join .GoFiles ","}},{{join .CgoFiles ","}},{{join .SFiles ","}},{{join .CFiles ","}},{{join .HFiles ","}},{{join .EmbedFiles ","}}{{"\n"}}{{end}}`
 	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", tmpl, pkg)
@@ -169,7 +170,9 @@ func goSourceHash(ctx context.Context, dir, pkg string) (string, error) {
 		return "", fmt.Errorf("go list %s: %v: %s", pkg, err, strings.TrimSpace(stderr.String()))
 	}
 	h := sha256.New()
-	ver, err := exec.CommandContext(ctx, "go", "env", "GOVERSION", "GOOS", "GOARCH").Output()
+	// Settings that change the binary without changing any file: a build under other
+	// flags (GOFLAGS=-ldflags=..., another GOAMD64 level) must not be served from the cache.
+	ver, err := exec.CommandContext(ctx, "go", "env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS", "GOAMD64", "GOARM64", "GOEXPERIMENT").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env: %w", err)
 	}

@@ -110,6 +110,26 @@ func TestChangedSourceOrVersionBakesANewImage(t *testing.T) {
 	}
 }
 
+// TestBuildSettingsAreInTheRecipe: a bake under other Go build flags (which change the
+// binary, not any file) is a new image, never the cached one.
+func TestBuildSettingsAreInTheRecipe(t *testing.T) {
+	ctx := context.Background()
+	app := writeApp(t, "hello")
+	s := &Store{Dir: t.TempDir()}
+	r1, err := s.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOFLAGS", "-ldflags=-X=main.unused=1")
+	r2, err := s.Bake(ctx, goRecipe(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Cached || r2.Image.Digest == r1.Image.Digest {
+		t.Fatalf("a bake under other GOFLAGS was served from the cache (cached=%v)", r2.Cached)
+	}
+}
+
 func TestImageHoldsComponentsUnitsAndAnSBOM(t *testing.T) {
 	ctx := context.Background()
 	s := &Store{Dir: t.TempDir()}
