@@ -95,8 +95,7 @@ blue-green, through the same health gates and steps as any release.`,
 			if err != nil {
 				return err
 			}
-			fin, err := a.rollout(ctx, p, tgt, rolloutOptions{allowDowngrade: true, breakLock: breakLock, version: rel.Version,
-				baker: rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return rel, nil })})
+			fin, err := a.redeploy(ctx, p, tgt, rel, rolloutOptions{breakLock: breakLock})
 			if err != nil {
 				return err
 			}
@@ -110,6 +109,14 @@ blue-green, through the same health gates and steps as any release.`,
 	c.Flags().StringVar(&to, "to", "", "the kept release to return to (default: the one before the live release)")
 	c.Flags().BoolVar(&breakLock, "break-lock", false, "clear the stack's lock if its holder is gone")
 	return c
+}
+
+// redeploy rolls a kept release out again, through the same gates as any release; it may
+// be older than the live one.
+func (a *app) redeploy(ctx context.Context, p *project, tgt rollout.Target, rel fleet.Release, ro rolloutOptions) (rollout.Finished, error) {
+	ro.allowDowngrade, ro.version = true, rel.Version
+	ro.baker = rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return rel, nil })
+	return a.rollout(ctx, p, tgt, ro)
 }
 
 // rollbackTarget picks the release to return to from the history: the newest promoted

@@ -221,6 +221,5 @@ func (a *app) rollbackOnce(ctx context.Context, p *project, to fleet.Release) (r
 	if err != nil {
 		return rollout.Finished{}, err
 	}
-	return a.rollout(ctx, p, tgt, rolloutOptions{allowDowngrade: true, quiet: true, version: to.Version,
-		baker: rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return to, nil })})
+	return a.redeploy(ctx, p, tgt, to, rolloutOptions{quiet: true})
 }
