@@ -101,12 +101,7 @@ func (s *screen) waitFor(want ...string) string {
 // and resume, promote, abort, detach.
 func TestConsoleDrivesARolloutThroughPausePromoteAndAbort(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	writeFull(t, dir, "web", "1.0.0", "", "  scaleDownDelay: 0s", "")
 	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
@@ -187,12 +182,7 @@ func TestConsoleDrivesARolloutThroughPausePromoteAndAbort(t *testing.T) {
 // back, then r rolls the previous release out again from the console itself.
 func TestWatchConsoleFollowsRolloutsAndRollsBack(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	for _, v := range []string{"1.0.0", "2.0.0"} {
 		writeFull(t, dir, "shop", v, "", "  scaleDownDelay: 0s", "")
 		if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {

@@ -24,12 +24,7 @@ func bootProcesses(dir string) []string {
 
 func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy", "--break-lock")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir, "--break-lock")
 	steps := `  scaleDownDelay: 0s
   steps:
     - {weight: 50, pause: 1s}

@@ -27,6 +27,17 @@ var (
 	demoBin string // the demo service, prebuilt
 )
 
+// destroyAtEnd destroys the test's fleet when it ends (destroy's extra args given) and
+// fails the test if any process of it is left running.
+func destroyAtEnd(t *testing.T, dir string, args ...string) {
+	t.Cleanup(func() {
+		kiln(t, dir, append([]string{"destroy"}, args...)...)
+		if left := leftovers(dir); len(left) > 0 {
+			t.Errorf("processes left after destroy: %v", left)
+		}
+	})
+}
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -173,12 +184,7 @@ func servingVersion(t *testing.T, addr string) string {
 
 func TestBlueGreenUnderLoadThenAFailingReleaseLeavesTheOldOneServing(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 
 	writeManifest(t, dir, "shop", "1.0.0", "")
 	code, out, errOut := kiln(t, dir, "rollout", "--output", "json")

@@ -88,12 +88,7 @@ func instanceDirs(t *testing.T, dir, service string) []string {
 
 func TestLockKillAndResumeDowngradeHistoryAndRollback(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy", "--log-level", "error")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir, "--log-level", "error")
 	writeManifest(t, dir, "cart", "1.0.0", "")
 	if code, out, errOut := kiln(t, dir, "rollout", "--output", "json"); code != 0 {
 		t.Fatalf("rollout 1.0.0: exit %d\n%s\n%s", code, out, errOut)

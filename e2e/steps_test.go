@@ -104,12 +104,7 @@ func finishedOf(t *testing.T, evs <-chan map[string]any) map[string]any {
 
 func TestCanaryPauseAndPromoteThenAnalysesCatchBadReleases(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	writeFull(t, dir, "web", "1.0.0", "", "  scaleDownDelay: 0s", "")
 	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
@@ -190,12 +185,7 @@ func TestCanaryPauseAndPromoteThenAnalysesCatchBadReleases(t *testing.T) {
 
 func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	writeFull(t, dir, "api", "1.0.0", "", "  scaleDownDelay: 0s", "")
 	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
@@ -254,12 +244,7 @@ func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 
 func TestAKilledLoadBalancerIsRecreatedOnItsAddressMidRollout(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	writeFull(t, dir, "lbkill", "1.0.0", "", "  scaleDownDelay: 0s", "")
 	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
@@ -313,12 +298,7 @@ func TestAKilledLoadBalancerIsRecreatedOnItsAddressMidRollout(t *testing.T) {
 
 func TestAFlappingReleaseIsNeverPromoted(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	writeFull(t, dir, "flap", "1.0.0", "", "  scaleDownDelay: 0s", "")
 	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)

@@ -12,12 +12,7 @@ import (
 
 func TestWatchAttachesToARunningRolloutAndEndsWithIt(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kiln(t, dir, "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
+	destroyAtEnd(t, dir)
 	writeFull(t, dir, "watched", "1.0.0", "", "  scaleDownDelay: 0s", "")
 	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
 		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
