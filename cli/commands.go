@@ -300,6 +300,23 @@ type statusReport struct {
 	HealthErr string                 `json:"healthError,omitempty"`
 }
 
+// newStatusReport is what kiln status shows of spec, but the instances' health.
+func newStatusReport(ctx context.Context, p *project, tgt rollout.Target, spec fleet.Spec, exists bool) statusReport {
+	rep := statusReport{Service: p.m.Service, Target: tgt.Name(), Weights: map[fleet.Slot]int{}, Slots: map[fleet.Slot]any{}}
+	if !exists {
+		return rep
+	}
+	rep.Endpoint, _ = tgt.Endpoint(ctx)
+	if sl, ok := spec.Live(); ok {
+		rep.LiveSlot, rep.Live = sl, spec.Slots[sl].Release
+	}
+	for _, sl := range fleet.Slots {
+		rep.Weights[sl] = spec.Slots[sl].Weight
+		rep.Slots[sl] = spec.Slots[sl]
+	}
+	return rep
+}
+
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
@@ -322,16 +339,8 @@ rollouts as they run.`,
 			if err != nil {
 				return err
 			}
-			rep := statusReport{Service: p.m.Service, Target: tgt.Name(), Weights: map[fleet.Slot]int{}, Slots: map[fleet.Slot]any{}}
+			rep := newStatusReport(ctx, p, tgt, spec, exists)
 			if exists {
-				rep.Endpoint, _ = tgt.Endpoint(ctx)
-				if sl, ok := spec.Live(); ok {
-					rep.LiveSlot, rep.Live = sl, spec.Slots[sl].Release
-				}
-				for _, sl := range fleet.Slots {
-					rep.Weights[sl] = spec.Slots[sl].Weight
-					rep.Slots[sl] = spec.Slots[sl]
-				}
 				if rep.Instances, err = tgt.Health(ctx); err != nil {
 					rep.HealthErr = err.Error()
 				}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/spf13/cobra"
@@ -130,6 +131,11 @@ func (a *app) rollbackTarget(p *project, live *fleet.Release, to string) (fleet.
 	if err != nil {
 		return fleet.Release{}, err
 	}
+	return rollbackTargetIn(p, hist, live, to)
+}
+
+// rollbackTargetIn is rollbackTarget on a history already read (newest first).
+func rollbackTargetIn(p *project, hist []releases.Record, live *fleet.Release, to string) (fleet.Release, error) {
 	var seen []string
 	for _, r := range hist {
 		if r.Outcome != string(rollout.Promoted) {

@@ -53,16 +53,15 @@ func follow(ctx context.Context, sock string, events chan<- rollout.Event, finis
 	}
 }
 
-// fleetReader reads the fleet for the status console: the target's spec when it may have
-// changed (at first, after each rollout, and every specMaxAge), instance health each time.
+// fleetReader reads the fleet for the status console: the target's spec, the history
+// and what r returns to when they may have changed (at first, after each rollout, and
+// every specMaxAge), instance health each time.
 type fleetReader struct {
-	a   *app
 	p   *project
 	tgt *local.Target
 
 	mu      sync.Mutex
-	spec    fleet.Spec
-	exists  bool
+	st      tui.Status // all but the instances
 	readAt  time.Time
 	changed bool
 }
@@ -82,42 +81,54 @@ func (r *fleetReader) read(ctx context.Context) (tui.Status, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.changed || r.readAt.IsZero() || time.Since(r.readAt) > specMaxAge {
-		spec, exists, err := r.tgt.Current(ctx)
+		st, err := r.fleet(ctx)
 		if err != nil {
 			return tui.Status{}, err
 		}
-		r.spec, r.exists, r.readAt, r.changed = spec, exists, time.Now(), false
+		r.st, r.readAt, r.changed = st, time.Now(), false
 	}
-	st := tui.Status{Service: r.p.m.Service, Target: r.tgt.Name(), Deployed: r.exists, Weights: map[fleet.Slot]int{}}
-	if !r.exists {
+	st := r.st
+	if !st.Deployed {
 		return st, nil
-	}
-	st.Endpoint, _ = r.tgt.Endpoint(ctx)
-	if sl, ok := r.spec.Live(); ok {
-		st.LiveSlot, st.Live = sl, r.spec.Slots[sl].Release
-	}
-	for _, sl := range fleet.Slots {
-		st.Weights[sl] = r.spec.Slots[sl].Weight
-	}
-	if prev, err := r.a.rollbackTarget(r.p, st.Live, ""); err == nil {
-		st.Previous = &prev
-	}
-	if store, err := r.p.releases(); err == nil {
-		if hist, err := store.History(); err == nil {
-			for _, h := range hist[:min(len(hist), 20)] {
-				past := tui.Past{Version: h.Version, Outcome: h.Outcome, Started: h.Started}
-				if !h.Finished.IsZero() {
-					past.Duration = h.Finished.Sub(h.Started)
-				}
-				st.History = append(st.History, past)
-			}
-		}
 	}
 	hs, err := r.tgt.Health(ctx)
 	if err != nil {
 		return tui.Status{}, fmt.Errorf("instance health: %w", err)
 	}
 	st.Instances = hs
+	return st, nil
+}
+
+// fleet reads what kiln status shows, the history, and the release r would return to.
+func (r *fleetReader) fleet(ctx context.Context) (tui.Status, error) {
+	spec, exists, err := r.tgt.Current(ctx)
+	if err != nil {
+		return tui.Status{}, err
+	}
+	rep := newStatusReport(ctx, r.p, r.tgt, spec, exists)
+	st := tui.Status{Service: rep.Service, Target: rep.Target, Endpoint: rep.Endpoint, Deployed: exists,
+		Live: rep.Live, LiveSlot: rep.LiveSlot, Weights: rep.Weights}
+	if !exists {
+		return st, nil
+	}
+	store, err := r.p.releases()
+	if err != nil {
+		return st, nil // no history: nothing to list or return to
+	}
+	hist, err := store.History()
+	if err != nil {
+		return st, nil
+	}
+	if prev, err := rollbackTargetIn(r.p, hist, st.Live, ""); err == nil {
+		st.Previous = &prev
+	}
+	for _, h := range hist[:min(len(hist), 20)] {
+		past := tui.Past{Version: h.Version, Outcome: h.Outcome, Started: h.Started}
+		if !h.Finished.IsZero() {
+			past.Duration = h.Finished.Sub(h.Started)
+		}
+		st.History = append(st.History, past)
+	}
 	return st, nil
 }
 
@@ -130,7 +141,7 @@ func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) er
 	if err != nil {
 		return err
 	}
-	reader := &fleetReader{a: a, p: p, tgt: tgt}
+	reader := &fleetReader{p: p, tgt: tgt}
 	sctx, leave := context.WithCancel(ctx)
 	defer leave()
 

@@ -77,19 +77,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case EventsMsg:
 		for _, ev := range msg {
-			if _, ok := ev.(rollout.RolloutStarted); ok && m.closed {
-				// A status console follows the service's next rollout on the same stream.
-				m.closed = false
-			}
 			m.s.apply(ev)
 		}
 		m.dirty = true
 		return m, nil
 	case StreamClosedMsg:
-		m.closed = true
-		if m.confirm != cmdRollback || !m.idle() {
-			m.confirm = ""
-		}
+		m.closed, m.confirm = true, ""
 		m.redraw()
 		if m.opts.ExitWhenDone {
 			return m, tea.Quit

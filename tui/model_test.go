@@ -38,12 +38,17 @@ func (c *fakeControl) send(cmd rollout.Command) error {
 	return c.err
 }
 
-// run feeds msgs to a new model, running every command Update returns (except frame
-// ticks and quit) the way bubbletea would, and returns the model and whether it quit.
+// run feeds msgs to a new console (see drive) and returns it and whether it quit.
 func run(t *testing.T, ctl *fakeControl, msgs ...tea.Msg) (*Model, bool) {
 	t.Helper()
 	m := New(Options{Control: ctl.send, Plan: plan, Now: func() time.Time { return at(12) }, Profile: termenv.Ascii})
-	quit := false
+	return m, drive(m, msgs...)
+}
+
+// drive feeds msgs to m, running each command Update returns once, the way bubbletea
+// would (except frame and status ticks), and feeding back the answers to controls and
+// rollbacks. It reports whether the console quit.
+func drive(m *Model, msgs ...tea.Msg) (quit bool) {
 	for _, msg := range msgs {
 		_, cmd := m.Update(msg)
 		if cmd == nil {
@@ -52,11 +57,11 @@ func run(t *testing.T, ctl *fakeControl, msgs ...tea.Msg) (*Model, bool) {
 		switch out := cmd().(type) {
 		case tea.QuitMsg:
 			quit = true
-		case controlResult:
+		case controlResult, rollbackDone:
 			m.Update(out)
 		}
 	}
-	return m, quit
+	return quit
 }
 
 func TestUpdate(t *testing.T) {

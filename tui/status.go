@@ -67,16 +67,16 @@ type healthMsg struct {
 // the instances' health while one runs (Options.Health): the rollout's own events say the
 // rest, sooner.
 func (m *Model) readStatus() tea.Cmd {
-	if m.opts.Status == nil && m.opts.Health == nil {
+	switch {
+	case m.opts.Status == nil && m.opts.Health == nil:
 		return nil
-	}
-	if m.active() || m.opts.Status == nil {
-		if health := m.opts.Health; health != nil && m.s.service != "" && m.s.fin == nil {
-			return func() tea.Msg {
-				hs, err := health()
-				return healthMsg{hs: hs, err: err}
-			}
+	case m.active() && m.opts.Health != nil:
+		health := m.opts.Health
+		return func() tea.Msg {
+			hs, err := health()
+			return healthMsg{hs: hs, err: err}
 		}
+	case m.active() || m.opts.Status == nil:
 		return m.nextStatus()
 	}
 	read := m.opts.Status

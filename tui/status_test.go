@@ -51,24 +51,6 @@ func newStatusConsole(st Status, readErr error) *statusConsole {
 	return c
 }
 
-// feed applies msgs, running the commands they return once (as bubbletea would, except
-// frame ticks and quit), and reports whether the console quit.
-func (c *statusConsole) feed(msgs ...tea.Msg) (quit bool) {
-	for _, msg := range msgs {
-		_, cmd := c.Update(msg)
-		if cmd == nil {
-			continue
-		}
-		switch out := cmd().(type) {
-		case tea.QuitMsg:
-			quit = true
-		case controlResult, rollbackDone:
-			c.Update(out)
-		}
-	}
-	return quit
-}
-
 func TestRollbackKey(t *testing.T) {
 	first := append([]rollout.Event{rollout.RolloutStarted{At: at(0), Service: "web", Target: "local", Slot: fleet.Blue}}, midRollout()[1:]...)
 	tests := []struct {
@@ -129,7 +111,7 @@ func TestRollbackKey(t *testing.T) {
 			if tt.status {
 				c = newStatusConsole(liveFleet(), nil)
 				c.rbErr = tt.rbErr
-				quit = c.feed(tt.msgs...)
+				quit = drive(c.Model, tt.msgs...)
 				m, ctl = c.Model, c.ctl
 			} else {
 				ctl = &fakeControl{}

@@ -158,7 +158,11 @@ func (m *Model) header(now time.Time, w int) string {
 		elapsed = clock(d)
 	}
 	left := fmt.Sprintf(" %s  %s → %s", m.st.title.Render("kiln "+svc), from, to)
-	right := fmt.Sprintf("%s  %s ", s.target, elapsed)
+	return spread(left, fmt.Sprintf("%s  %s ", s.target, elapsed), w)
+}
+
+// spread puts left and right at the two ends of a line of width w.
+func spread(left, right string, w int) string {
 	pad := w - ansi.StringWidth(left) - ansi.StringWidth(right)
 	if pad < 1 {
 		pad = 1
@@ -178,11 +182,7 @@ func (m *Model) fleetHeader(w int) string {
 	if f.Endpoint != "" {
 		right = f.Target + "  http://" + f.Endpoint + " "
 	}
-	pad := w - ansi.StringWidth(left) - ansi.StringWidth(right)
-	if pad < 1 {
-		pad = 1
-	}
-	return left + strings.Repeat(" ", pad) + right
+	return spread(left, right, w)
 }
 
 func clock(d time.Duration) string {
@@ -387,21 +387,11 @@ func (m *Model) right(now time.Time, w, rows int) []string {
 	out = append(out, m.st.title.Render(" TRAFFIC"))
 	out = append(out, m.trafficBar(w-1, s.weights))
 	for _, sl := range s.sortedSlots() {
-		hs := s.instances[sl]
-		healthy := 0
-		for _, h := range hs {
-			if h.State == fleet.Healthy {
-				healthy++
-			}
-		}
 		role := ""
 		if sl == s.slot && s.service != "" {
 			role = " (new)"
 		}
-		out = append(out, m.st.title.Render(fmt.Sprintf(" %s%s", strings.ToUpper(string(sl)), role))+fmt.Sprintf(" %d/%d healthy", healthy, len(hs)))
-		for _, h := range hs {
-			out = append(out, m.instance(now, h))
-		}
+		out = append(out, m.slotLines(now, sl, role, s.instances[sl])...)
 	}
 	if len(s.metrics) > 0 {
 		out = append(out, m.st.title.Render(" ANALYSIS"))
@@ -421,23 +411,30 @@ func (m *Model) fleetColumn(now time.Time, w, rows int) []string {
 	out := []string{m.st.title.Render(" TRAFFIC"), m.trafficBar(w-1, f.Weights)}
 	slots, by := m.fleetBySlot()
 	for _, sl := range slots {
-		healthy := 0
-		for _, h := range by[sl] {
-			if h.State == fleet.Healthy {
-				healthy++
-			}
-		}
 		role := ""
 		if f.Live != nil && sl == f.LiveSlot {
 			role = " (live)"
 		}
-		out = append(out, m.st.title.Render(fmt.Sprintf(" %s%s", strings.ToUpper(string(sl)), role))+fmt.Sprintf(" %d/%d healthy", healthy, len(by[sl])))
-		for _, h := range by[sl] {
-			out = append(out, m.instance(now, h))
-		}
+		out = append(out, m.slotLines(now, sl, role, by[sl])...)
 	}
 	if len(out) > rows {
 		out = out[:rows]
+	}
+	return out
+}
+
+// slotLines is a slot's title, with how many of its instances are healthy, then a line
+// per instance.
+func (m *Model) slotLines(now time.Time, sl fleet.Slot, role string, hs []fleet.InstanceHealth) []string {
+	healthy := 0
+	for _, h := range hs {
+		if h.State == fleet.Healthy {
+			healthy++
+		}
+	}
+	out := []string{m.st.title.Render(fmt.Sprintf(" %s%s", strings.ToUpper(string(sl)), role)) + fmt.Sprintf(" %d/%d healthy", healthy, len(hs))}
+	for _, h := range hs {
+		out = append(out, m.instance(now, h))
 	}
 	return out
 }
