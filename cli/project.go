@@ -92,6 +92,10 @@ func (p *project) recipe() (images.Recipe, error) {
 	m := p.m
 	r := images.Recipe{Name: m.Service, Version: m.Version.Original(),
 		App: images.App{Main: m.App.Main, Binary: m.BinaryPath(), Dir: m.Dir, Args: m.App.Args, Env: m.App.Env}}
+	r.Init = filepath.Join(p.binDir, images.InitName)
+	if _, err := os.Stat(r.Init); err != nil {
+		return r, fmt.Errorf("%s, the instance init baked into every image, is not installed beside kiln in %s: go tool task build", images.InitName, p.binDir)
+	}
 	defs, err := p.catalog.Resolve(m.Resolved)
 	if err != nil {
 		return r, err

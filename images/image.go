@@ -28,8 +28,13 @@ type Meta struct {
 	Components []Component `json:"components"`
 	// Ports are the named ports the units need besides the application's own.
 	Ports []string `json:"ports"`
-	Files []File   `json:"files"`
+	// Init is kiln-boot, the instance's init; images baked before it was baked in have none.
+	Init  *Binary `json:"init,omitempty"`
+	Files []File  `json:"files"`
 }
+
+// InitName is the name of the init's binary in an image's bin/.
+const InitName = "kiln-boot"
 
 // Binary is one executable in the image.
 type Binary struct {

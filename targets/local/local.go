@@ -18,10 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
-	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
