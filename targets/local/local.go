@@ -62,7 +62,6 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 		Stack:      cfg.Service,
 		PulumiRoot: cfg.PulumiRoot,
 		PluginDir:  cfg.BinDir,
-		Env:        map[string]string{"KILN_EXECUTABLE": filepath.Join(cfg.BinDir, "kiln")},
 		Log:        cfg.EngineLog,
 	})
 	if err != nil {

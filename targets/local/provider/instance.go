@@ -153,15 +153,7 @@ func initExecutable(imageDir string, meta images.Meta) (string, error) {
 	if meta.Init != nil {
 		return filepath.Join(imageDir, meta.Init.Path), nil
 	}
-	kiln, err := kilnExecutable()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(filepath.Dir(kiln), images.InitName)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("image %s has no init and none is installed beside kiln (%s): build kiln with `go tool task build`", meta.Digest, p)
-	}
-	return p, nil
+	return binary(images.InitName)
 }
 
 func (instanceKind) read(_ context.Context, _ string, state map[string]any) (bool, error) {

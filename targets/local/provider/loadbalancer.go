@@ -70,7 +70,7 @@ func mustJSON(v any) []byte {
 
 // start writes the config and runs a new daemon, waiting until it is listening.
 func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) error {
-	kiln, err := kilnExecutable()
+	kilnLB, err := binary("kiln-lb")
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 	if err := atomicfile.Write(cfgPath, mustJSON(p.config(gen, listen, admin)), 0o644); err != nil {
 		return err
 	}
-	pr, err := spawn([]string{kiln, "lb", "--config", cfgPath, "--ready-file", readyPath}, childEnv(), logPath)
+	pr, err := spawn([]string{kilnLB, "--config", cfgPath, "--ready-file", readyPath}, childEnv(), logPath)
 	if err != nil {
 		return fmt.Errorf("start kiln lb: %w", err)
 	}

@@ -295,20 +295,16 @@ func failure(prop, format string, args ...any) *pulumirpc.CheckFailure {
 	return &pulumirpc.CheckFailure{Property: prop, Reason: fmt.Sprintf(format, args...)}
 }
 
-// kilnExecutable is the kiln binary whose `lb` command runs the
-// load balancer: $KILN_EXECUTABLE (set by kiln when it drives the engine), else the
-// `kiln` beside this plugin.
-func kilnExecutable() (string, error) {
-	if p := os.Getenv("KILN_EXECUTABLE"); p != "" {
-		return p, nil
-	}
+// binary returns the path of one of kiln's binaries (kiln-lb, kiln-boot), installed beside
+// this plugin.
+func binary(name string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(filepath.Dir(self), "kiln")
+	p := filepath.Join(filepath.Dir(self), name)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("kiln executable not found beside %s and KILN_EXECUTABLE is not set", self)
+		return "", fmt.Errorf("%s is not installed beside %s: build kiln's binaries with `go tool task build`", name, self)
 	}
 	return p, nil
 }
