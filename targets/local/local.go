@@ -20,15 +20,28 @@ import (
 
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-var _ rollout.Target = (*Target)(nil)
+var _ targets.Target = (*Target)(nil)
+
+func init() {
+	targets.Register("local", func(ctx context.Context, cfg targets.Config) (targets.Target, error) {
+		m := cfg.Manifest
+		if m.Target.Local == nil {
+			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
+		}
+		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images})
+	})
+}
 
 // Config says where the local target keeps its state and how it reaches the engine.
 type Config struct {
@@ -44,6 +57,8 @@ type Config struct {
 	BinDir string
 	// EngineLog receives the engine's raw output.
 	EngineLog io.Writer
+	// Images is the image store instances boot from: images stay on this host.
+	Images *images.Store
 }
 
 // Target is the local target for one service.
@@ -68,6 +83,23 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 		return nil, err
 	}
 	return &Target{cfg: cfg, stack: st}, nil
+}
+
+// Publish returns the image as instances boot it: its directory in the image store.
+func (t *Target) Publish(_ context.Context, img *images.Image) (fleet.Image, error) {
+	return fleet.Image{Digest: img.Digest, Location: img.Dir}, nil
+}
+
+// CollectImages removes the service's images beyond the newest keep, sparing inUse.
+func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image) ([]string, error) {
+	var digests []string
+	for _, img := range inUse {
+		digests = append(digests, img.Digest)
+	}
+	if t.cfg.Images == nil {
+		return nil, errors.New("local target: no image store to collect")
+	}
+	return t.cfg.Images.GC(t.cfg.Service, keep, digests)
 }
 
 // RunDir is where instances and the load balancer keep their files.

@@ -1,4 +1,4 @@
-package cli
+package project
 
 import (
 	"context"
@@ -10,17 +10,17 @@ import (
 	"github.com/kilnhq/kiln/rollout"
 )
 
-// analyzer runs the manifest's analysis templates against a slot's instances, reading
+// scrapeAnalyzer runs the manifest's analysis templates against a slot's instances, reading
 // each instance's Prometheus endpoint. Which instances exist comes from the target's
 // health view, so it works on any target.
-type analyzer struct {
+type scrapeAnalyzer struct {
 	templates map[string]analysis.Template
 	target    rollout.Target
 }
 
-var _ rollout.Analyzer = analyzer{}
+var _ rollout.Analyzer = scrapeAnalyzer{}
 
-func (a analyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, report func(rollout.AnalysisMeasured)) (rollout.AnalysisOutcome, string, error) {
+func (a scrapeAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, report func(rollout.AnalysisMeasured)) (rollout.AnalysisOutcome, string, error) {
 	t, ok := a.templates[name]
 	if !ok {
 		return "", "", fmt.Errorf("no analysis template %q in the manifest", name)
