@@ -75,8 +75,6 @@ type Engine struct {
 	Analyzer Analyzer
 	// Clock decides deadlines and pauses; nil is the wall clock.
 	Clock Clock
-	// PollInterval is how often health is read; zero derives it from the health check.
-	PollInterval time.Duration
 	// RollbackTimeout bounds the undo of a failed or cancelled release, which runs even
 	// after the caller's context is done.
 	RollbackTimeout time.Duration
@@ -445,9 +443,6 @@ func weights(s fleet.Spec) map[fleet.Slot]int {
 }
 
 func (r *run) poll() time.Duration {
-	if r.e.PollInterval > 0 {
-		return r.e.PollInterval
-	}
 	p := r.req.Template.Health.Interval / 2
 	if p < 100*time.Millisecond {
 		p = 100 * time.Millisecond

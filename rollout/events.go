@@ -48,7 +48,6 @@ type Reason string
 
 // Reasons.
 const (
-	ReasonNone            Reason = ""
 	ReasonBakeFailed      Reason = "BakeFailed"
 	ReasonDeployFailed    Reason = "DeployFailed"
 	ReasonNotHealthy      Reason = "NewSlotNotHealthy"
