@@ -10,31 +10,8 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/internal/clock"
 )
-
-// fakeClock advances only when the engine waits: every After(d) moves time forward by d
-// and fires at once, so deadlines are exercised without sleeping.
-type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits int
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.waits++
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
 
 // fakeTarget applies specs in memory; instances of a slot become healthy after
 // healthyAfter health reads unless the slot's release version is in broken.
@@ -123,7 +100,7 @@ func release(v string) Baker {
 }
 
 // runEngine runs one rollout and returns its result and every event it sent.
-func runEngine(t *testing.T, ctx context.Context, tg *fakeTarget, b Baker, clk *fakeClock) (Finished, []Event) {
+func runEngine(t *testing.T, ctx context.Context, tg *fakeTarget, b Baker, clk *clock.Fake) (Finished, []Event) {
 	t.Helper()
 	ch := make(chan Event)
 	var evs []Event
@@ -182,7 +159,7 @@ func equal(a, b []string) bool { return strings.Join(a, "|") == strings.Join(b, 
 
 func TestFirstRolloutPromotesOnBlue(t *testing.T) {
 	tg := &fakeTarget{healthyAfter: 2}
-	fin, evs := runEngine(t, context.Background(), tg, release("1.0.0"), &fakeClock{})
+	fin, evs := runEngine(t, context.Background(), tg, release("1.0.0"), &clock.Fake{})
 	if fin.Outcome != Promoted {
 		t.Fatalf("outcome = %s (%s), want promoted", fin.Outcome, fin.Message)
 	}
@@ -209,7 +186,7 @@ func liveOnBlue(v string) *fakeTarget {
 
 func TestBlueGreenOrderNewSlotHealthyBeforeTrafficOldRetiredLast(t *testing.T) {
 	tg := liveOnBlue("1.0.0")
-	fin, evs := runEngine(t, context.Background(), tg, release("2.0.0"), &fakeClock{})
+	fin, evs := runEngine(t, context.Background(), tg, release("2.0.0"), &clock.Fake{})
 	if fin.Outcome != Promoted {
 		t.Fatalf("outcome = %s (%s)", fin.Outcome, fin.Message)
 	}
@@ -242,7 +219,7 @@ func TestBlueGreenOrderNewSlotHealthyBeforeTrafficOldRetiredLast(t *testing.T) {
 func TestUnhealthyReleaseIsRemovedAtTheDeadlineAndTrafficNeverMoves(t *testing.T) {
 	tg := liveOnBlue("1.0.0")
 	tg.broken = map[string]bool{"3.0.0": true}
-	clk := &fakeClock{}
+	clk := &clock.Fake{}
 	fin, evs := runEngine(t, context.Background(), tg, release("3.0.0"), clk)
 	if fin.Outcome != RolledBack || fin.Reason != ReasonNotHealthy {
 		t.Fatalf("outcome = %s/%s, want rolled-back/NewSlotNotHealthy", fin.Outcome, fin.Reason)
@@ -255,8 +232,8 @@ func TestUnhealthyReleaseIsRemovedAtTheDeadlineAndTrafficNeverMoves(t *testing.T
 		t.Fatalf("applied %v, want %v", got, want)
 	}
 	// Poll every interval/2 = 500ms until 30s have passed on the fake clock.
-	if clk.waits != 60 {
-		t.Errorf("engine waited %d times, want 60 polls of 500ms in a 30s deadline", clk.waits)
+	if clk.Waits() != 60 {
+		t.Errorf("engine waited %d times, want 60 polls of 500ms in a 30s deadline", clk.Waits())
 	}
 	if got, want := phasesOf(evs), []string{"bake", "deploy", "health!", "rollback"}; !equal(got, want) {
 		t.Fatalf("phases %v, want %v", got, want)
@@ -269,7 +246,7 @@ func TestUnhealthyReleaseIsRemovedAtTheDeadlineAndTrafficNeverMoves(t *testing.T
 func TestDeployFailureRemovesTheNewSlot(t *testing.T) {
 	tg := liveOnBlue("1.0.0")
 	tg.failApply = map[int]error{0: errors.New("instance would not start")}
-	fin, _ := runEngine(t, context.Background(), tg, release("2.0.0"), &fakeClock{})
+	fin, _ := runEngine(t, context.Background(), tg, release("2.0.0"), &clock.Fake{})
 	if fin.Outcome != RolledBack || fin.Reason != ReasonDeployFailed {
 		t.Fatalf("outcome = %s/%s", fin.Outcome, fin.Reason)
 	}
@@ -281,7 +258,7 @@ func TestDeployFailureRemovesTheNewSlot(t *testing.T) {
 func TestFailedRollbackNeedsAHuman(t *testing.T) {
 	tg := liveOnBlue("1.0.0")
 	tg.failApply = map[int]error{0: errors.New("boom"), 1: errors.New("engine down")}
-	fin, _ := runEngine(t, context.Background(), tg, release("2.0.0"), &fakeClock{})
+	fin, _ := runEngine(t, context.Background(), tg, release("2.0.0"), &clock.Fake{})
 	if fin.Outcome != RollbackFailed {
 		t.Fatalf("outcome = %s", fin.Outcome)
 	}
@@ -295,7 +272,7 @@ func TestCancelDuringHealthStopsOnTheStableSlot(t *testing.T) {
 	tg.healthyAfter = 1000
 	ctx, cancel := context.WithCancel(context.Background())
 	tg.onHealth = cancel
-	fin, _ := runEngine(t, ctx, tg, release("2.0.0"), &fakeClock{})
+	fin, _ := runEngine(t, ctx, tg, release("2.0.0"), &clock.Fake{})
 	if fin.Outcome != Interrupted || fin.Reason != ReasonCancelled {
 		t.Fatalf("outcome = %s/%s", fin.Outcome, fin.Reason)
 	}
@@ -306,7 +283,7 @@ func TestCancelDuringHealthStopsOnTheStableSlot(t *testing.T) {
 
 func TestSameReleaseIsUnchanged(t *testing.T) {
 	tg := liveOnBlue("1.0.0")
-	fin, _ := runEngine(t, context.Background(), tg, release("1.0.0"), &fakeClock{})
+	fin, _ := runEngine(t, context.Background(), tg, release("1.0.0"), &clock.Fake{})
 	if fin.Outcome != Unchanged || len(tg.applied) != 0 {
 		t.Fatalf("outcome %s with %d applies", fin.Outcome, len(tg.applied))
 	}
@@ -316,7 +293,7 @@ func TestBakeFailureChangesNothing(t *testing.T) {
 	tg := liveOnBlue("1.0.0")
 	fin, _ := runEngine(t, context.Background(), tg, BakeFunc(func(context.Context) (fleet.Release, error) {
 		return fleet.Release{}, errors.New("compile error")
-	}), &fakeClock{})
+	}), &clock.Fake{})
 	if fin.Outcome != RolledBack || fin.Reason != ReasonBakeFailed || len(tg.applied) != 0 {
 		t.Fatalf("outcome %s/%s with %d applies", fin.Outcome, fin.Reason, len(tg.applied))
 	}

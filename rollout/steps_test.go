@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // fakeAnalyzer returns scripted verdicts by analysis name.
@@ -67,7 +68,7 @@ func (j *memJournal) Clear() error {
 
 type harness struct {
 	tg       *fakeTarget
-	clk      *fakeClock
+	clk      *clock.Fake
 	analyzer *fakeAnalyzer
 	journal  *memJournal
 	// react is called (in its own goroutine) for every event, with a way to send controls.
@@ -120,7 +121,7 @@ func (h *harness) run(t *testing.T, ctx context.Context, req Request, b Baker) (
 }
 
 func newHarness() *harness {
-	return &harness{tg: liveOnBlue("1.0.0"), clk: &fakeClock{}, journal: &memJournal{}}
+	return &harness{tg: liveOnBlue("1.0.0"), clk: &clock.Fake{}, journal: &memJournal{}}
 }
 
 func stepsRequest(steps ...Step) Request {
@@ -217,7 +218,7 @@ func TestPauseFreezesATimedPauseUntilResumed(t *testing.T) {
 		}
 		if p, ok := ev.(Paused); ok && !p.Indefinite {
 			// Let a long time pass on the clock while paused: the step must not end.
-			h.clk.After(10 * time.Minute)
+			h.clk.Advance(10 * time.Minute)
 			send(CmdResume)
 		}
 	}
