@@ -15,9 +15,9 @@ type stage struct {
 	step  int // 1-based traffic step, 0 otherwise
 	run   func(ctx context.Context) error
 	// spec is the change the stage makes to the applied spec (nil: it only waits or
-	// measures); Preview folds these to show each phase.
+	// measures); Plan folds these to show each phase.
 	spec func(fleet.Spec) fleet.Spec
-	// waits says what the stage waits for, for Preview.
+	// waits says what the stage waits for, for Plan.
 	waits string
 }
 
