@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // Run measures every metric of t every t.Interval until the analysis reaches an Outcome, and
@@ -28,16 +30,14 @@ import (
 //
 // Run returns an error only for an invalid template or when ctx ends first; the Summary then
 // has an empty Outcome, ReasonCanceled and the measurements taken so far.
-func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, onMeasure func(Measurement)) (Summary, error) {
+func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk clock.Clock, onMeasure func(Measurement)) (Summary, error) {
 	if err := t.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("analysis: invalid template: %w", err)
 	}
 	if endpoints == nil {
 		return Summary{}, errors.New("analysis: no endpoints function")
 	}
-	if clk == nil {
-		clk = RealClock{}
-	}
+	clk = clock.Or(clk)
 	r := newRun(t)
 	defer r.scraper.close()
 	r.round(ctx, endpoints, clk.Now()) // the baseline

@@ -122,22 +122,6 @@ type Endpoint struct {
 // instances may come and go. An error makes that round's measurements Error.
 type EndpointsFunc func(ctx context.Context) ([]Endpoint, error)
 
-// Clock is Run's time source (the same shape as rollout.Clock), so tests drive time instead
-// of sleeping.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-// Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
-
-// After returns time.After(d).
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
 // Result is the verdict of one measurement.
 type Result string
 

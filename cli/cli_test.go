@@ -135,7 +135,7 @@ func TestLinePrinterSaysWhatHappened(t *testing.T) {
 		p.event(ev)
 	}
 	want := `rollout shop on local: live 1.0.0 (aaaaaaaaaaaa); new release goes to slot green
-    +0s bake    
+    +0s bake     started
          baked 2.0.0 (bbbbbbbbbbbb)
     +1s bake     done in 1s
          create             Instance shop-green-0 (80ms)

@@ -38,7 +38,7 @@ func (a scrapeAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slo
 		}
 		return eps, nil
 	}
-	sum, err := analysis.Run(ctx, t, endpoints, analysis.RealClock{}, func(m analysis.Measurement) {
+	sum, err := analysis.Run(ctx, t, endpoints, nil, func(m analysis.Measurement) {
 		am := rollout.AnalysisMeasured{Metric: m.Metric, Threshold: m.Threshold, Result: string(m.Result), Reason: m.Reason,
 			Passed: m.Passed, Failed: m.Failed, Inconclusive: m.Inconclusive}
 		if !math.IsNaN(m.Value) && !math.IsInf(m.Value, 0) {
