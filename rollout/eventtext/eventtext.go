@@ -176,7 +176,7 @@ func Round(d time.Duration) time.Duration {
 	return d.Round(10 * time.Millisecond)
 }
 
-// ShortType is a resource type without its package ("kiln:local:Instance" → "Instance").
+// ShortType is a resource type without its package ("pkg:module:Instance" → "Instance").
 func ShortType(t string) string {
 	if i := strings.LastIndexByte(t, ':'); i >= 0 {
 		return t[i+1:]

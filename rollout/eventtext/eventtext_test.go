@@ -39,7 +39,7 @@ func TestDescribe(t *testing.T) {
 			plain: "health FAILED after 1.23s: not healthy", cols: "health   FAILED after 1.23s: not healthy"},
 		{ev: rollout.Paused{At: at, Remaining: 90 * time.Second},
 			plain: "paused with 1m30s of the pause left", cols: "paused with 1m30s of the pause left: kiln rollout resume | promote | abort"},
-		{ev: rollout.ResourceChanged{At: at, ResourceOp: fleet.ResourceOp{Op: "create", Type: "kiln:local:Instance", Name: "i", Status: fleet.OpFailed, Error: "exit 1"}}, bad: true,
+		{ev: rollout.ResourceChanged{At: at, ResourceOp: fleet.ResourceOp{Op: "create", Type: "test:fake:Instance", Name: "i", Status: fleet.OpFailed, Error: "exit 1"}}, bad: true,
 			plain: "create Instance i FAILED: exit 1", cols: "create             Instance i FAILED: exit 1"},
 		{ev: rollout.ResourceChanged{At: at, ResourceOp: fleet.ResourceOp{Op: "create", Status: fleet.OpStarted}}, nothing: true},
 		{ev: rollout.AnalysisFinished{At: at, Analysis: "errors", Outcome: rollout.AnalysisInconclusive, Message: "too few requests"}, bad: true,

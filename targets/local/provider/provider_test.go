@@ -133,8 +133,8 @@ func TestCheckRefusesAnInvalidBalancerButNotAPreviewWithUnknowns(t *testing.T) {
 }
 
 func TestUnknownResourceTypeIsAnError(t *testing.T) {
-	_, err := (&server{}).Create(context.Background(), &pulumirpc.CreateRequest{Urn: "urn:pulumi:s::kiln::kiln:local:Nope::x", Properties: mustStruct(t, map[string]any{})})
-	if err == nil || !strings.Contains(err.Error(), "kiln:local:Nope") {
+	_, err := (&server{}).Create(context.Background(), &pulumirpc.CreateRequest{Urn: "urn:pulumi:s::kiln::" + schema.Provider + ":local:Nope::x", Properties: mustStruct(t, map[string]any{})})
+	if err == nil || !strings.Contains(err.Error(), schema.Provider+":local:Nope") {
 		t.Fatalf("err = %v", err)
 	}
 }
