@@ -49,6 +49,9 @@ type Spec struct {
 	Instance string `json:"instance"`
 	// ImageDir is the absolute path of the (read-only) image root.
 	ImageDir string `json:"imageDir"`
+	// Digest, if set, is the image's digest as the deployment recorded it: boot
+	// re-hashes the image and refuses to start anything from one that differs.
+	Digest string `json:"digest,omitempty"`
 	// DataDir is the absolute path of the instance's writable directory;
 	// status.json and logs/ live there.
 	DataDir string `json:"dataDir"`

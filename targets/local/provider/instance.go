@@ -107,7 +107,7 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	if err != nil {
 		return "", nil, fmt.Errorf("drainTimeout: %w", err)
 	}
-	spec, err := json.MarshalIndent(boot.Spec{Instance: id, ImageDir: p.ImageDir, DataDir: p.DataDir, Env: env, DrainTimeout: boot.Duration(drain)}, "", "  ")
+	spec, err := json.MarshalIndent(boot.Spec{Instance: id, ImageDir: p.ImageDir, Digest: p.Digest, DataDir: p.DataDir, Env: env, DrainTimeout: boot.Duration(drain)}, "", "  ")
 	if err != nil {
 		return "", nil, err
 	}
