@@ -60,6 +60,9 @@ type parser struct {
 	deadline *yaml.Node    // rollout.progressDeadline, for the cross-field check
 	interval *yaml.Node    // fleet.health.interval, likewise
 	refs     []templateRef // analysis templates named by rollout:, checked once analysis: is decoded
+	// secretRefs are the ${secret:NAME} references and secretNodes the declarations,
+	// checked against each other once both are decoded (secrets.go).
+	secretRefs, secretNodes []secretRef
 }
 
 var (
@@ -104,6 +107,8 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	analysisNode := top.Field("analysis")
 	m.Analysis = p.analysis(analysisNode)
 	p.checkRefs(analysisNode, m.Analysis)
+	m.Secrets = p.secrets(top.Field("secrets"))
+	p.checkSecrets(m.Secrets)
 	top.Finish()
 
 	// Cross-field rule, checked only when both sides decoded: a slot can only become healthy
@@ -154,17 +159,19 @@ func (p *parser) app(n *yaml.Node, a *App) {
 			a.Binary = s
 		}
 	}
-	if v := m.Field("args"); v != nil {
+	args := m.Field("args")
+	if v := m.Field("env"); v != nil {
+		a.Env = p.env(v, "app.env")
+	}
+	if v := args; v != nil {
 		items, paths := p.d.Seq(v, "app.args")
 		a.Args = []string{}
 		for i, it := range items {
 			if s, ok := p.d.Literal(it, paths[i]); ok {
+				p.refuseSecretInArgs(it, paths[i], s, a.Env)
 				a.Args = append(a.Args, s)
 			}
 		}
-	}
-	if v := m.Field("env"); v != nil {
-		a.Env = p.env(v, "app.env")
 	}
 	m.Finish()
 }
@@ -203,6 +210,7 @@ func (p *parser) env(n *yaml.Node, path string) map[string]string {
 			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT and KILN_* cannot be overridden)", e.Name)
 		}
 		if s, ok := p.d.Literal(e.Value, e.Path); ok {
+			p.noteSecretRefs(e.Value, e.Path, s)
 			out[e.Name] = s
 		}
 	}
@@ -229,6 +237,7 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 				sm := p.d.Map(settingsNode, e.Path+".settings")
 				for _, se := range sm.Entries() {
 					if val, ok := p.d.Literal(se.Value, se.Path); ok {
+						p.noteSecretRefs(se.Value, se.Path, val)
 						settings[se.Name] = val
 					}
 				}
