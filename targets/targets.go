@@ -14,6 +14,7 @@ import (
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 )
 
@@ -43,6 +44,9 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store on this host that bakes land in.
 	Images *images.Store
+	// Secrets reads the stack's encrypted secrets (the manifest's secrets section names
+	// those the fleet gets); nil when there is no store to read them from.
+	Secrets func() (releases.Secrets, error)
 }
 
 // Opener opens a target for the service of cfg.Manifest.

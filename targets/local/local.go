@@ -21,6 +21,7 @@ import (
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets"
@@ -39,7 +40,8 @@ func init() {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
 		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
-			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images})
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images,
+			Secrets: m.Secrets, LoadSecrets: cfg.Secrets})
 	})
 }
 
@@ -59,6 +61,10 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store instances boot from: images stay on this host.
 	Images *images.Store
+	// Secrets names the service's secrets; LoadSecrets reads their ciphertexts from the
+	// stack's store before every operation that runs the program.
+	Secrets     []string
+	LoadSecrets func() (releases.Secrets, error)
 }
 
 // Target is the local target for one service.
@@ -105,8 +111,31 @@ func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image)
 // RunDir is where instances and the load balancer keep their files.
 func (t *Target) RunDir() string { return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service) }
 
-func (t *Target) program(spec fleet.Spec) pulumi.RunFunc {
-	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()})
+// program returns the fleet program for spec, with the stack's config holding the
+// service's secrets as they are stored now.
+func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
+	cfg := programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
+	ciphertexts := map[string]string{}
+	var manager []byte
+	if len(t.cfg.Secrets) > 0 {
+		if t.cfg.LoadSecrets == nil {
+			return nil, fmt.Errorf("service %s has secrets but no store to read them from", t.cfg.Service)
+		}
+		doc, err := t.cfg.LoadSecrets()
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range t.cfg.Secrets {
+			if sec, ok := doc.Values[name]; ok {
+				ciphertexts[name] = sec.Ciphertext
+			}
+		}
+		manager, cfg.SecretsVersion = doc.Manager, doc.Version
+	}
+	if err := t.stack.UseSecrets(ctx, manager, ciphertexts); err != nil {
+		return nil, err
+	}
+	return fleetProgram(spec, cfg), nil
 }
 
 // Name returns "local".
@@ -156,7 +185,11 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
 		return err
 	}
-	outs, err := t.stack.Up(ctx, t.program(spec), ops)
+	program, err := t.program(ctx, spec)
+	if err != nil {
+		return err
+	}
+	outs, err := t.stack.Up(ctx, program, ops)
 	t.mu.Lock()
 	t.outs = outs // nil after a failure: read them again next time
 	t.mu.Unlock()
@@ -167,7 +200,11 @@ var _ rollout.Previewer = (*Target)(nil)
 
 // Preview reports the resource operations applying spec would make, changing nothing.
 func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	_, err := t.stack.Preview(ctx, t.program(spec), ops)
+	program, err := t.program(ctx, spec)
+	if err != nil {
+		return err
+	}
+	_, err = t.stack.Preview(ctx, program, ops)
 	return err
 }
 
