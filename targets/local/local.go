@@ -138,6 +138,12 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 	return fleetProgram(spec, cfg), nil
 }
 
+// EncryptSecret encrypts a secret with the stack's secrets provider (see
+// stacks.Stack.EncryptSecret).
+func (t *Target) EncryptSecret(ctx context.Context, manager json.RawMessage, name string, value []byte) (string, json.RawMessage, error) {
+	return t.stack.EncryptSecret(ctx, manager, name, value)
+}
+
 // Name returns "local".
 func (t *Target) Name() string { return "local" }
 
