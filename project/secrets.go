@@ -33,9 +33,9 @@ type SecretStatus struct {
 	Host  string    `json:"host,omitempty"`
 }
 
-// declared refuses a secret the manifest does not declare: a typo must not store a value
-// nothing reads.
-func (p *Project) declared(name string) error {
+// SecretDeclared refuses a secret the manifest does not declare: a typo must not store a
+// value nothing reads.
+func (p *Project) SecretDeclared(name string) error {
 	if slices.Contains(p.Manifest.Secrets, name) {
 		return nil
 	}
@@ -50,7 +50,7 @@ func (p *Project) declared(name string) error {
 // target) and stores the ciphertext, with who set it and when, under a new secrets
 // version: the next rollout replaces the instances.
 func (p *Project) SetSecret(ctx context.Context, enc SecretEncrypter, name string, value []byte) error {
-	if err := p.declared(name); err != nil {
+	if err := p.SecretDeclared(name); err != nil {
 		return err
 	}
 	if len(value) == 0 {
