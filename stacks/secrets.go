@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
@@ -18,11 +17,15 @@ import (
 // ciphertexts with the stack instead (package releases) and writes them back into the
 // work directory before every operation with UseSecrets.
 
-// secretKeyPrefix starts the config key of every secret, after the project's namespace.
-const secretKeyPrefix = "secret."
+// secretNamespace is the config namespace of the secrets. It must name no provider: the
+// engine hands a provider plugin the config of its own namespace, decrypted, in its
+// environment (PULUMI_CONFIG) — the project's namespace "kiln" is also the provider's.
+const secretNamespace = "kiln-secret"
 
 // SecretConfigKey is the config key of the named secret, as a program reads it.
-func SecretConfigKey(name string) string { return Project + ":" + secretKeyPrefix + name }
+func SecretConfigKey(name string) string { return secretNamespace + ":" + name }
+
+func secretKey(name string) config.Key { return config.MustMakeKey(secretNamespace, name) }
 
 // secretsManager is what a stack's settings say about how its config secrets are
 // encrypted. Every host must use the same, or it cannot read the others' ciphertexts:
@@ -69,12 +72,12 @@ func (s *Stack) UseSecrets(ctx context.Context, manager json.RawMessage, ciphert
 		return fmt.Errorf("stack %s: %w", s.opts.Stack, err)
 	}
 	for k := range ps.Config {
-		if k.Namespace() == Project && strings.HasPrefix(k.Name(), secretKeyPrefix) {
+		if k.Namespace() == secretNamespace {
 			delete(ps.Config, k)
 		}
 	}
 	for name, ct := range ciphertexts {
-		ps.Config[config.MustMakeKey(Project, secretKeyPrefix+name)] = config.NewSecureValue(ct)
+		ps.Config[secretKey(name)] = config.NewSecureValue(ct)
 	}
 	if err := s.ws.SaveStackSettings(ctx, s.opts.Stack, ps); err != nil {
 		return fmt.Errorf("stack %s: %w", s.opts.Stack, err)
@@ -107,7 +110,7 @@ func (s *Stack) EncryptSecret(ctx context.Context, manager json.RawMessage, name
 	if ps, err = s.settings(ctx); err != nil {
 		return "", nil, err
 	}
-	v, ok := ps.Config[config.MustMakeKey(Project, secretKeyPrefix+name)]
+	v, ok := ps.Config[secretKey(name)]
 	if !ok || !v.Secure() {
 		return "", nil, fmt.Errorf("encrypt secret %s: the engine stored no ciphertext", name)
 	}

@@ -1,0 +1,312 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kilnhq/kiln/internal/loadgen"
+)
+
+const secretsManifestTmpl = `apiVersion: kiln/v1
+service: vault
+version: %s
+secrets: [DB_PASSWORD]
+app:
+  binary: %s
+  env:
+    DB_URL: "postgres://app:${secret:DB_PASSWORD}@db/app"
+fleet:
+  size: 2
+  port: 8080
+  health:
+    path: /healthz
+    interval: 200ms
+    timeout: 150ms
+    healthyThreshold: 2
+    unhealthyThreshold: 2
+rollout:
+  progressDeadline: 6s
+  drainTimeout: 3s
+  scaleDownDelay: 0s
+target:
+  local:
+    listen: 127.0.0.1:0
+`
+
+// passphrase is the stack's passphrase in this test, given as CI would: in KILN_PASSPHRASE.
+const passphrase = "e2e-passphrase-4b1d"
+
+// kilnWith runs kiln with stdin and KILN_PASSPHRASE set.
+func kilnWith(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kiln"), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "KILN_PASSPHRASE="+passphrase)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kiln %v: %v", args, err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func newCanary(t *testing.T) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "kiln-canary-" + hex.EncodeToString(b)
+}
+
+// procWatch samples the command line and environment of every process while it runs:
+// a value found in either is recorded, with the process, unless the process is one of
+// the app's units, which are meant to have it in their environment.
+type procWatch struct {
+	values []string
+	// argvOnly are looked for in command lines only: the passphrase is meant to be in
+	// the environment of kiln and the engine (KILN_PASSPHRASE), never in an argv.
+	argvOnly []string
+	stop     chan struct{}
+	done   chan struct{}
+
+	mu   sync.Mutex
+	hits []string
+	apps map[string]bool // app processes seen holding each value
+}
+
+func watchProcs(values, argvOnly []string) *procWatch {
+	w := &procWatch{values: values, argvOnly: argvOnly, stop: make(chan struct{}), done: make(chan struct{}), apps: map[string]bool{}}
+	go func() {
+		defer close(w.done)
+		for {
+			w.sample()
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+func (w *procWatch) sample() {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+		// The app's units run the app as baked into the image (<image>/app/...).
+		isApp := strings.Contains(string(argv0), string(filepath.Separator)+"images"+string(filepath.Separator))
+		for _, v := range append(w.values, w.argvOnly...) {
+			inArgv, inEnv := bytes.Contains(cmdline, []byte(v)), bytes.Contains(environ, []byte(v))
+			if slices.Contains(w.argvOnly, v) {
+				inEnv = false
+			}
+			w.mu.Lock()
+			switch {
+			case inArgv:
+				w.hits = append(w.hits, fmt.Sprintf("argv of %s: %s", e.Name(), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+			case inEnv && !isApp:
+				w.hits = append(w.hits, fmt.Sprintf("environment of %s: %s", e.Name(), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+			case inEnv:
+				w.apps[v] = true
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+func (w *procWatch) finish() (hits []string, apps map[string]bool) {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hits, w.apps
+}
+
+// filesHolding lists the files under root that contain any of values.
+func filesHolding(t *testing.T, root string, values ...string) []string {
+	t.Helper()
+	var hits []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for _, v := range values {
+			if bytes.Contains(b, []byte(v)) {
+				hits = append(hits, p)
+			}
+		}
+		return nil
+	})
+	return hits
+}
+
+// appEnvHolding lists the live app processes of dir's fleet whose DB_URL holds value.
+func appEnvHolding(dir, value string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if !bytes.Contains(cmdline, []byte(dir)) {
+			continue
+		}
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		for _, kv := range bytes.Split(environ, []byte{0}) {
+			if string(kv) == "DB_URL=postgres://app:"+value+"@db/app" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		kilnWith(t, dir, "", "destroy")
+		if left := leftovers(dir); len(left) > 0 {
+			t.Errorf("processes left after destroy: %v", left)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(fmt.Sprintf(secretsManifestTmpl, "1.0.0", demoBin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A referenced secret that is not set stops the rollout before anything is baked.
+	code, out, errOut := kilnWith(t, dir, "", "rollout", "--output", "json")
+	if code != 2 || !strings.Contains(errOut, "DB_PASSWORD") {
+		t.Fatalf("rollout without the secret exited %d, want 2 naming DB_PASSWORD\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".kiln", "images")); err == nil {
+		t.Fatal("a rollout refused for an unset secret baked an image")
+	}
+
+	canary, rotated := newCanary(t), newCanary(t)
+	procs := watchProcs([]string{canary, rotated}, []string{passphrase})
+	var events bytes.Buffer // everything kiln printed: the event stream, JSON output, errors
+
+	code, out, errOut = kilnWith(t, dir, canary+"\n", "secret", "set", "DB_PASSWORD")
+	events.WriteString(out + errOut)
+	if code != 0 {
+		t.Fatalf("secret set exited %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = kilnWith(t, dir, "", "rollout", "--output", "json")
+	events.WriteString(out + errOut)
+	if code != 0 {
+		t.Fatalf("rollout 1.0.0 exited %d\n%s\n%s", code, out, errOut)
+	}
+	first := finished(t, out)["to"].(map[string]any)
+	if n := appEnvHolding(dir, canary); n != 2 {
+		t.Fatalf("%d app processes have the secret in DB_URL, want the 2 instances", n)
+	}
+
+	code, out, errOut = kilnWith(t, dir, "", "status", "--output", "json")
+	events.WriteString(out + errOut)
+	var st struct {
+		Endpoint string `json:"endpoint"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status: %d %v\n%s", code, err, out)
+	}
+	load, err := loadgen.Start(context.Background(), loadgen.Options{URL: "http://" + st.Endpoint + "/", Workers: 4,
+		MaxTotal: 200000, MaxTime: 3 * time.Minute, Pause: time.Millisecond, VersionHeader: "X-Demo-Version"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer load.Stop()
+
+	// Same image, same secrets: nothing to do.
+	code, out, errOut = kilnWith(t, dir, "", "rollout", "--output", "json")
+	events.WriteString(out + errOut)
+	if fin := finished(t, out); code != 0 || fin["outcome"] != "unchanged" {
+		t.Fatalf("a second rollout of the same release: exit %d, %v", code, fin)
+	}
+
+	// Rotation: the same image is rolled out again under load, its instances replaced.
+	code, out, errOut = kilnWith(t, dir, rotated, "secret", "set", "DB_PASSWORD")
+	events.WriteString(out + errOut)
+	if code != 0 {
+		t.Fatalf("secret set (rotation) exited %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = kilnWith(t, dir, "", "rollout", "--output", "json")
+	events.WriteString(out + errOut)
+	if code != 0 {
+		t.Fatalf("rollout after rotation exited %d\n%s\n%s", code, out, errOut)
+	}
+	fin := finished(t, out)
+	second := fin["to"].(map[string]any)
+	if fin["outcome"] != "promoted" || second["image"].(map[string]any)["digest"] != first["image"].(map[string]any)["digest"] || second["secrets"] == first["secrets"] {
+		t.Fatalf("rollout after rotation: %v, want the same image promoted under a new secrets version (first %v)", fin, first)
+	}
+	rep := load.Stop()
+	t.Logf("load: %s", rep)
+	if rep.Failed != 0 || rep.Sent == 0 {
+		t.Fatalf("%d of %d requests failed during the rotation: %v", rep.Failed, rep.Sent, rep.Errors)
+	}
+	if n, old := appEnvHolding(dir, rotated), appEnvHolding(dir, canary); n != 2 || old != 0 {
+		t.Fatalf("after rotation %d app processes have the new value and %d the old, want 2 and 0", n, old)
+	}
+
+	for _, args := range [][]string{{"history", "--output", "json"}, {"history", "--output", "text"}, {"secret", "list", "--output", "json"}, {"secret", "list", "--output", "text"}} {
+		code, out, errOut = kilnWith(t, dir, "", args...)
+		events.WriteString(out + errOut)
+		if code != 0 {
+			t.Fatalf("kiln %v exited %d: %s", args, code, errOut)
+		}
+	}
+	if !strings.Contains(out, "DB_PASSWORD") || !strings.Contains(out, "set") {
+		t.Fatalf("secret list does not list DB_PASSWORD as set:\n%s", out)
+	}
+
+	hits, apps := procs.finish()
+	for _, h := range hits {
+		t.Errorf("a secret or the passphrase was visible in the %s", h)
+	}
+	if !apps[canary] || !apps[rotated] {
+		t.Errorf("the process watch never saw the app holding the values (%v): it did not look", apps)
+	}
+	for _, v := range []string{canary, rotated} {
+		if strings.Contains(events.String(), v) {
+			t.Errorf("kiln printed a secret's value")
+		}
+	}
+	// Every file under the test's directory: the state directory with the file backend,
+	// the work directory's stack config, the images, every log and engine.log.
+	if files := filesHolding(t, dir, canary, rotated); len(files) > 0 {
+		t.Errorf("files holding a secret's value: %v", files)
+	}
+	for _, must := range []string{"logs/engine.log", "pulumi/.pulumi/stacks/kiln/vault.json", "pulumi/.kiln/vault/secrets.json"} {
+		if _, err := os.Stat(filepath.Join(dir, ".kiln", must)); err != nil {
+			t.Errorf("the search did not cover %s: %v", must, err)
+		}
+	}
+}
