@@ -40,6 +40,7 @@ func SecretRefs(s string) (names []string, any bool) {
 		s = s[end+1:]
 	}
 }
+
 // Error is a reference that cannot be expanded.
 type Error struct {
 	// Ref is the reference as written, e.g. "${PORT" or "${lower}".
