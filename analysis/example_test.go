@@ -22,8 +22,9 @@ func (c *stepClock) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
-// Run measures an instance's error ratio three times, 10s apart. The rollout engine passes
-// analysis.RealClock{} (or nil) instead of stepClock, and the new slot's /metrics URLs.
+// Run measures an instance's error ratio three times, 10s apart, scraping its Prometheus
+// endpoint. The rollout engine passes analysis.RealClock{} (or nil) instead of stepClock, and
+// the new slot's /metrics URLs.
 func ExampleRun() {
 	served := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -41,7 +42,9 @@ func ExampleRun() {
 		return []analysis.Endpoint{{Instance: "i-1", URL: srv.URL + "/metrics"}}, nil
 	}
 	clk := &stepClock{now: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
-	s, err := analysis.Run(context.Background(), tmpl, endpoints, clk, func(m analysis.Measurement) {
+	src := analysis.NewScrape(tmpl, endpoints)
+	defer src.Close()
+	s, err := analysis.Run(context.Background(), tmpl, src, clk, func(m analysis.Measurement) {
 		fmt.Printf("%s %s %.3g (%s): %s\n", m.At.Format("15:04:05"), m.Metric, m.Value, m.Threshold, m.Result)
 	})
 	if err != nil {
