@@ -73,6 +73,15 @@ func (c *Counter) Add(v float64) {
 	c.last = v
 }
 
+// Feed is Start for the window's first sample (first is true) and Add for the others.
+func (c *Counter) Feed(v float64, first bool) {
+	if first {
+		c.Start(v)
+	} else {
+		c.Add(v)
+	}
+}
+
 // Increase returns the increase fed so far.
 func (c *Counter) Increase() float64 { return c.sum }
 
@@ -101,11 +110,7 @@ func (cs *Counters[K]) Add(key K, start bool, v float64) {
 		cs.m = map[K]Counter{}
 	}
 	c := cs.m[key]
-	if start {
-		c.Start(v)
-	} else {
-		c.Add(v)
-	}
+	c.Feed(v, start)
 	cs.m[key] = c
 }
 
