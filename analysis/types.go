@@ -30,10 +30,10 @@ const (
 	DefaultWindow            = time.Minute // errorRatio.window and latency.window
 	DefaultAggregate         = AggregateMax
 
-	// ConsecutiveErrorLimit is how many Error measurements (an endpoint could not be scraped)
-	// a metric tolerates in a row; one more fails the analysis with ReasonScrapeErrors. Errors
-	// count neither as passes nor as failures, but they break a run of passes (as Argo
-	// Rollouts' default consecutiveErrorLimit of 4).
+	// ConsecutiveErrorLimit is how many Error measurements (the source could not be read,
+	// e.g. an endpoint could not be scraped) a metric tolerates in a row; one more fails the
+	// analysis with ReasonScrapeErrors. Errors count neither as passes nor as failures, but
+	// they break a run of passes (as Argo Rollouts' default consecutiveErrorLimit of 4).
 	ConsecutiveErrorLimit = 4
 
 	// MaxBodyBytes bounds one scrape's response body; a larger body is a scrape error.
