@@ -143,52 +143,54 @@ func (s *Scrape) Gauge(_ context.Context, now time.Time, name string) (GaugeRead
 	return r, nil
 }
 
-// seriesKey names a series of one endpoint's window.
-type seriesKey struct {
-	endpoint int
-	labels   string
-}
-
-// requestIncrease returns the increase of 5xx and of all requests across the windows.
+// requestIncrease returns the increase of 5xx and of all requests across the windows (one
+// per endpoint, each series followed on its own).
 func requestIncrease(windows [][]*snapshot) (errs, total float64) {
-	var counters prommath.Counters[seriesKey]
-	fiveXX := map[seriesKey]bool{}
-	for e, w := range windows {
+	var counters prommath.Counters[string] // by label set, reused window after window
+	for _, w := range windows {
 		if len(w) < 2 {
 			continue
 		}
+		counters.Reset()
 		for i, snap := range w {
 			for labels, r := range snap.requests {
-				k := seriesKey{e, labels}
-				counters.Add(k, i == 0, r.value)
-				if _, ok := fiveXX[k]; !ok {
-					fiveXX[k] = r.is5xx
-				}
+				counters.Add(labels, i == 0, r.value)
 			}
 		}
-	}
-	for k, inc := range counters.All() {
-		total += inc
-		if fiveXX[k] {
-			errs += inc
+		for labels, inc := range counters.All() {
+			total += inc
+			if isFiveXX(w, labels) {
+				errs += inc
+			}
 		}
 	}
 	return errs, total
 }
 
+// isFiveXX reports whether the first snapshot of w that has series labels marks it 5xx.
+func isFiveXX(w []*snapshot, labels string) bool {
+	for _, s := range w {
+		if r, ok := s.requests[labels]; ok {
+			return r.is5xx
+		}
+	}
+	return false
+}
+
 // bucketIncrease returns the increase of every latency bucket across the windows, summed
 // over series and endpoints by upper bound, sorted by upper bound.
 func bucketIncrease(windows [][]*snapshot) []prommath.Bucket {
-	var h prommath.HistogramIncrease[seriesKey]
-	for e, w := range windows {
+	var h prommath.HistogramIncrease[string] // by label set without le
+	for _, w := range windows {
 		if len(w) < 2 {
 			continue
 		}
 		for i, snap := range w {
 			for labels, bs := range snap.hists {
-				h.Add(seriesKey{e, labels}, i == 0, bs)
+				h.Add(labels, i == 0, bs)
 			}
 		}
+		h.NextWindow()
 	}
 	return h.Buckets()
 }

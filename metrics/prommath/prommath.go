@@ -114,6 +114,9 @@ func (cs *Counters[K]) Add(key K, start bool, v float64) {
 	cs.m[key] = c
 }
 
+// Reset forgets every series, keeping the memory for the next window's.
+func (cs *Counters[K]) Reset() { clear(cs.m) }
+
 // All yields every series fed so far with its increase, in no particular order.
 func (cs *Counters[K]) All() iter.Seq2[K, float64] {
 	return func(yield func(K, float64) bool) {
@@ -128,9 +131,11 @@ func (cs *Counters[K]) All() iter.Seq2[K, float64] {
 // HistogramIncrease follows the buckets of any number of histogram series through a window
 // and sums the increase of each bucket by upper bound: every bucket is a counter of its own,
 // as in Prometheus, so a reset is seen bucket by bucket. K names a series (for example its
-// label set and the instance it came from). The zero value is ready to use.
+// label set). Several windows (one per instance) are summed by calling NextWindow between
+// them. The zero value is ready to use.
 type HistogramIncrease[K comparable] struct {
 	counters Counters[bucketKey[K]]
+	closed   map[float64]float64 // increases of the windows already closed, by upper bound
 }
 
 type bucketKey[K comparable] struct {
@@ -146,18 +151,28 @@ func (h *HistogramIncrease[K]) Add(series K, start bool, buckets []Bucket) {
 	}
 }
 
-// Buckets returns the increase of every bucket, summed over series by upper bound, sorted by
-// upper bound; nil when nothing was fed.
-func (h *HistogramIncrease[K]) Buckets() []Bucket {
-	sums := map[float64]float64{}
-	for k, inc := range h.counters.All() {
-		sums[k.upper] += inc
+// NextWindow closes the window being fed: its increases are kept and its series forgotten, so
+// that the next samples (another instance's, whose series have the same names) start a
+// window of their own.
+func (h *HistogramIncrease[K]) NextWindow() {
+	if h.closed == nil {
+		h.closed = map[float64]float64{}
 	}
-	if len(sums) == 0 {
+	for k, inc := range h.counters.All() {
+		h.closed[k.upper] += inc
+	}
+	h.counters.Reset()
+}
+
+// Buckets closes the window and returns the increase of every bucket, summed over series and
+// windows by upper bound, sorted by upper bound; nil when nothing was fed.
+func (h *HistogramIncrease[K]) Buckets() []Bucket {
+	h.NextWindow()
+	if len(h.closed) == 0 {
 		return nil
 	}
-	out := make([]Bucket, 0, len(sums))
-	for ub, n := range sums {
+	out := make([]Bucket, 0, len(h.closed))
+	for ub, n := range h.closed {
 		out = append(out, Bucket{Upper: ub, Count: n})
 	}
 	SortBuckets(out)

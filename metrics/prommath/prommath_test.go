@@ -89,6 +89,11 @@ func TestHistogramIncrease(t *testing.T) {
 		{"a series created inside the window counts from zero", []sample{
 			{"a", true, layout(0, 0, 0, 0)}, {"b", false, layout(1, 1, 2, 2)},
 		}, layout(1, 1, 2, 2)},
+		{"a new window has its own baseline", []sample{
+			{"a", true, layout(0, 0, 0, 0)}, {"a", false, layout(1, 1, 1, 1)},
+			{"", false, nil}, // NextWindow: another instance's series "a"
+			{"a", true, layout(100, 100, 100, 100)}, {"a", false, layout(101, 102, 103, 104)},
+		}, layout(2, 3, 4, 5)},
 		{"different layouts keep their own bounds", []sample{
 			{"a", true, []Bucket{{0.5, 0}, {inf, 0}}}, {"a", false, []Bucket{{0.5, 4}, {inf, 6}}},
 			{"b", true, []Bucket{{1, 0}, {inf, 0}}}, {"b", false, []Bucket{{1, 1}, {inf, 1}}},
@@ -98,6 +103,10 @@ func TestHistogramIncrease(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var h HistogramIncrease[string]
 			for _, s := range tc.samples {
+				if s.bs == nil {
+					h.NextWindow()
+					continue
+				}
 				h.Add(s.series, s.start, s.bs)
 			}
 			if got := h.Buckets(); !slices.Equal(got, tc.want) {
@@ -190,6 +199,14 @@ func TestCounters(t *testing.T) {
 	}
 	if len(got) != 3 || got["a"] != 50 || got["b"] != 2 || got["c"] != 4 {
 		t.Errorf("increases = %v, want a:50 b:2 c:4", got)
+	}
+	cs.Reset()
+	cs.Add("a", true, 7)
+	cs.Add("a", false, 9)
+	for k, inc := range cs.All() {
+		if k != "a" || inc != 2 {
+			t.Errorf("after Reset: %s increased %v, want only a by 2", k, inc)
+		}
 	}
 }
 
