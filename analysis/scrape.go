@@ -12,9 +12,10 @@ import (
 )
 
 // Scrape is the Source that scrapes every instance's Prometheus text endpoint once a round
-// and keeps, per endpoint, the scrapes its template's windows read. Counters are
-// RequestsMetric (5xx by its code label) and the histogram LatencyMetric; a gauge is any
-// counter, gauge or untyped metric of this round's scrapes.
+// and keeps, per endpoint, the scrapes its template's windows read. Requests are the counter
+// RequestsMetric (5xx by its code label, else its status label), latency the histogram
+// LatencyMetric, both followed per series and instance with prommath; a gauge is any counter,
+// gauge or untyped metric of this round's scrapes.
 //
 // A round in which an endpoint cannot be scraped (or endpoints fails, or returns none) is an
 // error: the analysis cannot tell a healthy fleet from one whose failing instance is silent.
