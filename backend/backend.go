@@ -98,7 +98,7 @@ func Parse(raw string) (Backend, error) {
 
 // Shared reports whether the backend is reachable from other machines (not a directory
 // of this one).
-func (b Backend) Shared() bool { return b.Dir == "" }
+func (b Backend) Shared() bool { return b.Bucket != "" }
 
 // String is the backend's URL.
 func (b Backend) String() string {
@@ -132,12 +132,26 @@ func (b Backend) query(pulumi bool) string {
 	return "?" + q.Encode()
 }
 
-// PulumiURL is the URL of Pulumi's own backend at the same place.
+// PulumiURL is the URL of Pulumi's own backend at the same place ("" for the zero
+// Backend: the driver's default).
 func (b Backend) PulumiURL() string {
 	if !b.Shared() {
+		if b.Dir == "" {
+			return ""
+		}
 		return "file://" + b.Dir
 	}
 	return "s3://" + path.Join(b.Bucket, b.Prefix) + b.query(true)
+}
+
+// EngineEnv is what the Pulumi engine needs in its environment to use the backend.
+func (b Backend) EngineEnv() map[string]string {
+	if b.Endpoint == "" {
+		return nil
+	}
+	// S3-compatible stores often send no response checksums, and the SDK would warn
+	// about each response on stderr.
+	return map[string]string{"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
 }
 
 // S3Client returns a client of the backend's bucket, with credentials from the

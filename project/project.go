@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
@@ -37,6 +38,8 @@ type Project struct {
 	// BinDir holds kiln's binaries: the provider plugins, kiln-boot and the builtin
 	// components.
 	BinDir string
+	// Backend is where the stack's state lives.
+	Backend backend.Backend
 }
 
 // Options say where to find the manifest and kiln's state.
@@ -45,6 +48,9 @@ type Options struct {
 	File string
 	// StateDir overrides $KILN_STATE_DIR and the default, .kiln beside the manifest.
 	StateDir string
+	// Backend overrides $KILN_BACKEND and the default, the file backend in the state
+	// directory: where the stack's Pulumi state, lock, checkpoints and history live.
+	Backend string
 	// CatalogDir adds baked components to the builtin catalog.
 	CatalogDir string
 	// BinDir overrides the directory of the running executable.
@@ -95,6 +101,16 @@ func Load(opts Options) (*Project, error) {
 			return nil, err
 		}
 	}
+	p.Backend = backend.File(filepath.Join(p.StateDir, "pulumi"))
+	url := opts.Backend
+	if url == "" {
+		url = os.Getenv("KILN_BACKEND")
+	}
+	if url != "" {
+		if p.Backend, err = backend.Parse(url); err != nil {
+			return nil, &InputError{Msg: err.Error()}
+		}
+	}
 	return p, os.MkdirAll(p.StateDir, 0o755)
 }
 
@@ -120,8 +136,8 @@ func (p *Project) Images() *images.Store {
 }
 
 // Releases opens the stack's lock, rollout state and history in its backend.
-func (p *Project) Releases() (*releases.FileStore, error) {
-	return releases.OpenFileStore(releases.Dir(p.StateDir, p.Manifest.Service))
+func (p *Project) Releases() (releases.Store, error) {
+	return p.Backend.Releases(context.Background(), p.Manifest.Service)
 }
 
 // Recipe turns the manifest into what the bake needs.
@@ -231,7 +247,7 @@ func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.T
 		return nil, err
 	}
 	return targets.Open(ctx, targets.Config{Manifest: p.Manifest, StateDir: p.StateDir, BinDir: p.BinDir,
-		PulumiRoot: root, EngineLog: engineLog, Images: p.Images()})
+		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Backend: p.Backend})
 }
 
 // ControlSocket is where the service's running rollout listens for controls and watchers.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
@@ -43,6 +44,8 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store on this host that bakes land in.
 	Images *images.Store
+	// Backend is where the stack's Pulumi state lives.
+	Backend backend.Backend
 }
 
 // Opener opens a target for the service of cfg.Manifest.

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
@@ -39,7 +40,7 @@ func init() {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
 		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
-			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images})
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend})
 	})
 }
 
@@ -59,6 +60,9 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store instances boot from: images stay on this host.
 	Images *images.Store
+	// Backend is where the stack's Pulumi state lives; the zero value is the file
+	// backend in StateDir.
+	Backend backend.Backend
 }
 
 // Target is the local target for one service.
@@ -74,6 +78,8 @@ type Target struct {
 func Open(ctx context.Context, cfg Config) (*Target, error) {
 	st, err := stacks.Open(ctx, stacks.Options{
 		StateDir:   cfg.StateDir,
+		Backend:    cfg.Backend.PulumiURL(),
+		Env:        cfg.Backend.EngineEnv(),
 		Stack:      cfg.Service,
 		PulumiRoot: cfg.PulumiRoot,
 		PluginDir:  cfg.BinDir,
@@ -102,11 +108,26 @@ func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image)
 	return t.cfg.Images.GC(t.cfg.Service, keep, digests)
 }
 
-// RunDir is where instances and the load balancer keep their files.
-func (t *Target) RunDir() string { return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service) }
+// RunDir is where instances and the load balancer keep their files: the directory the
+// stack's last update used (with a shared backend, another state directory of this host
+// may have deployed it), else one in this state directory.
+func (t *Target) RunDir() string {
+	t.mu.Lock()
+	outs := t.outs
+	t.mu.Unlock()
+	if d, ok := outs[schema.OutputRunDir].Value.(string); ok && filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service)
+}
 
-func (t *Target) program(spec fleet.Spec) pulumi.RunFunc {
-	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()})
+// program is the fleet program for spec. It reads the stack's outputs first, so the fleet
+// keeps its run directory whoever updates it.
+func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
+	if _, err := t.outputs(ctx); err != nil {
+		return nil, err
+	}
+	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), nil
 }
 
 // Name returns "local".
@@ -156,7 +177,11 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
 		return err
 	}
-	outs, err := t.stack.Up(ctx, t.program(spec), ops)
+	program, err := t.program(ctx, spec)
+	if err != nil {
+		return err
+	}
+	outs, err := t.stack.Up(ctx, program, ops)
 	t.mu.Lock()
 	t.outs = outs // nil after a failure: read them again next time
 	t.mu.Unlock()
@@ -167,7 +192,11 @@ var _ rollout.Previewer = (*Target)(nil)
 
 // Preview reports the resource operations applying spec would make, changing nothing.
 func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	_, err := t.stack.Preview(ctx, t.program(spec), ops)
+	program, err := t.program(ctx, spec)
+	if err != nil {
+		return err
+	}
+	_, err = t.stack.Preview(ctx, program, ops)
 	return err
 }
 
