@@ -135,9 +135,19 @@ func (p *Project) Images() *images.Store {
 	return &images.Store{Dir: filepath.Join(p.StateDir, "images")}
 }
 
-// Releases opens the stack's lock, rollout state and history in its backend.
+// Releases opens the stack's lock, rollout state and history in its backend. A backend
+// whose state was moved elsewhere is refused, naming where it went.
 func (p *Project) Releases() (releases.Store, error) {
-	return p.Backend.Releases(context.Background(), p.Manifest.Service)
+	store, err := p.Backend.Releases(context.Background(), p.Manifest.Service)
+	if err != nil {
+		return nil, err
+	}
+	if to, err := store.MovedTo(); err != nil {
+		return nil, err
+	} else if to != "" {
+		return nil, &InputError{Msg: fmt.Sprintf("the state of %s was moved from %s to %s (kiln state migrate): use --backend '%s' or KILN_BACKEND", p.Service(), p.Backend, to, to)}
+	}
+	return store, nil
 }
 
 // Recipe turns the manifest into what the bake needs.
@@ -231,6 +241,9 @@ func (p *Project) Request() rollout.Request {
 // if there is none (saying so on progress). The engine's raw output goes to
 // logs/engine.log in the state directory.
 func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.Target, error) {
+	if _, err := p.Releases(); err != nil {
+		return nil, err // e.g. the state was moved to another backend
+	}
 	if _, err := os.Stat(filepath.Join(p.BinDir, "pulumi-resource-kiln")); err != nil {
 		return nil, fmt.Errorf("pulumi-resource-kiln is not installed beside kiln in %s: build both with `go tool task build`", p.BinDir)
 	}

@@ -472,6 +472,33 @@ func (s *S3Store) history(ctx context.Context) ([]Record, string, bool, error) {
 	return doc.Records, etag, true, nil
 }
 
+// MarkMoved implements [Store.MarkMoved].
+func (s *S3Store) MarkMoved(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	data, err := json.Marshal(moved{To: url, At: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	_, err = s.put(ctx, movedFile, data, false, "")
+	return err
+}
+
+// MovedTo implements [Store.MovedTo].
+func (s *S3Store) MovedTo() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	data, _, found, err := s.get(ctx, movedFile)
+	if err != nil || !found {
+		return "", err
+	}
+	var m moved
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", fmt.Errorf("s3://%s/%s: %w", s.bucket, s.key(movedFile), err)
+	}
+	return m.To, nil
+}
+
 // History implements [Store.History].
 func (s *S3Store) History() ([]Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)

@@ -96,6 +96,20 @@ type Store interface {
 	Record(r Record) error
 	// History returns the records, newest first.
 	History() ([]Record, error)
+	// MarkMoved records that the stack's state now lives in the backend at url, so that
+	// nobody keeps deploying from the copy left here.
+	MarkMoved(url string) error
+	// MovedTo returns where the state was moved, if it was.
+	MovedTo() (string, error)
+}
+
+// movedFile names the marker MarkMoved leaves.
+const movedFile = "moved.json"
+
+// moved is the marker's content.
+type moved struct {
+	To string    `json:"to"`
+	At time.Time `json:"at"`
 }
 
 // ErrLockLost is returned when a lock this process took is no longer its own: someone

@@ -152,19 +152,27 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	return &Stack{opts: opts, stack: s, ws: s.Workspace()}, nil
 }
 
-// passphraseEnv tells the engine the passphrase of the stack's secrets: $KILN_PASSPHRASE
-// (CI), else Pulumi's own variables, else, for a file backend only, a passphrase kiln
-// generates and keeps in the state directory. A shared backend is read from several
-// machines, which must all use the same passphrase: kiln does not invent one there.
+// passphraseEnv tells the engine the passphrase of the stack's secrets: Pulumi's own
+// variables if set; for a file backend, the passphrase kiln generated for it, if it did;
+// else $KILN_PASSPHRASE; else, for a file backend only, a new generated one kept in the
+// state directory. A shared backend is read from several machines, which must all use the
+// same passphrase: kiln does not invent one there.
 func passphraseEnv(env map[string]string, opts Options) error {
+	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") != "" || os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") != "" {
+		return nil
+	}
+	_, isFile := fileBackendOf(opts.Backend)
+	if p := passphrasePath(opts.StateDir); isFile {
+		if _, err := os.Stat(p); err == nil {
+			env["PULUMI_CONFIG_PASSPHRASE_FILE"] = p
+			return nil
+		}
+	}
 	if pp := os.Getenv("KILN_PASSPHRASE"); pp != "" {
 		env["PULUMI_CONFIG_PASSPHRASE"] = pp
 		return nil
 	}
-	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") != "" || os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") != "" {
-		return nil
-	}
-	if _, isFile := fileBackendOf(opts.Backend); !isFile {
+	if !isFile {
 		return fmt.Errorf("the stack's state is shared (%s) and encrypted with a passphrase every machine must know: set KILN_PASSPHRASE (in CI, from the pipeline's secrets), or use a secrets provider such as awskms://", opts.Backend)
 	}
 	pp, err := passphraseFile(opts.StateDir)
