@@ -245,7 +245,7 @@ func volumeItems(t testing.TB, s store.Store, id string) []Item {
 	var items []Item
 	for _, seg := range m.Segments {
 		for _, v := range seg.Volumes {
-			rc, err := s.Get(ctx, v.Key)
+			rc, err := s.Get(ctx, objectKey(id, v.Key))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,7 +61,7 @@ func TestParseDefinitionRejects(t *testing.T) {
 		text string
 		want []string
 	}{
-		{"empty", "", []string{"component.yaml:1:1: (document): the file is empty; it must be a mapping of fields (name, version, binary, description, settings, unit, policy)"}},
+		{"empty", "", []string{"component.yaml:1:1: (document): the file is empty; it must be a mapping of fields (name, version, binary, description, settings, optionalSettings, unit, policy)"}},
 		{"unknown field", replaceOnce(t, validDef, "policy:", "polcy: x\npolicy:"), []string{`component.yaml:12:1: polcy: unknown field "polcy" (did you mean "policy"?)`}},
 		{"missing unit", replaceOnce(t, validDef, "unit:\n  mode: service\n  schedule: \"\"\n  args: [\"--listen\", \"127.0.0.1:${KILN_PORT_METRICS}\"]\n  env: {}\n  ports: [metrics]\n  restart: always\n", ""),
 			[]string{"component.yaml:1:1: unit: required field is missing"}},

@@ -1,0 +1,153 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/testpeers"
+)
+
+// leaseStores are both store kinds, S3 being gofakes3 over HTTP.
+func leaseStores(t *testing.T) map[string]store.Store {
+	t.Helper()
+	awsEnv(t)
+	s3s, err := store.Open(context.Background(), "s3://kiln-leases/fleet", store.Options{S3Endpoint: testpeers.S3(t), S3PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]store.Store{"file": dirStore(t), "s3": s3s}
+}
+
+func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// TestLeaseRaces runs 100 rounds of acquire, renew, expire, steal and
+// release races among six agents on each store; after every race exactly
+// one agent holds the lease (none after a release).
+func TestLeaseRaces(t *testing.T) {
+	const agents, rounds, ttl = 6, 100, 30 * time.Second
+	for name, s := range leaseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := &fakeClock{now: time.Unix(1_000_000_000, 0)}
+			leases := make([]*Lease, agents)
+			for i := range leases {
+				leases[i] = NewLease(s, "orders", LeaseHolder{Instance: fmt.Sprintf("i-%d", i), Host: "h", Release: "1.0.0"}, ttl, clock)
+			}
+			// race runs f for every agent at once; the results say who holds.
+			race := func(f func(i int) error) {
+				var wg sync.WaitGroup
+				for i := range leases {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if err := f(i); err != nil && !errors.Is(err, ErrLeaseLost) {
+							t.Errorf("agent %d: %v", i, err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			acquire := func(i int) error { _, err := leases[i].TryAcquire(ctx); return err }
+			holder := func(round int, what string) int {
+				t.Helper()
+				var hs []int
+				for i, l := range leases {
+					if l.Held() {
+						hs = append(hs, i)
+					}
+				}
+				if len(hs) != 1 {
+					t.Fatalf("round %d, after %s: holders %v, want exactly one", round, what, hs)
+				}
+				return hs[0]
+			}
+			for round := range rounds {
+				race(acquire)
+				h := holder(round, "acquire")
+				// Renewing races standbys trying to take a live lease.
+				race(func(i int) error {
+					if i == h {
+						return leases[i].Renew(ctx)
+					}
+					return acquire(i)
+				})
+				if got := holder(round, "renew"); got != h {
+					t.Fatalf("round %d: agent %d took a live lease from %d", round, got, h)
+				}
+				// The holder stops renewing (killed). Standbys see the newest
+				// generation, the TTL passes, and all race for it.
+				race(acquire)
+				holder(round, "standby")
+				clock.advance(ttl + time.Second)
+				if leases[h].Held() {
+					t.Fatalf("round %d: holder %d still holds after its TTL", round, h)
+				}
+				race(acquire)
+				w := holder(round, "steal")
+				race(func(i int) error {
+					if i == w {
+						return nil
+					}
+					if err := leases[i].Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+						return fmt.Errorf("renew by a non-holder: %v, want ErrLeaseLost", err)
+					}
+					return nil
+				})
+				if got := holder(round, "stale renewals"); got != w {
+					t.Fatalf("round %d: holder changed to %d by stale renewals", round, got)
+				}
+				if st := leases[(w+1)%agents].Status(); st.State != LeaseStandby || st.Holder.Instance != fmt.Sprintf("i-%d", w) {
+					// The standby's view is from its last read, which was
+					// before the steal: refresh it.
+					acquire((w + 1) % agents)
+					if st = leases[(w+1)%agents].Status(); st.State != LeaseStandby || st.Holder.Instance != fmt.Sprintf("i-%d", w) {
+						t.Fatalf("round %d: standby reports %+v, want holder i-%d", round, st, w)
+					}
+				}
+				// A stopping holder releases: the next round's acquire race
+				// does not wait for the TTL.
+				if err := leases[w].Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+				for i, l := range leases {
+					if l.Held() {
+						t.Fatalf("round %d: agent %d holds after the release", round, i)
+					}
+				}
+			}
+			gens, err := leases[0].generations(ctx)
+			if err != nil || len(gens) > keptGenerations || len(gens) == 0 {
+				t.Fatalf("old generations are not collected: %d kept (%v)", len(gens), err)
+			}
+		})
+	}
+}
+
+// TestLeaseStaleGeneration: an agent that creates a generation collected
+// long ago (from a stale listing) does not hold the lease.
+func TestLeaseStaleGeneration(t *testing.T) {
+	ctx := context.Background()
+	s := dirStore(t)
+	clock := &fakeClock{now: time.Unix(1_000_000_000, 0)}
+	a := NewLease(s, "t", LeaseHolder{Instance: "a"}, time.Minute, clock)
+	if ok, err := a.TryAcquire(ctx); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	for range keptGenerations + 5 {
+		if err := a.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := NewLease(s, "t", LeaseHolder{Instance: "b"}, time.Minute, clock)
+	if won, err := b.write(ctx, 1, clock.Now(), clock.Now(), false); won || err != nil {
+		t.Fatalf("re-creating generation 1: won=%v err=%v, want a loss", won, err)
+	}
+	if !a.Held() || b.Held() {
+		t.Fatal("the stale write changed who holds the lease")
+	}
+}
