@@ -155,12 +155,7 @@ func (s *killableStore) List(ctx context.Context, prefix string) ([]string, erro
 func TestAgentsShareOneLease(t *testing.T) {
 	ctx := context.Background()
 	_, db := dynalite(t)
-	createTable(t, db, "src")
-	var items []Item
-	for i := range 3000 {
-		items = append(items, makeItem(i, false))
-	}
-	putItems(t, db, "src", items)
+	items := seedTable(t, db, 3000, 0)
 	want := tableHashes(t, db, "src")
 	shared := &countingStore{Store: dirStore(t), writes: map[string]int{}}
 	type agent struct {
@@ -280,12 +275,7 @@ func TestAgentsShareOneLease(t *testing.T) {
 func TestAdoptPlanKeepsTheDumpsSettings(t *testing.T) {
 	ctx := context.Background()
 	_, db := dynalite(t)
-	createTable(t, db, "src")
-	var items []Item
-	for i := range 600 {
-		items = append(items, makeItem(i, false))
-	}
-	putItems(t, db, "src", items)
+	seedTable(t, db, 600, 0)
 	st := dirStore(t)
 	// The old release's agent did half the segments.
 	if _, err := Dump(ctx, DumpConfig{Table: "src", DumpID: "x", Store: st, DB: db, Share: SegmentShare{0, 1, 4}, VolumeItems: 50, Log: testLog(t)}); err != nil {

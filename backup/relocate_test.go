@@ -43,12 +43,7 @@ func copyDump(t *testing.T, src store.Store, from string, dst store.Store, to st
 func TestDumpIsRelocatable(t *testing.T) {
 	ctx := context.Background()
 	_, db := dynalite(t)
-	createTable(t, db, "src")
-	var items []Item
-	for i := range 300 {
-		items = append(items, makeItem(i, i%7 == 0))
-	}
-	putItems(t, db, "src", items)
+	seedTable(t, db, 300, 7)
 	endpoint := testpeers.S3(t)
 	open := func(url string) store.Store {
 		s, err := store.Open(ctx, url, store.Options{S3Endpoint: endpoint, S3PathStyle: true})

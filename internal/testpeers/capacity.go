@@ -112,3 +112,16 @@ func (m *CapacityMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	w.Write(out)
 }
+
+// Sum returns the capacity consumed in the window [from, from+d).
+func (l *CapacityLog) Sum(from time.Time, d time.Duration) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sum := 0.0
+	for _, e := range l.events {
+		if !e.at.Before(from) && e.at.Sub(from) < d {
+			sum += e.units
+		}
+	}
+	return sum
+}
