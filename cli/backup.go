@@ -60,7 +60,7 @@ func readBackupAgents(ctx context.Context, hs []fleet.InstanceHealth) []backupAg
 }
 
 // printBackupAgents writes one line per table: who holds its lease, who stands by.
-func printBackupAgents(w io.Writer, agents []backupAgent) {
+func printBackupAgents(w io.Writer, agents []backupAgent, now time.Time) {
 	byTable := map[string][]backupAgent{}
 	var tables []string
 	for _, a := range agents {
@@ -77,7 +77,7 @@ func printBackupAgents(w io.Writer, agents []backupAgent) {
 			case a.Error != "":
 				failed = append(failed, a.Instance+" ("+a.Error+")")
 			case a.State == agentstatus.Active:
-				holder = append(holder, fmt.Sprintf("%s (release %s, lease renewed %s ago)", a.Instance, a.Holder.Release, round(time.Since(a.Renewed))))
+				holder = append(holder, fmt.Sprintf("%s (release %s, lease renewed %s ago)", a.Instance, a.Holder.Release, now.Sub(a.Renewed).Truncate(time.Second)))
 			default:
 				standby = append(standby, a.Instance)
 			}

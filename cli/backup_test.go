@@ -44,7 +44,7 @@ func TestBackupAgentsInStatus(t *testing.T) {
 		t.Fatalf("agents %+v, instance marks %q %q %q", agents, hs[0].Backup, hs[1].Backup, hs[2].Backup)
 	}
 	var out strings.Builder
-	printBackupAgents(&out, agents)
+	printBackupAgents(&out, agents, renewed.Add(4*time.Second+300*time.Millisecond))
 	want := "backup    orders: lease held by shop-green-1 (release 2.0.0, lease renewed 4s ago); standby: shop-green-0\n"
 	if out.String() != want {
 		t.Fatalf("status line:\n%q\nwant\n%q", out.String(), want)
@@ -53,7 +53,7 @@ func TestBackupAgentsInStatus(t *testing.T) {
 	// An agent that does not answer is named, not hidden.
 	hs = []fleet.InstanceHealth{{ID: "shop-green-0", Ports: map[string]int{"backup": closedPort(t)}}}
 	out.Reset()
-	printBackupAgents(&out, readBackupAgents(context.Background(), hs))
+	printBackupAgents(&out, readBackupAgents(context.Background(), hs), time.Now())
 	if !strings.Contains(out.String(), "no agent holds the lease; unreachable: shop-green-0") {
 		t.Fatalf("unreachable agent: %q", out.String())
 	}

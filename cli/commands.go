@@ -363,7 +363,7 @@ rollouts as they run.`,
 				fmt.Fprintf(w, "live      nothing serves traffic\n")
 			}
 			fmt.Fprintf(w, "traffic   blue %d%% / green %d%%\n", rep.Weights[fleet.Blue], rep.Weights[fleet.Green])
-			printBackupAgents(w, rep.Backup)
+			printBackupAgents(w, rep.Backup, time.Now())
 			if rep.HealthErr != "" {
 				fmt.Fprintf(w, "health    unavailable: %s\n", rep.HealthErr)
 				return nil
