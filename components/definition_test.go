@@ -157,4 +157,13 @@ func TestSettingsMayBeReferencedAndAreChecked(t *testing.T) {
 	if _, err := parseTest(replaceOnce(t, validDef, `["--listen",`, `["--table", "${TABLE}", "--listen",`)); err == nil || !strings.Contains(err.Error(), "unknown variable ${TABLE}") {
 		t.Errorf("a reference to an undeclared setting: %v", err)
 	}
+	// Optional settings may be referenced too, and are not required settings.
+	withOptional := replaceOnce(t, withSettings, "unit:", "optionalSettings: [ENDPOINT]\nunit:")
+	d, err = parseTest(replaceOnce(t, withOptional, `["--listen",`, `["--endpoint", "${ENDPOINT}", "--listen",`))
+	if err != nil || len(d.Settings) != 2 || len(d.OptionalSettings) != 1 || d.OptionalSettings[0] != "ENDPOINT" {
+		t.Fatalf("optional settings: %+v, %v", d, err)
+	}
+	if _, err := parseTest(replaceOnce(t, withSettings, "unit:", "optionalSettings: [STORE]\nunit:")); err == nil || !strings.Contains(err.Error(), "setting STORE is listed twice") {
+		t.Errorf("a setting both required and optional: %v", err)
+	}
 }
