@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kilnhq/kiln/backup/agentstatus"
 	"github.com/kilnhq/kiln/backup/store"
 	"github.com/kilnhq/kiln/internal/testpeers"
 )
@@ -149,5 +153,49 @@ func TestLeaseStaleGeneration(t *testing.T) {
 	}
 	if !a.Held() || b.Held() {
 		t.Fatal("the stale write changed who holds the lease")
+	}
+}
+
+// TestLeaseOnTheStatusEndpoint: the agent's metrics port says whether it
+// works or stands by, and who holds the lease, in /metrics and /v1/lease.
+func TestLeaseOnTheStatusEndpoint(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := dirStore(t)
+	clock := &fakeClock{now: time.Now()}
+	me := LeaseHolder{Instance: "shop-blue-0", Host: "h1", Release: "2.0.0"}
+	holder, standby := NewLease(s, "orders", me, time.Minute, clock), NewLease(s, "orders", LeaseHolder{Instance: "shop-blue-1"}, time.Minute, clock)
+	for _, l := range []*Lease{holder, standby} {
+		if _, err := l.TryAcquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		lease  *Lease
+		state  string
+		active string
+	}{{holder, LeaseActive, "1"}, {standby, LeaseStandby, "0"}} {
+		p := newProgress("agent")
+		p.Lease.Store(tc.lease)
+		addr, err := p.ServeMetrics(ctx, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := agentstatus.Fetch(ctx, http.DefaultClient, addr)
+		if err != nil || st.State != tc.state || st.Holder != me || st.Table != "orders" {
+			t.Fatalf("/v1/lease: %+v, %v; want %s held by %+v", st, err, tc.state, me)
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`kiln_backup_lease_active{table="orders"} ` + tc.active + "\n",
+			`kiln_backup_lease_info{table="orders",state="` + tc.state + `",holder="shop-blue-0",holder_host="h1",holder_release="2.0.0",released="false"} 1`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("/metrics lacks %q:\n%s", want, b)
+			}
+		}
 	}
 }

@@ -43,6 +43,10 @@ func (p *Progress) Log(log *slog.Logger) {
 	if p.Capacity != nil {
 		attrs = append(attrs, "capacity_units", round(p.Capacity()), "capacity_per_s", round(p.Capacity()/max(el, 1e-9)))
 	}
+	if l := p.Lease.Load(); l != nil {
+		st := l.Status()
+		attrs = append(attrs, "lease", st.State, "lease_holder", st.Holder.Instance)
+	}
 	if est := p.EstimatedItems.Load(); est > 0 && rate > 0 && est > items {
 		attrs = append(attrs, "eta", (time.Duration(float64(est-items)/rate) * time.Second).Round(time.Second).String())
 	}
