@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/clock"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -76,7 +77,7 @@ func Agent(ctx context.Context, cfg AgentConfig) error {
 				lastHolder = st.Holder.Instance
 				log.Info("agent: standby", "table", d.Table, "state", LeaseStandby, "holder", st.Holder.Instance, "holder_host", st.Holder.Host, "holder_release", st.Holder.Release)
 			}
-			if err := d.Clock.Sleep(ctx, cfg.LeaseTTL/3); err != nil {
+			if err := clock.Sleep(ctx, d.Clock, cfg.LeaseTTL/3); err != nil {
 				return nil
 			}
 			continue
@@ -119,19 +120,19 @@ func agentWork(ctx context.Context, cfg AgentConfig, lease *Lease) error {
 }
 
 func agentDumps(ctx context.Context, cfg AgentConfig) error {
-	d, log, clock := cfg.Dump, cfg.Dump.Log, cfg.Dump.Clock
+	d, log, clk := cfg.Dump, cfg.Dump.Log, cfg.Dump.Clock
 	d.AdoptPlan = true // a dump started under other settings goes on with its own
 	for {
 		wait, err := untilNextDump(ctx, cfg)
 		if err == nil && wait > 0 {
 			log.Info("agent: next dump later", "in", wait.Round(time.Second).String())
-			if err := clock.Sleep(ctx, wait); err != nil {
+			if err := clock.Sleep(ctx, clk, wait); err != nil {
 				return err
 			}
 			continue
 		}
 		if err == nil {
-			d.DumpID, err = resolveAutoID(ctx, d.Store, d.Table, clock)
+			d.DumpID, err = resolveAutoID(ctx, d.Store, d.Table, clk)
 		}
 		if err == nil {
 			_, err = Dump(ctx, d)
@@ -144,7 +145,7 @@ func agentDumps(ctx context.Context, cfg AgentConfig) error {
 		}
 		if err != nil {
 			log.Error("agent: dump failed; retrying", "err", err, "retry_in", cfg.RetryEvery.String())
-			if err := clock.Sleep(ctx, cfg.RetryEvery); err != nil {
+			if err := clock.Sleep(ctx, clk, cfg.RetryEvery); err != nil {
 				return err
 			}
 		}
@@ -170,13 +171,13 @@ func untilNextDump(ctx context.Context, cfg AgentConfig) (time.Duration, error) 
 }
 
 func agentIncrementals(ctx context.Context, cfg AgentConfig) error {
-	log, clock := cfg.Dump.Log, cfg.Dump.Clock
+	log, clk := cfg.Dump.Log, cfg.Dump.Clock
 	for {
 		var p autoPointer
 		found, err := getJSON(ctx, cfg.Dump.Store, autoKey(cfg.Dump.Table), &p)
 		if err == nil && found {
 			inc := cfg.Incremental
-			inc.Store, inc.DumpID, inc.Table, inc.DB, inc.Clock, inc.Log, inc.Guard = cfg.Dump.Store, p.DumpID, cfg.Dump.Table, cfg.Dump.DB, clock, log, cfg.Dump.Guard
+			inc.Store, inc.DumpID, inc.Table, inc.DB, inc.Clock, inc.Log, inc.Guard = cfg.Dump.Store, p.DumpID, cfg.Dump.Table, cfg.Dump.DB, clk, log, cfg.Dump.Guard
 			_, err = Incremental(ctx, inc)
 		}
 		if ctx.Err() != nil {
@@ -185,7 +186,7 @@ func agentIncrementals(ctx context.Context, cfg AgentConfig) error {
 		if err != nil {
 			log.Error("agent: incremental failed", "err", err)
 		}
-		if err := clock.Sleep(ctx, cfg.IncrementalEvery); err != nil {
+		if err := clock.Sleep(ctx, clk, cfg.IncrementalEvery); err != nil {
 			return err
 		}
 	}

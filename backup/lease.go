@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilnhq/kiln/backup/agentstatus"
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // A table's lease lets exactly one agent work on it, however many instances
@@ -67,7 +68,7 @@ type Lease struct {
 	table string
 	me    LeaseHolder
 	ttl   time.Duration
-	clock Clock
+	clock clock.Clock
 
 	mu       sync.Mutex
 	held     bool
@@ -80,11 +81,8 @@ type Lease struct {
 }
 
 // NewLease returns me's handle on table's lease in s.
-func NewLease(s store.Store, table string, me LeaseHolder, ttl time.Duration, clock Clock) *Lease {
-	if clock == nil {
-		clock = realClock{}
-	}
-	return &Lease{store: s, table: table, me: me, ttl: ttl, clock: clock, seenGen: -1}
+func NewLease(s store.Store, table string, me LeaseHolder, ttl time.Duration, clk clock.Clock) *Lease {
+	return &Lease{store: s, table: table, me: me, ttl: ttl, clock: clock.Or(clk), seenGen: -1}
 }
 
 // newest reads the newest generation; found is false when there is none.
@@ -239,7 +237,7 @@ func (l *Lease) Held() bool {
 func (l *Lease) Keep(ctx context.Context, onError func(error)) error {
 	wait := l.ttl / 3
 	for {
-		if err := l.clock.Sleep(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, l.clock, wait); err != nil {
 			return err
 		}
 		err := l.Renew(ctx)

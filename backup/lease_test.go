@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnhq/kiln/backup/agentstatus"
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
@@ -27,8 +28,6 @@ func leaseStores(t *testing.T) map[string]store.Store {
 	return map[string]store.Store{"file": dirStore(t), "s3": s3s}
 }
 
-func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 // TestLeaseRaces runs 100 rounds of acquire, renew, expire, steal and
 // release races among six agents on each store; after every race exactly
 // one agent holds the lease (none after a release).
@@ -37,10 +36,10 @@ func TestLeaseRaces(t *testing.T) {
 	for name, s := range leaseStores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			clock := &fakeClock{now: time.Unix(1_000_000_000, 0)}
+			clk := clock.NewFake(time.Unix(1_000_000_000, 0))
 			leases := make([]*Lease, agents)
 			for i := range leases {
-				leases[i] = NewLease(s, "orders", LeaseHolder{Instance: fmt.Sprintf("i-%d", i), Host: "h", Release: "1.0.0"}, ttl, clock)
+				leases[i] = NewLease(s, "orders", LeaseHolder{Instance: fmt.Sprintf("i-%d", i), Host: "h", Release: "1.0.0"}, ttl, clk)
 			}
 			// race runs f for every agent at once; the results say who holds.
 			race := func(f func(i int) error) {
@@ -87,7 +86,7 @@ func TestLeaseRaces(t *testing.T) {
 				// generation, the TTL passes, and all race for it.
 				race(acquire)
 				holder(round, "standby")
-				clock.advance(ttl + time.Second)
+				clk.Advance(ttl + time.Second)
 				if leases[h].Held() {
 					t.Fatalf("round %d: holder %d still holds after its TTL", round, h)
 				}
@@ -137,8 +136,8 @@ func TestLeaseRaces(t *testing.T) {
 func TestLeaseStaleGeneration(t *testing.T) {
 	ctx := context.Background()
 	s := dirStore(t)
-	clock := &fakeClock{now: time.Unix(1_000_000_000, 0)}
-	a := NewLease(s, "t", LeaseHolder{Instance: "a"}, time.Minute, clock)
+	clk := clock.NewFake(time.Unix(1_000_000_000, 0))
+	a := NewLease(s, "t", LeaseHolder{Instance: "a"}, time.Minute, clk)
 	if ok, err := a.TryAcquire(ctx); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
@@ -147,8 +146,8 @@ func TestLeaseStaleGeneration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := NewLease(s, "t", LeaseHolder{Instance: "b"}, time.Minute, clock)
-	if won, err := b.write(ctx, 1, clock.Now(), clock.Now(), false); won || err != nil {
+	b := NewLease(s, "t", LeaseHolder{Instance: "b"}, time.Minute, clk)
+	if won, err := b.write(ctx, 1, clk.Now(), clk.Now(), false); won || err != nil {
 		t.Fatalf("re-creating generation 1: won=%v err=%v, want a loss", won, err)
 	}
 	if !a.Held() || b.Held() {
@@ -162,9 +161,9 @@ func TestLeaseOnTheStatusEndpoint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := dirStore(t)
-	clock := &fakeClock{now: time.Now()}
+	clk := clock.NewFake(time.Now())
 	me := LeaseHolder{Instance: "shop-blue-0", Host: "h1", Release: "2.0.0"}
-	holder, standby := NewLease(s, "orders", me, time.Minute, clock), NewLease(s, "orders", LeaseHolder{Instance: "shop-blue-1"}, time.Minute, clock)
+	holder, standby := NewLease(s, "orders", me, time.Minute, clk), NewLease(s, "orders", LeaseHolder{Instance: "shop-blue-1"}, time.Minute, clk)
 	for _, l := range []*Lease{holder, standby} {
 		if _, err := l.TryAcquire(ctx); err != nil {
 			t.Fatal(err)

@@ -100,7 +100,6 @@ traffic back and removes the new ones when anything goes wrong.`,
 	root.AddCommand(
 		a.initCmd(), a.validateCmd(), a.bakeCmd(), a.rolloutCmd(), a.statusCmd(),
 		a.watchCmd(), a.historyCmd(), a.rollbackCmd(), a.destroyCmd(), a.imagesCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
-		a.bootCmd(), a.lbCmd(),
 	)
 	return root
 }

@@ -18,15 +18,30 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
-	"github.com/kilnhq/kiln/targets/local/boot"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/targets/local/lb"
+	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-var _ rollout.Target = (*Target)(nil)
+var _ targets.Target = (*Target)(nil)
+
+func init() {
+	targets.Register("local", func(ctx context.Context, cfg targets.Config) (targets.Target, error) {
+		m := cfg.Manifest
+		if m.Target.Local == nil {
+			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
+		}
+		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images})
+	})
+}
 
 // Config says where the local target keeps its state and how it reaches the engine.
 type Config struct {
@@ -42,6 +57,8 @@ type Config struct {
 	BinDir string
 	// EngineLog receives the engine's raw output.
 	EngineLog io.Writer
+	// Images is the image store instances boot from: images stay on this host.
+	Images *images.Store
 }
 
 // Target is the local target for one service.
@@ -60,7 +77,6 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 		Stack:      cfg.Service,
 		PulumiRoot: cfg.PulumiRoot,
 		PluginDir:  cfg.BinDir,
-		Env:        map[string]string{"KILN_EXECUTABLE": filepath.Join(cfg.BinDir, "kiln")},
 		Log:        cfg.EngineLog,
 	})
 	if err != nil {
@@ -69,8 +85,29 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 	return &Target{cfg: cfg, stack: st}, nil
 }
 
+// Publish returns the image as instances boot it: its directory in the image store.
+func (t *Target) Publish(_ context.Context, img *images.Image) (fleet.Image, error) {
+	return fleet.Image{Digest: img.Digest, Location: img.Dir}, nil
+}
+
+// CollectImages removes the service's images beyond the newest keep, sparing inUse.
+func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image) ([]string, error) {
+	var digests []string
+	for _, img := range inUse {
+		digests = append(digests, img.Digest)
+	}
+	if t.cfg.Images == nil {
+		return nil, errors.New("local target: no image store to collect")
+	}
+	return t.cfg.Images.GC(t.cfg.Service, keep, digests)
+}
+
 // RunDir is where instances and the load balancer keep their files.
 func (t *Target) RunDir() string { return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service) }
+
+func (t *Target) program(spec fleet.Spec) pulumi.RunFunc {
+	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()})
+}
 
 // Name returns "local".
 func (t *Target) Name() string { return "local" }
@@ -119,7 +156,7 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
 		return err
 	}
-	outs, err := t.stack.Up(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), ops)
+	outs, err := t.stack.Up(ctx, t.program(spec), ops)
 	t.mu.Lock()
 	t.outs = outs // nil after a failure: read them again next time
 	t.mu.Unlock()
@@ -130,7 +167,7 @@ var _ rollout.Previewer = (*Target)(nil)
 
 // Preview reports the resource operations applying spec would make, changing nothing.
 func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	_, err := t.stack.Preview(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), ops)
+	_, err := t.stack.Preview(ctx, t.program(spec), ops)
 	return err
 }
 
@@ -157,7 +194,7 @@ func (t *Target) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.Resou
 // sweepOrphans stops instances the stack does not know: a kiln killed while the engine
 // was creating one can leave a process whose creation was never recorded.
 func (t *Target) sweepOrphans(ctx context.Context) error {
-	known, err := t.stack.ResourceIDs(ctx, stacks.LocalInstanceType)
+	known, err := t.stack.ResourceIDs(ctx, schema.InstanceType)
 	if err != nil {
 		return err
 	}
@@ -232,7 +269,7 @@ func (t *Target) output(ctx context.Context, name string) (string, error) {
 
 // Endpoint returns the load balancer's address.
 func (t *Target) Endpoint(ctx context.Context) (string, error) {
-	return t.output(ctx, stacks.OutputAddress)
+	return t.output(ctx, schema.OutputAddress)
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
@@ -240,7 +277,7 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 // Health reads the load balancer's view of every instance, with the restart counts the
 // instances' inits report.
 func (t *Target) Health(ctx context.Context) ([]fleet.InstanceHealth, error) {
-	admin, err := t.output(ctx, stacks.OutputAdmin)
+	admin, err := t.output(ctx, schema.OutputAdmin)
 	if err != nil {
 		return nil, err
 	}
