@@ -50,6 +50,18 @@ func dynalite(t *testing.T) (string, *dynamodb.Client) {
 	return ep, db
 }
 
+// seedTable creates table src with n items (every bigEvery-th one big; 0: none).
+func seedTable(t testing.TB, db *dynamodb.Client, n, bigEvery int) []Item {
+	t.Helper()
+	createTable(t, db, "src")
+	var items []Item
+	for i := range n {
+		items = append(items, makeItem(i, bigEvery > 0 && i%bigEvery == 0))
+	}
+	putItems(t, db, "src", items)
+	return items
+}
+
 func createTable(t testing.TB, db *dynamodb.Client, name string) {
 	t.Helper()
 	ctx := context.Background()
@@ -246,7 +258,7 @@ func volumeItems(t testing.TB, s store.Store, id string) []Item {
 	var items []Item
 	for _, seg := range m.Segments {
 		for _, v := range seg.Volumes {
-			rc, err := s.Get(ctx, v.Key)
+			rc, err := s.Get(ctx, objectKey(id, v.Key))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -338,6 +338,7 @@ func (t *Target) Health(ctx context.Context) ([]fleet.InstanceHealth, error) {
 				h.LastCheck, _ = time.Parse(time.RFC3339Nano, tg.LastCheck)
 			}
 			h.Restarts = t.restarts(tg.ID)
+			h.Ports = t.ports(tg.ID)
 			out = append(out, h)
 		}
 	}
@@ -368,6 +369,26 @@ func (t *Target) restarts(id string) int {
 		n += u.Restarts
 	}
 	return n
+}
+
+// ports returns the named ports of an instance's components, from its boot spec.
+func (t *Target) ports(id string) map[string]int {
+	b, err := os.ReadFile(filepath.Join(t.RunDir(), "instances", id, "boot.json"))
+	var spec boot.Spec
+	if err != nil || json.Unmarshal(b, &spec) != nil {
+		return nil
+	}
+	var out map[string]int
+	for k, v := range spec.Env {
+		name, ok := strings.CutPrefix(k, "KILN_PORT_")
+		if p, err := strconv.Atoi(v); ok && err == nil {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[strings.ToLower(name)] = p
+		}
+	}
+	return out
 }
 
 // Destroy stops every instance and the load balancer and forgets the stack's resources.
