@@ -19,7 +19,6 @@ import (
 
 	"github.com/kilnhq/kiln/backup/store"
 	"github.com/kilnhq/kiln/internal/clock"
-	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
 func testLog(t testing.TB) *slog.Logger {
@@ -36,18 +35,6 @@ func awsEnv(t *testing.T) {
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-}
-
-// dynalite starts dynalite and returns its endpoint and a client.
-func dynalite(t *testing.T) (string, *dynamodb.Client) {
-	t.Helper()
-	awsEnv(t)
-	ep := testpeers.Dynalite(t)
-	db, err := NewDynamoDB(context.Background(), AWSOptions{Endpoint: ep})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ep, db
 }
 
 // seedTable creates table src with n items (every bigEvery-th one big; 0: none).
