@@ -30,7 +30,9 @@ func ExampleRun() {
 		return []analysis.Endpoint{{Instance: "i-1", URL: srv.URL + "/metrics"}}, nil
 	}
 	clk := clock.NewFake(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
-	s, err := analysis.Run(context.Background(), tmpl, endpoints, clk, func(m analysis.Measurement) {
+	src := analysis.NewScrape(tmpl, endpoints)
+	defer src.Close()
+	s, err := analysis.Run(context.Background(), tmpl, src, clk, func(m analysis.Measurement) {
 		fmt.Printf("%s %s %.3g (%s): %s\n", m.At.Format("15:04:05"), m.Metric, m.Value, m.Threshold, m.Result)
 	})
 	if err != nil {

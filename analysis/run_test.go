@@ -100,7 +100,9 @@ func run(t *testing.T, tmpl analysis.Template, eps analysis.EndpointsFunc) (anal
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var got []analysis.Measurement
-	s, err := analysis.Run(ctx, tmpl, eps, clock.NewFake(start), func(m analysis.Measurement) { got = append(got, m) })
+	src := analysis.NewScrape(tmpl, eps)
+	defer src.Close()
+	s, err := analysis.Run(ctx, tmpl, src, clock.NewFake(start), func(m analysis.Measurement) { got = append(got, m) })
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -348,7 +350,7 @@ func TestRunCanceled(t *testing.T) {
 			cancel()
 		}
 	}})
-	s, err := analysis.Run(ctx, template(10), eps, clock.NewFake(start), nil)
+	s, err := analysis.Run(ctx, template(10), analysis.NewScrape(template(10), eps), clock.NewFake(start), nil)
 	if !errors.Is(err, context.Canceled) || s.Reason != analysis.ReasonCanceled || s.Outcome != "" {
 		t.Fatalf("Run = %+v, %v; want canceled", s, err)
 	}
@@ -366,7 +368,7 @@ func TestRunRejectsInvalidTemplate(t *testing.T) {
 		{Interval: time.Second, Count: 1, InconclusiveLimit: 1, Metrics: []analysis.Metric{{Name: "x"}}},
 		{Interval: time.Second, Count: 1, InconclusiveLimit: 1, Metrics: []analysis.Metric{{Name: "x", Gauge: &analysis.Gauge{Name: "up"}}}},
 	} {
-		if _, err := analysis.Run(context.Background(), tmpl, nil, clock.NewFake(start), nil); err == nil || !strings.Contains(err.Error(), "invalid template") {
+		if _, err := analysis.Run(context.Background(), tmpl, analysis.NewScrape(tmpl, nil), clock.NewFake(start), nil); err == nil || !strings.Contains(err.Error(), "invalid template") {
 			t.Errorf("Run(%+v) = %v, want an invalid template error", tmpl, err)
 		}
 	}

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package backup
 
 import (
@@ -225,5 +227,36 @@ func BenchmarkDumpRSS(b *testing.B) {
 				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "items/s")
 			}
 		})
+	}
+}
+
+// BenchmarkFirstWave dumps a 100,000-item table (about 27 s of budget) at --rcu 60 with the agent's
+// defaults (16 segments, 4 in parallel, no page limit) through a capacity
+// meter, and reports the most capacity consumed in any 10 s window and in
+// the first 6 s: before pages were sized by their estimated cost, every
+// segment's first page was a full 1 MB read and the dump took 634 units in
+// its first 6 s.
+func BenchmarkFirstWave(b *testing.B) {
+	const n, budget = 100000, 60.0
+	endpoint, db := benchEnv(b)
+	fillParallel(b, db, "src", n)
+	for i := 0; b.Loop(); i++ {
+		meter := testpeers.NewCapacityMeter(b, endpoint)
+		mdb, err := NewDynamoDB(context.Background(), AWSOptions{Endpoint: meter.URL})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := Dump(context.Background(), DumpConfig{Table: "src", DumpID: fmt.Sprint("wave-", i), Store: dirStore(b), DB: mdb,
+			Share: SegmentShare{0, 15, 16}, Parallel: 4, ReadBudget: budget, Log: testLog(b)}); err != nil {
+			b.Fatal(err)
+		}
+		el := time.Since(start)
+		peak, total, _ := meter.MaxWindow(10 * time.Second)
+		first := meter.Sum(start, 6*time.Second)
+		b.Logf("budget %v RCU/s: %.1f RCU in %v; first 6 s %.1f RCU; peak 10 s window %.1f RCU = %.1f%% of budget x 10 s",
+			budget, total, el.Round(100*time.Millisecond), first, peak, 100*peak/(budget*10))
+		b.ReportMetric(100*peak/(budget*10), "peak-10s-%-of-budget")
+		b.ReportMetric(first, "RCU-in-first-6s")
 	}
 }

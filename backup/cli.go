@@ -60,20 +60,25 @@ type common struct {
 	memoryLimit     int64
 	log             *slog.Logger
 	progressCounter *Progress
+	// fromEnv maps flag names to the environment variables that set them
+	// when the flag is not given: the component's settings reach the agent
+	// this way, never through argv.
+	fromEnv map[string]string
 }
 
 func newCommon(name string, stderr io.Writer) *common {
 	c := &common{fs: flag.NewFlagSet("kiln-backup "+name, flag.ContinueOnError)}
 	fs := c.fs
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.storeURL, "store", os.Getenv("KILN_BACKUP_STORE"), "where dumps live: file:///dir or s3://bucket/prefix (env KILN_BACKUP_STORE)")
+	c.fromEnv = map[string]string{"store": "KILN_BACKUP_STORE", "s3-endpoint": "KILN_BACKUP_S3_ENDPOINT", "endpoint": "KILN_BACKUP_DYNAMODB_ENDPOINT"}
+	fs.StringVar(&c.storeURL, "store", "", "where dumps live: file:///dir or s3://bucket/prefix (env KILN_BACKUP_STORE)")
 	fs.StringVar(&c.id, "id", "", "dump id: the dump's directory in the store (dump: \"auto\" resumes the table's unfinished dump or starts <table>-<time>)")
-	fs.StringVar(&c.s3.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL")
+	fs.StringVar(&c.s3.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL (env KILN_BACKUP_S3_ENDPOINT, then addressed path-style)")
 	fs.StringVar(&c.s3.S3Region, "s3-region", "", "S3 region (default: AWS config)")
 	fs.BoolVar(&c.s3.S3PathStyle, "s3-path-style", false, "use path-style S3 addressing")
 	fs.Int64Var(&c.s3.PartSize, "s3-part-size", 16<<20, "multipart upload part size in bytes")
 	fs.StringVar(&c.aws.Region, "region", "", "AWS region of the table (default: AWS config)")
-	fs.StringVar(&c.aws.Endpoint, "endpoint", "", "DynamoDB endpoint URL (e.g. a local dynalite)")
+	fs.StringVar(&c.aws.Endpoint, "endpoint", "", "DynamoDB endpoint URL, e.g. a local dynalite (env KILN_BACKUP_DYNAMODB_ENDPOINT)")
 	fs.StringVar(&c.aws.StreamsEndpoint, "streams-endpoint", "", "DynamoDB Streams endpoint URL")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&c.progress, "progress-interval", 30*time.Second, "how often to log progress (0: never)")
@@ -89,6 +94,9 @@ func (c *common) parse(args []string, stderr io.Writer, op string) error {
 	}
 	if c.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", c.fs.Arg(0))
+	}
+	if err := c.applyEnv(); err != nil {
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -106,6 +114,26 @@ func (c *common) parse(args []string, stderr io.Writer, op string) error {
 		// The agent runs beside production services: collect garbage
 		// sooner rather than let the heap grow with the run's length.
 		debug.SetMemoryLimit(c.memoryLimit)
+	}
+	return nil
+}
+
+// applyEnv sets every flag that was not given from its environment
+// variable, if that is set.
+func (c *common) applyEnv() error {
+	given := map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, env := range c.fromEnv {
+		v, ok := os.LookupEnv(env)
+		if given[name] || !ok || v == "" || c.fs.Lookup(name) == nil {
+			continue
+		}
+		if err := c.fs.Set(name, v); err != nil {
+			return fmt.Errorf("%s=%q (for --%s): %w", env, v, name, err)
+		}
+		if name == "s3-endpoint" && !given["s3-path-style"] {
+			c.s3.S3PathStyle = true // S3-compatible servers want path-style
+		}
 	}
 	return nil
 }
@@ -169,13 +197,14 @@ func (c *common) openStore(ctx context.Context) (store.Store, error) {
 // dumpFlags defines the dump command's flags on c.
 func dumpFlags(c *common, cfg *DumpConfig, share *string, pageLimit *int) {
 	fs := c.fs
-	fs.StringVar(&cfg.Table, "table", "", "table to dump")
+	c.fromEnv["table"], c.fromEnv["rcu"] = "KILN_BACKUP_TABLE", "KILN_BACKUP_RCU"
+	fs.StringVar(&cfg.Table, "table", "", "table to dump (env KILN_BACKUP_TABLE)")
 	fs.StringVar(share, "segments", "16", "scan segments: TOTAL, or FIRST-LAST/TOTAL for this machine's share")
 	fs.Int64Var(&cfg.VolumeBytes, "volume-bytes", 64<<20, "cut volumes at this many uncompressed bytes (0: no byte limit)")
 	fs.Int64Var(&cfg.VolumeItems, "volume-items", 0, "cut volumes at this many items (0: no item limit)")
 	fs.IntVar(&cfg.LocalVolumes, "local-volumes", 2, "K: at most K volumes on local disk at once; 0 streams volumes into uploads")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "local volume dir (default $KILN_DATA_DIR/kiln-backup/spool or the temp dir)")
-	fs.Float64Var(&cfg.ReadBudget, "rcu", 0, "read budget in RCU/s (0: unthrottled)")
+	fs.Float64Var(&cfg.ReadBudget, "rcu", 0, "read budget in RCU/s (0: unthrottled; env KILN_BACKUP_RCU)")
 	fs.IntVar(pageLimit, "page-limit", 0, "Scan page item limit (0: 1 MB pages)")
 	fs.BoolVar(&cfg.ConsistentRead, "consistent-read", false, "strongly consistent scan (costs twice the RCU)")
 }
@@ -229,6 +258,15 @@ func agentFlags(c *common, cfg *AgentConfig, share *string, pageLimit *int) {
 	c.fs.DurationVar(&cfg.IncrementalEvery, "incremental-every", time.Hour, "how often to read the table's stream into change volumes (0: never)")
 	c.fs.Int64Var(&cfg.Incremental.VolumeRecords, "volume-records", 10000, "cut change volumes at this many records")
 	c.fs.StringVar(&cfg.Incremental.StreamARN, "stream-arn", "", "stream ARN (default: the table's latest stream)")
+	c.fromEnv["lease-ttl"], c.fromEnv["volume-bytes"] = "KILN_BACKUP_LEASE_TTL", "KILN_BACKUP_VOLUME_BYTES"
+	c.fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 30*time.Second, "how long the table's lease outlives its holder's last renewal: a dead holder's work is taken over after about this long (env KILN_BACKUP_LEASE_TTL)")
+	c.fs.StringVar(&cfg.Holder.Instance, "instance", os.Getenv("KILN_INSTANCE"), "this agent's name in the table's lease (default $KILN_INSTANCE, else host-pid)")
+	cfg.Holder.Release = os.Getenv("KILN_VERSION")
+	cfg.Holder.Host, _ = os.Hostname()
+	cfg.Holder.PID = os.Getpid()
+	if cfg.Holder.Instance == "" {
+		cfg.Holder.Instance = fmt.Sprintf("%s-%d", cfg.Holder.Host, cfg.Holder.PID)
+	}
 	c.id = AutoID // the agent picks dump ids itself
 }
 
@@ -330,7 +368,7 @@ func cmdRestore(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		cfg.StateFile = filepath.Join(dataDir(), "restore-"+c.id+"-"+name+".json")
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o700); err != nil {
 		return err
 	}
 	if err := c.start(ctx); err != nil {

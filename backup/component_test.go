@@ -36,19 +36,26 @@ func TestComponentDefinition(t *testing.T) {
 	if got := strings.Join(def.Settings, " "); got != "KILN_BACKUP_TABLE KILN_BACKUP_STORE KILN_BACKUP_RCU" {
 		t.Fatalf("settings %q", got)
 	}
-	// The args, with the unit env expanded, are accepted by kiln-backup's
-	// own flag parser.
+	if got := strings.Join(def.OptionalSettings, " "); got != "KILN_BACKUP_DYNAMODB_ENDPOINT KILN_BACKUP_S3_ENDPOINT KILN_BACKUP_LEASE_TTL KILN_BACKUP_VOLUME_BYTES" {
+		t.Fatalf("optional settings %q", got)
+	}
+	// Settings reach the agent through the unit's env (the bake puts them
+	// there), never through argv: the args name none of them.
 	env := map[string]string{"KILN_BACKUP_TABLE": "orders", "KILN_BACKUP_STORE": "s3://b/p", "KILN_BACKUP_RCU": "500",
-		"KILN_DATA_DIR": "/data", "KILN_PORT_BACKUP": "9465"}
+		"KILN_BACKUP_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000", "KILN_BACKUP_S3_ENDPOINT": "http://127.0.0.1:9000", "KILN_BACKUP_LEASE_TTL": "12s", "KILN_BACKUP_VOLUME_BYTES": "1048576",
+		"KILN_DATA_DIR": "/data", "KILN_PORT_BACKUP": "9465", "KILN_INSTANCE": "shop-blue-0-abc", "KILN_VERSION": "1.2.0"}
 	var args []string
 	for _, a := range def.Unit.Args {
 		args = append(args, os.Expand(a, func(k string) string {
 			v, ok := env[k]
-			if !ok {
-				t.Errorf("arg %q uses ${%s}, which kiln does not set and the docs do not ask for", a, k)
+			if !ok || strings.HasPrefix(k, "KILN_BACKUP_") {
+				t.Errorf("arg %q uses ${%s}: settings go through the env", a, k)
 			}
 			return v
 		}))
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
 	}
 	for _, p := range def.Unit.Ports {
 		if !strings.Contains(strings.Join(def.Unit.Args, " "), "${KILN_PORT_"+strings.ToUpper(p)+"}") {
@@ -60,7 +67,6 @@ func TestComponentDefinition(t *testing.T) {
 	var share string
 	var pageLimit int
 	agentFlags(c, &acfg, &share, &pageLimit)
-	cfg := acfg.Dump
 	if args[0] != "agent" {
 		t.Fatalf("the unit runs %q, want agent", args[0])
 	}
@@ -70,12 +76,18 @@ func TestComponentDefinition(t *testing.T) {
 	if _, err := ParseSegmentShare(share); err != nil {
 		t.Fatal(err)
 	}
-	cfg = acfg.Dump
+	cfg := acfg.Dump
 	if acfg.IncrementalEvery <= 0 || acfg.IncrementalEvery >= 24*time.Hour || acfg.DumpEvery != 24*time.Hour {
 		t.Fatalf("unit schedules: dumps every %v, incrementals every %v", acfg.DumpEvery, acfg.IncrementalEvery)
 	}
-	if cfg.Table != "orders" || cfg.ReadBudget != 500 || c.metricsListen != "127.0.0.1:9465" || c.id != AutoID || cfg.SpoolDir != "/data/kiln-backup/spool" {
-		t.Fatalf("unit args parsed to %+v metrics=%q id=%q", cfg, c.metricsListen, c.id)
+	if cfg.Table != "orders" || cfg.ReadBudget != 500 || c.storeURL != "s3://b/p" || c.metricsListen != "127.0.0.1:9465" || c.id != AutoID || cfg.SpoolDir != "/data/kiln-backup/spool" || cfg.VolumeBytes != 1<<20 {
+		t.Fatalf("unit args and env parsed to %+v store=%q metrics=%q id=%q", cfg, c.storeURL, c.metricsListen, c.id)
+	}
+	if c.aws.Endpoint != "http://127.0.0.1:8000" || c.s3.S3Endpoint != "http://127.0.0.1:9000" || !c.s3.S3PathStyle {
+		t.Fatalf("endpoint settings parsed to %+v %+v", c.aws, c.s3)
+	}
+	if acfg.Holder.Instance != "shop-blue-0-abc" || acfg.Holder.Release != "1.2.0" || acfg.Holder.Host == "" || acfg.LeaseTTL != 12*time.Second {
+		t.Fatalf("lease holder %+v ttl %v", acfg.Holder, acfg.LeaseTTL)
 	}
 
 	pol, err := cat.Policy(def)
@@ -102,7 +114,7 @@ func TestComponentDefinition(t *testing.T) {
 		actions = append(actions, s.Action...)
 	}
 	want := []string{"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
-		"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListBucket"}
+		"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket"}
 	if strings.Join(actions, ",") != strings.Join(want, ",") {
 		t.Fatalf("policy actions %v, want exactly %v", actions, want)
 	}

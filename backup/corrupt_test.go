@@ -1,3 +1,5 @@
+//go:build e2e
+
 package backup
 
 import (
@@ -28,7 +30,7 @@ func TestCorruptVolumeDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := res.Manifest.Segments[1].Volumes[1]
-	path := filepath.Join(root, filepath.FromSlash(victim.Key))
+	path := filepath.Join(root, filepath.FromSlash(objectKey("c", victim.Key)))
 	orig, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/kilnhq/kiln/internal/clock"
+
+	"github.com/kilnhq/kiln/backup/store"
 )
 
 // AWSOptions say how to reach DynamoDB and DynamoDB Streams.
@@ -32,6 +34,9 @@ func loadAWS(ctx context.Context, o AWSOptions) (aws.Config, error) {
 	// kiln-backup retries itself (retrier below) so throttling is counted,
 	// paced by the budget and never silently given up on.
 	opts = append(opts, config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }))
+	if c := store.LoopbackCredentials(o.Endpoint); c != nil {
+		opts = append(opts, config.WithCredentialsProvider(c))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return cfg, fmt.Errorf("load AWS config: %w", err)
@@ -64,6 +69,9 @@ func NewStreams(ctx context.Context, o AWSOptions) (*dynamodbstreams.Client, err
 	return dynamodbstreams.NewFromConfig(cfg, func(opt *dynamodbstreams.Options) {
 		if o.StreamsEndpoint != "" {
 			opt.BaseEndpoint = aws.String(o.StreamsEndpoint)
+		} else if o.Endpoint != "" {
+			// A local DynamoDB serves its streams on the same endpoint.
+			opt.BaseEndpoint = aws.String(o.Endpoint)
 		}
 	}), nil
 }

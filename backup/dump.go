@@ -47,6 +47,13 @@ type DumpConfig struct {
 	Clock          clock.Clock
 	Log            *slog.Logger
 	Progress       *Progress
+	// Guard, when set, is asked before every write to the store; an error
+	// stops the dump (the agent's lease was lost).
+	Guard func() error
+	// AdoptPlan resumes an existing dump with the segments and volume sizes
+	// its plan fixed, instead of refusing settings that differ: the agent's
+	// settings may change with a release while a dump is under way.
+	AdoptPlan bool
 }
 
 // DumpResult says what Dump did.
@@ -126,6 +133,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*DumpResult, error) {
 	if err := d.loadPlan(ctx); err != nil {
 		return nil, err
 	}
+	cfg = d.cfg // an adopted plan fixes the segments and volume sizes
 	d.keys = d.plan.Schema.keyNames()
 	est := d.plan.Schema.ItemCountEstimate * int64(cfg.Share.Last-cfg.Share.First+1) / int64(cfg.Share.Total)
 	cfg.Progress.EstimatedItems.Store(est)
@@ -170,6 +178,18 @@ func (d *dumper) loadPlan(ctx context.Context) error {
 	found, err := getJSON(ctx, c.Store, planKey(c.DumpID), &d.plan)
 	if err != nil {
 		return err
+	}
+	if found && c.AdoptPlan {
+		p := d.plan
+		if p.Table != c.Table {
+			return fmt.Errorf("dump %q is of table %q, not %q", c.DumpID, p.Table, c.Table)
+		}
+		if p.TotalSegments != c.Share.Total || p.VolumeBytes != c.VolumeBytes || p.VolumeItems != c.VolumeItems {
+			c.Log.Info("resuming with the dump's own segments and volume sizes", "dump", c.DumpID, "segments", p.TotalSegments, "volume_bytes", p.VolumeBytes, "volume_items", p.VolumeItems)
+		}
+		d.cfg.Share = SegmentShare{0, p.TotalSegments - 1, p.TotalSegments}
+		d.cfg.VolumeBytes, d.cfg.VolumeItems = p.VolumeBytes, p.VolumeItems
+		return nil
 	}
 	if found {
 		p := d.plan
@@ -216,7 +236,18 @@ func (d *dumper) loadSegment(ctx context.Context, seg int) (*SegmentState, error
 	return st, nil
 }
 
+// guard returns the Guard's objection to writing, if any.
+func (d *dumper) guard() error {
+	if d.cfg.Guard == nil {
+		return nil
+	}
+	return d.cfg.Guard()
+}
+
 func (d *dumper) saveSegment(ctx context.Context, st *SegmentState) error {
+	if err := d.guard(); err != nil {
+		return err
+	}
 	st.UpdatedAt = d.cfg.Clock.Now().UTC()
 	return putJSON(ctx, d.cfg.Store, segmentKey(d.cfg.DumpID, st.Segment), st)
 }
@@ -226,8 +257,8 @@ func (d *dumper) saveSegment(ctx context.Context, st *SegmentState) error {
 func (d *dumper) adopt(ctx context.Context, st *SegmentState) error {
 	for {
 		idx := len(st.Volumes)
-		key := volumeKey(d.cfg.DumpID, st.Segment, idx)
-		rc, err := d.cfg.Store.Get(ctx, key)
+		key := volumeKey(st.Segment, idx)
+		rc, err := d.cfg.Store.Get(ctx, objectKey(d.cfg.DumpID, key))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -285,7 +316,7 @@ type pending struct {
 }
 
 func (d *dumper) open(ctx context.Context, seg, idx int) (*pending, error) {
-	p := &pending{index: idx, key: volumeKey(d.cfg.DumpID, seg, idx)}
+	p := &pending{index: idx, key: volumeKey(seg, idx)}
 	var w io.Writer
 	if d.slots != nil {
 		select {
@@ -307,7 +338,7 @@ func (d *dumper) open(ctx context.Context, seg, idx int) (*pending, error) {
 		pr, pw := io.Pipe()
 		p.pipe, p.upload, w = pw, make(chan error, 1), pw
 		go func() {
-			err := d.cfg.Store.Put(ctx, p.key, pr)
+			err := d.cfg.Store.Put(ctx, objectKey(d.cfg.DumpID, p.key), pr)
 			pr.CloseWithError(errors.Join(err, errors.New("upload ended")))
 			p.upload <- err
 		}()
@@ -342,7 +373,11 @@ func (d *dumper) discard(p *pending, cause error) {
 // commit finishes the volume's upload and returns its description.
 func (d *dumper) commit(ctx context.Context, seg int, p *pending) (VolumeInfo, error) {
 	defer d.cfg.Progress.VolumesInFlight.Add(-1)
-	if err := p.w.close(); err != nil {
+	err := d.guard() // an agent that lost its lease uploads nothing more
+	if err == nil {
+		err = p.w.close()
+	}
+	if err != nil {
 		p.w = nil // in-flight is decremented by the defer
 		d.discard(p, err)
 		return VolumeInfo{}, err
@@ -363,7 +398,7 @@ func (d *dumper) commit(ctx context.Context, seg int, p *pending) (VolumeInfo, e
 			if _, err := p.file.Seek(0, io.SeekStart); err != nil {
 				return err
 			}
-			return d.cfg.Store.Put(ctx, p.key, p.file)
+			return d.cfg.Store.Put(ctx, objectKey(d.cfg.DumpID, p.key), p.file)
 		}()
 		if err != nil {
 			return VolumeInfo{}, err
@@ -456,8 +491,9 @@ func (d *dumper) scan(ctx context.Context, seg, nextIdx int, startKey Item, done
 		}
 		return err
 	}
-	estimate := 1.0
+	pages := newPageSizer(d.bucket, d.plan.Schema, c.ConsistentRead, c.PageLimit)
 	for {
+		limit, estimate := pages.next()
 		in := &dynamodb.ScanInput{
 			TableName:              &c.Table,
 			Segment:                aws.Int32(int32(seg)),
@@ -466,8 +502,8 @@ func (d *dumper) scan(ctx context.Context, seg, nextIdx int, startKey Item, done
 			ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 			ConsistentRead:         aws.Bool(c.ConsistentRead),
 		}
-		if c.PageLimit > 0 {
-			in.Limit = aws.Int32(c.PageLimit)
+		if limit > 0 {
+			in.Limit = aws.Int32(limit)
 		}
 		if err := d.bucket.Reserve(ctx, estimate); err != nil {
 			return fail(err)
@@ -487,7 +523,7 @@ func (d *dumper) scan(ctx context.Context, seg, nextIdx int, startKey Item, done
 			used = aws.ToFloat64(out.ConsumedCapacity.CapacityUnits)
 		}
 		d.bucket.Settle(estimate, used)
-		estimate = max(used, 0.5)
+		pages.observe(len(out.Items), used)
 		for _, item := range out.Items {
 			if cur == nil {
 				if cur, err = d.open(ctx, seg, nextIdx); err != nil {

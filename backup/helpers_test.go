@@ -19,7 +19,6 @@ import (
 
 	"github.com/kilnhq/kiln/backup/store"
 	"github.com/kilnhq/kiln/internal/clock"
-	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
 func testLog(t testing.TB) *slog.Logger {
@@ -38,16 +37,16 @@ func awsEnv(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 }
 
-// dynalite starts dynalite and returns its endpoint and a client.
-func dynalite(t *testing.T) (string, *dynamodb.Client) {
+// seedTable creates table src with n items (every bigEvery-th one big; 0: none).
+func seedTable(t testing.TB, db *dynamodb.Client, n, bigEvery int) []Item {
 	t.Helper()
-	awsEnv(t)
-	ep := testpeers.Dynalite(t)
-	db, err := NewDynamoDB(context.Background(), AWSOptions{Endpoint: ep})
-	if err != nil {
-		t.Fatal(err)
+	createTable(t, db, "src")
+	var items []Item
+	for i := range n {
+		items = append(items, makeItem(i, bigEvery > 0 && i%bigEvery == 0))
 	}
-	return ep, db
+	putItems(t, db, "src", items)
+	return items
 }
 
 func createTable(t testing.TB, db *dynamodb.Client, name string) {
@@ -246,7 +245,7 @@ func volumeItems(t testing.TB, s store.Store, id string) []Item {
 	var items []Item
 	for _, seg := range m.Segments {
 		for _, v := range seg.Volumes {
-			rc, err := s.Get(ctx, v.Key)
+			rc, err := s.Get(ctx, objectKey(id, v.Key))
 			if err != nil {
 				t.Fatal(err)
 			}

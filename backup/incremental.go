@@ -38,7 +38,10 @@ type IncrementalConfig struct {
 	PollInterval time.Duration
 	Clock        clock.Clock
 	Log          *slog.Logger
-	Progress     *Progress
+	// Guard, when set, is asked before every checkpoint; an error stops
+	// the incremental (the agent's lease was lost).
+	Guard    func() error
+	Progress *Progress
 }
 
 // IncrementalResult says what one Incremental run read.
@@ -283,6 +286,11 @@ func (f *follower) readShard(ctx context.Context, st *ShardState) error {
 }
 
 func (f *follower) saveShard(ctx context.Context, st *ShardState) error {
+	if f.cfg.Guard != nil {
+		if err := f.cfg.Guard(); err != nil {
+			return err
+		}
+	}
 	st.UpdatedAt = f.cfg.Clock.Now().UTC()
 	return putJSON(ctx, f.cfg.Store, changeStateKey(f.cfg.DumpID, st.ShardID), st)
 }
@@ -306,8 +314,8 @@ func (f *follower) writeVolume(ctx context.Context, st *ShardState, changes []Ch
 		return err
 	}
 	idx := len(st.Volumes)
-	key := changeVolumeKey(f.cfg.DumpID, st.ShardID, idx)
-	if err := f.cfg.Store.Put(ctx, key, bytes.NewReader(b.Bytes())); err != nil {
+	key := changeVolumeKey(st.ShardID, idx)
+	if err := f.cfg.Store.Put(ctx, objectKey(f.cfg.DumpID, key), bytes.NewReader(b.Bytes())); err != nil {
 		return err
 	}
 	st.Volumes = append(st.Volumes, VolumeInfo{Key: key, Index: idx, Items: w.items, Bytes: w.counter.n, RawBytes: w.raw, SHA256: w.sha256()})

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package backup
 
 import (
@@ -56,7 +58,7 @@ func TestIncrementalSurvivesKill9(t *testing.T) {
 	for _, sh := range shards {
 		last := ""
 		for _, v := range sh.Volumes {
-			rc, err := s.Get(context.Background(), v.Key)
+			rc, err := s.Get(context.Background(), objectKey("inc", v.Key))
 			if err != nil {
 				t.Fatal(err)
 			}

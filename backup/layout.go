@@ -7,26 +7,40 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kilnhq/kiln/backup/store"
 )
 
-// FormatVersion is the version of the dump layout described in docs/backup-format.md.
-const FormatVersion = 1
+// FormatVersion is the version of the dump layout described in
+// docs/backup-format.md. Version 2 names volumes relative to their dump;
+// version 1 (which named them with the id they were written under) is read too.
+const FormatVersion = 2
 
 // Key layout of one dump under its id in the store.
 func planKey(id string) string           { return id + "/plan.json" }
 func manifestKey(id string) string       { return id + "/manifest.json" }
 func segmentKey(id string, s int) string { return fmt.Sprintf("%s/segments/seg-%05d.json", id, s) }
-func volumeKey(id string, s, v int) string {
-	return fmt.Sprintf("%s/data/seg-%05d/vol-%06d.json.zst", id, s, v)
-}
+
+// Volume keys are relative to the dump: manifests and checkpoints hold them,
+// and objectKey places them under whatever id the dump is read as, so a
+// dump copied to another id, prefix or bucket reads its own volumes.
+func volumeKey(s, v int) string { return fmt.Sprintf("data/seg-%05d/vol-%06d.json.zst", s, v) }
 func changeStateKey(id, shard string) string {
 	return fmt.Sprintf("%s/changes/shards/%s.json", id, shard)
 }
-func changeVolumeKey(id, shard string, v int) string {
-	return fmt.Sprintf("%s/changes/data/%s/chg-%06d.json.zst", id, shard, v)
+func changeVolumeKey(shard string, v int) string {
+	return fmt.Sprintf("changes/data/%s/chg-%06d.json.zst", shard, v)
+}
+
+// objectKey is the store key of volume key of dump id. A format 1 key
+// starts with the id it was written under, which is replaced.
+func objectKey(id, key string) string {
+	if first, rest, ok := strings.Cut(key, "/"); ok && first != "data" && first != "changes" {
+		key = rest
+	}
+	return id + "/" + key
 }
 
 // Schema is the table description a restore needs to recreate the table.
@@ -182,8 +196,8 @@ func LoadManifest(ctx context.Context, s store.Store, id string) (*Manifest, err
 	if !found {
 		return nil, fmt.Errorf("dump %q in %s has no manifest: it is incomplete (resume it with `dump`, or run `finalize`): %w", id, s, ErrIncomplete)
 	}
-	if m.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("%s: formatVersion %d, this kiln-backup reads %d", manifestKey(id), m.FormatVersion, FormatVersion)
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		return nil, fmt.Errorf("%s: formatVersion %d, this kiln-backup reads 1 to %d", manifestKey(id), m.FormatVersion, FormatVersion)
 	}
 	return &m, nil
 }

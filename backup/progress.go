@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/kilnhq/kiln/backup/agentstatus"
 )
 
 // Progress counts what a command has done; it is read by the periodic log
@@ -20,8 +23,9 @@ type Progress struct {
 	Volumes         atomic.Int64 // volumes completed (uploaded or restored)
 	VolumesInFlight atomic.Int64
 	Throttles       atomic.Int64
-	Capacity        func() float64 // consumed capacity units so far
-	EstimatedItems  atomic.Int64   // from the table's item count, 0 when unknown
+	Capacity        func() float64        // consumed capacity units so far
+	EstimatedItems  atomic.Int64          // from the table's item count, 0 when unknown
+	Lease           atomic.Pointer[Lease] // the agent's table lease, nil for other commands
 	start           time.Time
 }
 
@@ -38,6 +42,10 @@ func (p *Progress) Log(log *slog.Logger) {
 	}
 	if p.Capacity != nil {
 		attrs = append(attrs, "capacity_units", round(p.Capacity()), "capacity_per_s", round(p.Capacity()/max(el, 1e-9)))
+	}
+	if l := p.Lease.Load(); l != nil {
+		st := l.Status()
+		attrs = append(attrs, "lease", st.State, "lease_holder", st.Holder.Instance)
 	}
 	if est := p.EstimatedItems.Load(); est > 0 && rate > 0 && est > items {
 		attrs = append(attrs, "eta", (time.Duration(float64(est-items)/rate) * time.Second).Round(time.Second).String())
@@ -78,9 +86,13 @@ func (p *Progress) WriteMetrics(w io.Writer) {
 		g("kiln_backup_capacity_units_total", "Consumed read or write capacity units.", "counter", p.Capacity())
 	}
 	g("kiln_backup_estimated_items", "Item count estimate of the table (for ETA).", "gauge", float64(p.EstimatedItems.Load()))
+	if l := p.Lease.Load(); l != nil {
+		writeLeaseMetrics(w, l.Status())
+	}
 }
 
-// ServeMetrics serves /metrics on addr until ctx is done. It returns the
+// ServeMetrics serves /metrics (and, for the agent, its lease status at
+// agentstatus.Path) on addr until ctx is done. It returns the
 // bound address (useful with port 0).
 func (p *Progress) ServeMetrics(ctx context.Context, addr string) (string, error) {
 	l, err := net.Listen("tcp", addr)
@@ -91,6 +103,15 @@ func (p *Progress) ServeMetrics(ctx context.Context, addr string) (string, error
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		p.WriteMetrics(w)
+	})
+	mux.HandleFunc(agentstatus.Path, func(w http.ResponseWriter, r *http.Request) {
+		l := p.Lease.Load()
+		if l == nil {
+			http.Error(w, "not an agent: no lease", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(l.Status())
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
 // throttleProxy stands between the SDK and dynalite (which never throttles)
@@ -30,12 +32,7 @@ type throttleProxy struct {
 	mu        sync.Mutex
 	calls     int
 	throttled int
-	log       []capacityEvent
-}
-
-type capacityEvent struct {
-	at    time.Time
-	units float64
+	testpeers.CapacityLog
 }
 
 func newThrottleProxy(t *testing.T, target string, throttleEvery int) *throttleProxy {
@@ -109,19 +106,7 @@ func (p *throttleProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, _ := io.ReadAll(resp.Body)
 	var parsed map[string]json.RawMessage
 	if json.Unmarshal(out, &parsed) == nil {
-		var units float64
-		var one struct{ CapacityUnits float64 }
-		var many []struct{ CapacityUnits float64 }
-		if json.Unmarshal(parsed["ConsumedCapacity"], &one) == nil {
-			units = one.CapacityUnits
-		} else if json.Unmarshal(parsed["ConsumedCapacity"], &many) == nil {
-			for _, c := range many {
-				units += c.CapacityUnits
-			}
-		}
-		p.mu.Lock()
-		p.log = append(p.log, capacityEvent{time.Now(), units})
-		p.mu.Unlock()
+		p.Record(time.Now(), testpeers.ConsumedUnits(out))
 		if held != nil && resp.StatusCode == 200 {
 			var un map[string][]json.RawMessage
 			json.Unmarshal(parsed["UnprocessedItems"], &un)
@@ -144,27 +129,4 @@ func (p *throttleProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(out)), 10))
 	w.WriteHeader(resp.StatusCode)
 	w.Write(out)
-}
-
-// maxWindow returns the most capacity consumed in any window of length d.
-func (p *throttleProxy) maxWindow(d time.Duration) (max float64, total float64, span time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i, e := range p.log {
-		sum := 0.0
-		for _, f := range p.log[i:] {
-			if f.at.Sub(e.at) >= d {
-				break
-			}
-			sum += f.units
-		}
-		if sum > max {
-			max = sum
-		}
-		total += e.units
-	}
-	if n := len(p.log); n > 1 {
-		span = p.log[n-1].at.Sub(p.log[0].at)
-	}
-	return max, total, span
 }

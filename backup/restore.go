@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/atomicfile"
 	"github.com/kilnhq/kiln/internal/clock"
 )
 
@@ -173,17 +174,16 @@ func (r *restorer) loadState() error {
 	return nil
 }
 
-// saveState writes the state file atomically; callers hold r.mu.
+// saveState writes the state file atomically, readable by its owner only;
+// callers hold r.mu.
 func (r *restorer) saveState() error {
 	b, err := json.Marshal(r.state)
 	if err != nil {
 		return err
 	}
-	tmp := r.cfg.StateFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("restore state: %w", err)
-	}
-	if err := os.Rename(tmp, r.cfg.StateFile); err != nil {
+	// Synced with its directory: a restore resumed after a power cut must
+	// not believe a volume written that was not, nor forget one that was.
+	if err := atomicfile.Write(r.cfg.StateFile, b, 0o600); err != nil {
 		return fmt.Errorf("restore state: %w", err)
 	}
 	return nil
@@ -240,7 +240,7 @@ func (r *restorer) ensureTable(ctx context.Context, s Schema) error {
 // download copies a volume into a local temp file, checking its digest
 // before a single item is written to the table.
 func (r *restorer) download(ctx context.Context, v VolumeInfo) (*os.File, error) {
-	rc, err := r.cfg.Store.Get(ctx, v.Key)
+	rc, err := r.cfg.Store.Get(ctx, objectKey(r.cfg.DumpID, v.Key))
 	if err != nil {
 		return nil, err
 	}

@@ -105,3 +105,73 @@ func (b Backoff) Wait(attempt int) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(d) + 1))
 }
+
+// maxPageUnits is what the biggest Scan page (1 MB) costs, eventually
+// consistent; strongly consistent pages cost twice as much.
+const maxPageUnits = 128
+
+// pageSizer sizes a segment's Scan pages under a budget: it estimates a
+// page's cost before reading it, from the cost per item seen so far (at
+// first from the table's size and item count), and caps the page's Limit
+// so that one page costs about the bucket's burst. Without it every
+// segment's first page is a full 1 MB (128 RCU) read that the bucket only
+// learns the cost of afterwards, and a starting dump overshoots its budget.
+type pageSizer struct {
+	target   float64 // units a page may cost; 0: unthrottled, pages are not capped
+	perItem  float64 // estimated units per item; 0: unknown yet
+	maxUnits float64 // cost of a full page
+	limit    int32   // the user's --page-limit (0: none)
+	last     float64 // cost of the last page (unthrottled estimates)
+}
+
+// probeItems is the first page's Limit when nothing is known of item sizes.
+const probeItems = 16
+
+func newPageSizer(budget *Bucket, s Schema, consistent bool, limit int32) *pageSizer {
+	p := &pageSizer{maxUnits: maxPageUnits, limit: limit, last: 1}
+	unit := 0.5 // RCU per 4 KB read, eventually consistent
+	if consistent {
+		unit, p.maxUnits = 1, 2*maxPageUnits
+	}
+	if budget.rate > 0 {
+		p.target = max(budget.burst, unit)
+	}
+	if s.ItemCountEstimate > 0 && s.SizeBytesEstimate > 0 {
+		p.perItem = float64(s.SizeBytesEstimate) / float64(s.ItemCountEstimate) / 4096 * unit
+	}
+	return p
+}
+
+// next returns the next page's Limit (0: none) and its estimated cost.
+func (p *pageSizer) next() (limit int32, estimate float64) {
+	if p.target <= 0 {
+		return p.limit, max(p.last, 0.5)
+	}
+	n := int64(probeItems)
+	if p.perItem > 0 {
+		n = max(int64(p.target/p.perItem), 1)
+	}
+	if p.limit > 0 {
+		n = min(n, int64(p.limit))
+	}
+	n = min(n, 1<<30)
+	estimate = p.target
+	if p.perItem > 0 {
+		estimate = float64(n) * p.perItem
+	}
+	return int32(n), min(estimate, p.maxUnits)
+}
+
+// observe learns from a page of items that cost used units.
+func (p *pageSizer) observe(items int, used float64) {
+	p.last = used
+	if items == 0 {
+		return
+	}
+	per := used / float64(items)
+	if p.perItem == 0 {
+		p.perItem = per
+		return
+	}
+	p.perItem = (p.perItem + per) / 2 // follow drifting item sizes, smoothly
+}

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package backup
 
 import (
@@ -79,7 +81,7 @@ func TestThrottledDumpAndRestore(t *testing.T) {
 	if prog.Throttles.Load() == 0 {
 		t.Fatal("the proxy throttled nothing")
 	}
-	peak, total, span := proxy.maxWindow(3 * time.Second)
+	peak, total, span := proxy.MaxWindow(3 * time.Second)
 	t.Logf("dump: %.1f RCU in %v (%.1f RCU/s, budget %v), peak 3s window %.1f, throttles %d", total, span, total/span.Seconds(), budget, peak, prog.Throttles.Load())
 	if total < 3*budget {
 		t.Fatalf("test table too small: %.1f RCU consumed", total)
@@ -146,7 +148,7 @@ func TestRestoreWriteBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peak, total, span := proxy.maxWindow(2 * time.Second)
+	peak, total, span := proxy.MaxWindow(2 * time.Second)
 	t.Logf("restore: %.0f WCU in %v, peak 2s window %.0f, budget %v/s", total, span, peak, budget)
 	if total < 3*budget {
 		t.Fatalf("too few writes to test the budget: %.0f WCU", total)
@@ -159,5 +161,78 @@ func TestRestoreWriteBudget(t *testing.T) {
 	}
 	if diff := diffHashes(tableHashes(t, direct, "src"), tableHashes(t, direct, "dst")); diff != "" {
 		t.Fatal(diff)
+	}
+}
+
+// TestPageSizerBoundsWindows simulates segments scanning a table of 4 KB
+// items (0.5 RCU each, eventually consistent) at a low budget, the way
+// dump.scan drives the bucket: no 10-second window after the first page of
+// each segment costs more than 110 % of the budget, also when the table's
+// size is unknown (the first pages are probes) or misestimated 4x.
+func TestPageSizerBoundsWindows(t *testing.T) {
+	const budget, segments, perItem = 60.0, 16, 0.5
+	for name, schema := range map[string]Schema{
+		"size known":     {ItemCountEstimate: 20000, SizeBytesEstimate: 20000 * 4096},
+		"size unknown":   {},
+		"underestimated": {ItemCountEstimate: 20000, SizeBytesEstimate: 20000 * 1024},
+	} {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewFake(time.Unix(0, 0))
+			b := NewBucket(budget, 0, clk)
+			type page struct {
+				at    time.Time
+				units float64
+			}
+			var log []page
+			left := make([]int, segments)
+			sizers := make([]*pageSizer, segments)
+			for i := range sizers {
+				left[i], sizers[i] = 20000/segments, newPageSizer(b, schema, false, 0)
+			}
+			var firstDone time.Time // when every segment has read its first page
+			for done := 0; done < segments; {
+				done = 0
+				for i, ps := range sizers {
+					if left[i] == 0 {
+						done++
+						continue
+					}
+					limit, est := ps.next()
+					if limit <= 0 {
+						t.Fatalf("a throttled page without a Limit")
+					}
+					if err := b.Reserve(context.Background(), est); err != nil {
+						t.Fatal(err)
+					}
+					n := min(int(limit), left[i], 256) // DynamoDB's 1 MB page
+					used := float64(n) * perItem
+					b.Settle(est, used)
+					ps.observe(n, used)
+					left[i] -= n
+					log = append(log, page{clk.Now(), used})
+					clk.Advance(5 * time.Millisecond)
+				}
+				if firstDone.IsZero() {
+					firstDone = clk.Now()
+				}
+			}
+			var peak float64
+			for i, p := range log {
+				if p.at.Before(firstDone) {
+					continue
+				}
+				sum := 0.0
+				for _, q := range log[i:] {
+					if q.at.Sub(p.at) >= 10*time.Second {
+						break
+					}
+					sum += q.units
+				}
+				peak = max(peak, sum)
+			}
+			if limit := 1.1 * budget * 10; peak > limit {
+				t.Fatalf("%.1f RCU in a 10 s window, limit %.1f (110%% of the budget)", peak, limit)
+			}
+		})
 	}
 }

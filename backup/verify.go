@@ -64,7 +64,7 @@ func Verify(ctx context.Context, s store.Store, id string, parallel int, log *sl
 	g.SetLimit(max(parallel, 1))
 	check := func(v VolumeInfo, changes bool) {
 		g.Go(func() error {
-			rc, err := s.Get(gctx, v.Key)
+			rc, err := s.Get(gctx, objectKey(id, v.Key))
 			var n int64
 			if err == nil {
 				var sum string

@@ -245,6 +245,7 @@ type statusReport struct {
 	Slots     map[fleet.Slot]any     `json:"slots"`
 	Instances []fleet.InstanceHealth `json:"instances"`
 	HealthErr string                 `json:"healthError,omitempty"`
+	Backup    []backupAgent          `json:"backup,omitempty"`
 }
 
 // newStatusReport is what kiln status shows of spec, but the instances' health.
@@ -291,6 +292,7 @@ rollouts as they run.`,
 				if rep.Instances, err = tgt.Health(ctx); err != nil {
 					rep.HealthErr = err.Error()
 				}
+				rep.Backup = readBackupAgents(ctx, rep.Instances)
 			}
 			if a.output == "json" {
 				return json.NewEncoder(a.stdout).Encode(rep)
@@ -308,6 +310,7 @@ rollouts as they run.`,
 				fmt.Fprintf(w, "live      nothing serves traffic\n")
 			}
 			fmt.Fprintf(w, "traffic   blue %d%% / green %d%%\n", rep.Weights[fleet.Blue], rep.Weights[fleet.Green])
+			printBackupAgents(w, rep.Backup, time.Now())
 			if rep.HealthErr != "" {
 				fmt.Fprintf(w, "health    unavailable: %s\n", rep.HealthErr)
 				return nil

@@ -77,7 +77,9 @@ func healthOf(ctx context.Context, tgt rollout.Target) func() ([]fleet.InstanceH
 	return func() ([]fleet.InstanceHealth, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return tgt.Health(ctx)
+		hs, err := tgt.Health(ctx)
+		readBackupAgents(ctx, hs) // marks the instance whose backup agent holds the lease
+		return hs, err
 	}
 }
 

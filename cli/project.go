@@ -10,7 +10,7 @@ import (
 
 // load reads and validates the manifest. Nothing is baked or deployed from an invalid one.
 func (a *app) load() (*project.Project, error) {
-	return project.Load(project.Options{File: a.file, StateDir: a.stateDir, CatalogDir: a.catalogDir})
+	return project.Load(project.Options{File: a.file, StateDir: a.stateDir, Backend: a.backend, CatalogDir: a.catalogDir})
 }
 
 // target opens the target the manifest names, building the pinned Pulumi CLI first if

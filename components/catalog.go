@@ -261,6 +261,14 @@ func (c *Catalog) Settings(name string, v *version.Version) []string {
 	return nil
 }
 
+// OptionalSettings names the variables a service may set for a component version.
+func (c *Catalog) OptionalSettings(name string, v *version.Version) []string {
+	if d, ok := c.Lookup(name, v); ok {
+		return slices.Clone(d.OptionalSettings)
+	}
+	return nil
+}
+
 // Resolve returns the definitions a manifest resolved its components to, in the same order.
 func (c *Catalog) Resolve(rcs []manifests.ResolvedComponent) ([]*Definition, error) {
 	out := make([]*Definition, 0, len(rcs))

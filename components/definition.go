@@ -45,8 +45,10 @@ type Definition struct {
 	// Settings name the variables a service must set for this component in its manifest
 	// (components.<name>.settings); the bake adds them to the unit's env.
 	Settings []string
-	Unit     Unit
-	Policy   string // file name of the IAM policy document, beside component.yaml
+	// OptionalSettings name variables a service may set there too.
+	OptionalSettings []string
+	Unit             Unit
+	Policy           string // file name of the IAM policy document, beside component.yaml
 	// Dir is the absolute directory holding component.yaml, the policy and the binary;
 	// "" for builtin components, which are embedded in kiln.
 	Dir string
@@ -99,7 +101,7 @@ type source struct {
 // parseDefinition decodes one component.yaml strictly and checks it against its source.
 func parseDefinition(file string, data []byte, src source) (*Definition, error) {
 	d := strictyaml.NewDecoder(file)
-	root := d.Document(data, "fields (name, version, binary, description, settings, unit, policy)")
+	root := d.Document(data, "fields (name, version, binary, description, settings, optionalSettings, unit, policy)")
 	if root == nil {
 		return nil, d.Err()
 	}
@@ -148,8 +150,9 @@ func parseDefinition(file string, data []byte, src source) (*Definition, error) 
 			def.Description = strings.TrimSpace(s)
 		}
 	}
-	def.Settings = decodeSettings(d, m.Field("settings"))
-	decodeUnit(d, m.Required("unit"), &def.Unit, def.Settings)
+	def.Settings = decodeSettings(d, m.Field("settings"), "settings", nil)
+	def.OptionalSettings = decodeSettings(d, m.Field("optionalSettings"), "optionalSettings", def.Settings)
+	decodeUnit(d, m.Required("unit"), &def.Unit, append(slices.Clone(def.Settings), def.OptionalSettings...))
 	policyNode := m.Required("policy")
 	if policyNode != nil {
 		if s, ok := d.String(policyNode, "policy"); ok {
@@ -172,14 +175,16 @@ func parseDefinition(file string, data []byte, src source) (*Definition, error) 
 	return def, nil
 }
 
-// decodeSettings reads the names of the variables a service must set for this
-// component (in the manifest's components.<name>.settings); the unit may refer to them.
-func decodeSettings(d *strictyaml.Decoder, n *yaml.Node) []string {
+// decodeSettings reads the names of the variables a service must (or, for
+// optionalSettings, may) set for this component (in the manifest's
+// components.<name>.settings); the unit may refer to them. taken are names
+// already declared.
+func decodeSettings(d *strictyaml.Decoder, n *yaml.Node, field string, taken []string) []string {
 	if n == nil {
 		return nil
 	}
 	var out []string
-	items, paths := d.Seq(n, "settings")
+	items, paths := d.Seq(n, field)
 	for i, it := range items {
 		s, ok := d.String(it, paths[i])
 		switch {
@@ -188,7 +193,7 @@ func decodeSettings(d *strictyaml.Decoder, n *yaml.Node) []string {
 			d.Errorf(it, paths[i], "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", s)
 		case slices.Contains(instanceEnv, s) || portEnvRE.MatchString(s):
 			d.Errorf(it, paths[i], "%s is set by kiln boot and cannot be a setting", s)
-		case slices.Contains(out, s):
+		case slices.Contains(out, s) || slices.Contains(taken, s):
 			d.Errorf(it, paths[i], "setting %s is listed twice", s)
 		default:
 			out = append(out, s)

@@ -61,7 +61,7 @@ func TestParseDefinitionRejects(t *testing.T) {
 		text string
 		want []string
 	}{
-		{"empty", "", []string{"component.yaml:1:1: (document): the file is empty; it must be a mapping of fields (name, version, binary, description, settings, unit, policy)"}},
+		{"empty", "", []string{"component.yaml:1:1: (document): the file is empty; it must be a mapping of fields (name, version, binary, description, settings, optionalSettings, unit, policy)"}},
 		{"unknown field", replaceOnce(t, validDef, "policy:", "polcy: x\npolicy:"), []string{`component.yaml:12:1: polcy: unknown field "polcy" (did you mean "policy"?)`}},
 		{"missing unit", replaceOnce(t, validDef, "unit:\n  mode: service\n  schedule: \"\"\n  args: [\"--listen\", \"127.0.0.1:${KILN_PORT_METRICS}\"]\n  env: {}\n  ports: [metrics]\n  restart: always\n", ""),
 			[]string{"component.yaml:1:1: unit: required field is missing"}},
@@ -156,5 +156,14 @@ func TestSettingsMayBeReferencedAndAreChecked(t *testing.T) {
 	}
 	if _, err := parseTest(replaceOnce(t, validDef, `["--listen",`, `["--table", "${TABLE}", "--listen",`)); err == nil || !strings.Contains(err.Error(), "unknown variable ${TABLE}") {
 		t.Errorf("a reference to an undeclared setting: %v", err)
+	}
+	// Optional settings may be referenced too, and are not required settings.
+	withOptional := replaceOnce(t, withSettings, "unit:", "optionalSettings: [ENDPOINT]\nunit:")
+	d, err = parseTest(replaceOnce(t, withOptional, `["--listen",`, `["--endpoint", "${ENDPOINT}", "--listen",`))
+	if err != nil || len(d.Settings) != 2 || len(d.OptionalSettings) != 1 || d.OptionalSettings[0] != "ENDPOINT" {
+		t.Fatalf("optional settings: %+v, %v", d, err)
+	}
+	if _, err := parseTest(replaceOnce(t, withSettings, "unit:", "optionalSettings: [STORE]\nunit:")); err == nil || !strings.Contains(err.Error(), "setting STORE is listed twice") {
+		t.Errorf("a setting both required and optional: %v", err)
 	}
 }

@@ -8,6 +8,8 @@
 //	version: 0.1.0                # semantic version
 //	binary: kiln-metrics          # executable name; builtins are built from ./cmd/<binary>
 //	description: one line
+//	settings: [TABLE]             # variables each service must set (components.<name>.settings)
+//	optionalSettings: [ENDPOINT]  # variables a service may set there
 //	unit:
 //	  mode: service               # service (kept running) | schedule (run every `schedule`)
 //	  schedule: ""                # for mode schedule: a Go duration such as 24h

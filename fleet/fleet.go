@@ -180,6 +180,12 @@ type InstanceHealth struct {
 	LastCheck time.Time   `json:"lastCheck,omitzero"`
 	LastError string      `json:"lastError,omitempty"`
 	Restarts  int         `json:"restarts"`
+	// Ports are the named ports of the instance's baked components (KILN_PORT_<NAME>),
+	// by lower-case name, when the target knows them.
+	Ports map[string]int `json:"ports,omitempty"`
+	// Backup is the state of the instance's kiln-backup agent, when it bakes one:
+	// active (it holds its table's lease) or standby.
+	Backup string `json:"backup,omitempty"`
 }
 
 // AllHealthy reports whether want instances are present and every one is healthy.

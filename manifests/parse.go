@@ -295,15 +295,21 @@ func (p *parser) checkSettings(e strictyaml.Entry, settingsNode *yaml.Node, rc R
 		p.d.Errorf(e.Key, e.Path, "component %s %s needs settings %s (write them under %s.settings, with version: under %s)",
 			rc.Name, rc.Version, strings.Join(missing, ", "), e.Path, e.Path)
 	}
+	var optional []string
+	if oc, ok := p.cat.(interface {
+		OptionalSettings(name string, v *version.Version) []string
+	}); ok {
+		optional = oc.OptionalSettings(rc.Name, rc.Version)
+	}
 	for name := range rc.Settings {
-		if !slices.Contains(need, name) {
+		if !slices.Contains(need, name) && !slices.Contains(optional, name) {
 			at := settingsNode
 			if at == nil {
 				at = e.Value
 			}
 			known := "none"
-			if len(need) > 0 {
-				known = strings.Join(need, ", ")
+			if all := append(slices.Clone(need), optional...); len(all) > 0 {
+				known = strings.Join(all, ", ")
 			}
 			p.d.Errorf(at, e.Path+".settings."+name, "component %s %s has no setting %s (its settings: %s)", rc.Name, rc.Version, name, known)
 		}

@@ -19,6 +19,14 @@ func (c settingsCatalog) Settings(name string, v *version.Version) []string {
 	return nil
 }
 
+// OptionalSettings: kiln-backup may also be given an endpoint.
+func (c settingsCatalog) OptionalSettings(name string, v *version.Version) []string {
+	if name == "kiln-backup" {
+		return []string{"KILN_BACKUP_S3_ENDPOINT"}
+	}
+	return nil
+}
+
 func settingsManifest(components string) string {
 	return `apiVersion: kiln/v1
 service: shop
@@ -44,13 +52,16 @@ func TestComponentSettings(t *testing.T) {
     version: ">= 0.1"
     settings: {KILN_BACKUP_TABLE: orders, KILN_BACKUP_STORE: "s3://backups/shop"}
   kiln-metrics: ">= 0.1"`},
+		{name: "given, with an optional one", components: `  kiln-backup:
+    version: ">= 0.1"
+    settings: {KILN_BACKUP_TABLE: orders, KILN_BACKUP_STORE: "s3://backups/shop", KILN_BACKUP_S3_ENDPOINT: "http://127.0.0.1:9000"}`},
 		{name: "missing", components: `  kiln-backup: ">= 0.1"`,
 			errs: []string{"kiln.yaml:6:3: components.kiln-backup: component kiln-backup 0.1.0 needs settings KILN_BACKUP_TABLE, KILN_BACKUP_STORE"}},
 		{name: "one missing, one unknown", components: `  kiln-backup:
     version: ">= 0.1"
     settings: {KILN_BACKUP_TABLE: orders, KILN_BACKUP_TABEL: x}`,
 			errs: []string{"kiln.yaml:6:3: components.kiln-backup: component kiln-backup 0.1.0 needs settings KILN_BACKUP_STORE",
-				"kiln.yaml:8:15: components.kiln-backup.settings.KILN_BACKUP_TABEL: component kiln-backup 0.1.0 has no setting KILN_BACKUP_TABEL"}},
+				"kiln.yaml:8:15: components.kiln-backup.settings.KILN_BACKUP_TABEL: component kiln-backup 0.1.0 has no setting KILN_BACKUP_TABEL (its settings: KILN_BACKUP_TABLE, KILN_BACKUP_STORE, KILN_BACKUP_S3_ENDPOINT)"}},
 		{name: "version required", components: `  kiln-backup:
     settings: {KILN_BACKUP_TABLE: orders}`,
 			errs: []string{"kiln.yaml:7:5: components.kiln-backup.version: required field is missing"}},

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
@@ -37,6 +38,8 @@ type Project struct {
 	// BinDir holds kiln's binaries: the provider plugins, kiln-boot and the builtin
 	// components.
 	BinDir string
+	// Backend is where the stack's state lives.
+	Backend backend.Backend
 }
 
 // Options say where to find the manifest and kiln's state.
@@ -45,6 +48,9 @@ type Options struct {
 	File string
 	// StateDir overrides $KILN_STATE_DIR and the default, .kiln beside the manifest.
 	StateDir string
+	// Backend overrides $KILN_BACKEND and the default, the file backend in the state
+	// directory: where the stack's Pulumi state, lock, checkpoints and history live.
+	Backend string
 	// CatalogDir adds baked components to the builtin catalog.
 	CatalogDir string
 	// BinDir overrides the directory of the running executable.
@@ -95,6 +101,16 @@ func Load(opts Options) (*Project, error) {
 			return nil, err
 		}
 	}
+	p.Backend = backend.File(filepath.Join(p.StateDir, "pulumi"))
+	url := opts.Backend
+	if url == "" {
+		url = os.Getenv("KILN_BACKEND")
+	}
+	if url != "" {
+		if p.Backend, err = backend.Parse(url); err != nil {
+			return nil, &InputError{Msg: err.Error()}
+		}
+	}
 	return p, os.MkdirAll(p.StateDir, 0o755)
 }
 
@@ -119,9 +135,19 @@ func (p *Project) Images() *images.Store {
 	return &images.Store{Dir: filepath.Join(p.StateDir, "images")}
 }
 
-// Releases opens the stack's lock, rollout state and history in its backend.
-func (p *Project) Releases() (*releases.FileStore, error) {
-	return releases.OpenFileStore(releases.Dir(p.StateDir, p.Manifest.Service))
+// Releases opens the stack's lock, rollout state and history in its backend. A backend
+// whose state was moved elsewhere is refused, naming where it went.
+func (p *Project) Releases() (releases.Store, error) {
+	store, err := p.Backend.Releases(context.Background(), p.Manifest.Service)
+	if err != nil {
+		return nil, err
+	}
+	if to, err := store.MovedTo(); err != nil {
+		return nil, err
+	} else if to != "" {
+		return nil, &InputError{Msg: fmt.Sprintf("the state of %s was moved from %s to %s (kiln state migrate): use --backend '%s' or KILN_BACKEND", p.Service(), p.Backend, to, to)}
+	}
+	return store, nil
 }
 
 // loadSecrets reads the stack's encrypted secrets.
@@ -227,6 +253,9 @@ func (p *Project) Request() rollout.Request {
 // if there is none (saying so on progress). The engine's raw output goes to
 // logs/engine.log in the state directory.
 func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.Target, error) {
+	if _, err := p.Releases(); err != nil {
+		return nil, err // e.g. the state was moved to another backend
+	}
 	if _, err := os.Stat(filepath.Join(p.BinDir, "pulumi-resource-kiln")); err != nil {
 		return nil, fmt.Errorf("pulumi-resource-kiln is not installed beside kiln in %s: build both with `go tool task build`", p.BinDir)
 	}
@@ -243,7 +272,7 @@ func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.T
 		return nil, err
 	}
 	return targets.Open(ctx, targets.Config{Manifest: p.Manifest, StateDir: p.StateDir, BinDir: p.BinDir,
-		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Secrets: p.loadSecrets})
+		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Backend: p.Backend, Secrets: p.loadSecrets})
 }
 
 // ControlSocket is where the service's running rollout listens for controls and watchers.

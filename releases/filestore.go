@@ -399,6 +399,31 @@ func (s *FileStore) History() ([]Record, error) {
 	return doc.Records, nil
 }
 
+// MarkMoved implements [Store.MarkMoved].
+func (s *FileStore) MarkMoved(url string) error {
+	data, err := json.Marshal(moved{To: url, At: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(s.path(movedFile), append(data, '\n'), 0o600)
+}
+
+// MovedTo implements [Store.MovedTo].
+func (s *FileStore) MovedTo() (string, error) {
+	data, err := os.ReadFile(s.path(movedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var m moved
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", fmt.Errorf("%s: %w", s.path(movedFile), err)
+	}
+	return m.To, nil
+}
+
 // withGuard runs fn holding the kernel lock on the guard file. The guard is held for
 // milliseconds, so it is polled rather than waited for: a stopped process holding it
 // cannot hang us past ctx (or guardTimeout).

@@ -62,6 +62,32 @@ func NewSecretsVersion() string {
 // it is readable by its owner only.
 const secretsFile = "secrets.json"
 
+// decodeSecrets reads a secrets document; where names it in errors.
+func decodeSecrets(data []byte, stack, where string) (Secrets, error) {
+	var doc Secrets
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return Secrets{}, fmt.Errorf("read secrets of stack %s: %s: %w", stack, where, err)
+	}
+	if doc.Values == nil {
+		doc.Values = map[string]Secret{}
+	}
+	return doc, nil
+}
+
+// changeSecrets applies fn to doc and renews its version, unless fn set one; it returns
+// the document to save.
+func changeSecrets(doc *Secrets, fn func(*Secrets) error) ([]byte, error) {
+	prev := doc.Version
+	if err := fn(doc); err != nil {
+		return nil, err
+	}
+	if doc.Version == prev {
+		doc.Version = NewSecretsVersion()
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	return append(data, '\n'), err
+}
+
 // LoadSecrets implements [Store.LoadSecrets].
 func (s *FileStore) LoadSecrets() (Secrets, error) {
 	p := s.path(secretsFile)
@@ -72,14 +98,7 @@ func (s *FileStore) LoadSecrets() (Secrets, error) {
 	if err != nil {
 		return Secrets{}, fmt.Errorf("read secrets of stack %s: %w", s.stack, err)
 	}
-	var doc Secrets
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return Secrets{}, fmt.Errorf("read secrets of stack %s: %s: %w", s.stack, p, err)
-	}
-	if doc.Values == nil {
-		doc.Values = map[string]Secret{}
-	}
-	return doc, nil
+	return decodeSecrets(data, s.stack, p)
 }
 
 // UpdateSecrets implements [Store.UpdateSecrets]: the read, change and atomic rewrite of
@@ -91,19 +110,63 @@ func (s *FileStore) UpdateSecrets(fn func(*Secrets) error) (Secrets, error) {
 		if err != nil {
 			return err
 		}
-		if err := fn(&doc); err != nil {
+		data, err := changeSecrets(&doc, fn)
+		if err != nil {
 			return err
 		}
-		doc.Version = NewSecretsVersion()
-		data, err := json.MarshalIndent(doc, "", "  ")
-		if err != nil {
-			return fmt.Errorf("save secrets of stack %s: %w", s.stack, err)
-		}
-		if err := atomicfile.Write(s.path(secretsFile), append(data, '\n'), 0o600); err != nil {
+		if err := atomicfile.Write(s.path(secretsFile), data, 0o600); err != nil {
 			return fmt.Errorf("save secrets of stack %s: %w", s.stack, err)
 		}
 		out = doc
 		return nil
 	})
 	return out, err
+}
+
+// secrets reads the S3Store's secrets document with its ETag.
+func (s *S3Store) secrets(ctx context.Context) (Secrets, string, bool, error) {
+	data, etag, found, err := s.get(ctx, secretsFile)
+	if err != nil {
+		return Secrets{}, "", false, fmt.Errorf("read secrets of stack %s: %w", s.stack, err)
+	}
+	if !found {
+		return Secrets{Values: map[string]Secret{}}, "", false, nil
+	}
+	doc, err := decodeSecrets(data, s.stack, "s3://"+s.bucket+"/"+s.key(secretsFile))
+	return doc, etag, true, err
+}
+
+// LoadSecrets implements [Store.LoadSecrets].
+func (s *S3Store) LoadSecrets() (Secrets, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	doc, _, _, err := s.secrets(ctx)
+	return doc, err
+}
+
+// UpdateSecrets implements [Store.UpdateSecrets]: read, fn and a conditional write (on
+// the ETag read, or create-only), again from the read if another writer got in between;
+// fn may therefore run more than once.
+func (s *S3Store) UpdateSecrets(fn func(*Secrets) error) (Secrets, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	for range 10 {
+		doc, etag, found, err := s.secrets(ctx)
+		if err != nil {
+			return Secrets{}, err
+		}
+		data, err := changeSecrets(&doc, fn)
+		if err != nil {
+			return Secrets{}, err
+		}
+		_, err = s.put(ctx, secretsFile, data, !found, etag)
+		if errors.Is(err, errPrecondition) {
+			continue
+		}
+		if err != nil {
+			return Secrets{}, fmt.Errorf("save secrets of stack %s: %w", s.stack, err)
+		}
+		return doc, nil
+	}
+	return Secrets{}, fmt.Errorf("save secrets of stack %s: the secrets kept changing", s.stack)
 }

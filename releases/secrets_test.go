@@ -108,3 +108,18 @@ func TestConcurrentSecretUpdatesLoseNothing(t *testing.T) {
 		t.Fatalf("%d secrets saved by 8 writers: %v", len(doc.Values), doc.Values)
 	}
 }
+
+func TestUpdateSecretsKeepsAVersionFnSets(t *testing.T) {
+	s, err := OpenFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a migration does: copy a document whole, version included.
+	doc, err := s.UpdateSecrets(func(d *Secrets) error {
+		*d = Secrets{Version: "copied", Values: map[string]Secret{"A": {Ciphertext: "c"}}}
+		return nil
+	})
+	if err != nil || doc.Version != "copied" {
+		t.Fatalf("UpdateSecrets = %+v, %v; want the version fn set", doc, err)
+	}
+}

@@ -104,10 +104,26 @@ type Store interface {
 	// values) when no secret was ever set.
 	LoadSecrets() (Secrets, error)
 	// UpdateSecrets changes the secrets document with fn and saves it with a new
-	// [Secrets.Version] ([NewSecretsVersion]), atomically against other writers (a read,
-	// fn and a conditional write, retried or serialised); an error from fn saves nothing.
+	// [Secrets.Version] ([NewSecretsVersion]) unless fn set the version itself (a
+	// migration copies it), atomically against other writers (a read,
+	// fn and a conditional write, retried or serialised: fn may run more than once); an
+	// error from fn saves nothing.
 	// It returns the document saved. It does not need the stack's lock.
 	UpdateSecrets(fn func(*Secrets) error) (Secrets, error)
+	// MarkMoved records that the stack's state now lives in the backend at url, so that
+	// nobody keeps deploying from the copy left here.
+	MarkMoved(url string) error
+	// MovedTo returns where the state was moved, if it was.
+	MovedTo() (string, error)
+}
+
+// movedFile names the marker MarkMoved leaves.
+const movedFile = "moved.json"
+
+// moved is the marker's content.
+type moved struct {
+	To string    `json:"to"`
+	At time.Time `json:"at"`
 }
 
 // ErrLockLost is returned when a lock this process took is no longer its own: someone

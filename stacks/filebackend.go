@@ -133,10 +133,13 @@ func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
+// passphrasePath is where kiln keeps the passphrase it generated for a file backend.
+func passphrasePath(stateDir string) string { return filepath.Join(stateDir, "passphrase") }
+
 // passphraseFile returns the file holding the stack secrets' passphrase, creating it with
 // a random passphrase the first time. It never leaves the state directory.
 func passphraseFile(stateDir string) (string, error) {
-	p := filepath.Join(stateDir, "passphrase")
+	p := passphrasePath(stateDir)
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}

@@ -123,15 +123,10 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 		// copies of each one, which cost every update time and disk.
 		"PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true",
 	}
-	if pp := os.Getenv(PassphraseEnv); pp != "" {
-		// Handed to the engine in its environment, never on a command line.
-		env["PULUMI_CONFIG_PASSPHRASE"] = pp
-	} else if opts.SecretsProvider == "passphrase" && os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
-		pp, err := passphraseFile(opts.StateDir)
-		if err != nil {
+	if opts.SecretsProvider == "passphrase" {
+		if err := passphraseEnv(env, opts); err != nil {
 			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
 		}
-		env["PULUMI_CONFIG_PASSPHRASE_FILE"] = pp
 	}
 	path := os.Getenv("PATH")
 	if opts.PluginDir != "" {
@@ -169,6 +164,38 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("open stack %s: %w", opts.Stack, engineError(err, nil))
 	}
 	return &Stack{opts: opts, stack: s, ws: s.Workspace()}, nil
+}
+
+// passphraseEnv tells the engine the passphrase of the stack's secrets: Pulumi's own
+// variables if set; for a file backend, the passphrase kiln generated for it, if it did;
+// else $KILN_PASSPHRASE; else, for a file backend only, a new generated one kept in the
+// state directory. A shared backend is read from several machines, which must all use the
+// same passphrase: kiln does not invent one there.
+func passphraseEnv(env map[string]string, opts Options) error {
+	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") != "" || os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") != "" {
+		return nil
+	}
+	_, isFile := fileBackendOf(opts.Backend)
+	if p := passphrasePath(opts.StateDir); isFile {
+		if _, err := os.Stat(p); err == nil {
+			env["PULUMI_CONFIG_PASSPHRASE_FILE"] = p
+			return nil
+		}
+	}
+	if pp := os.Getenv(PassphraseEnv); pp != "" {
+		// Handed to the engine in its environment, never on a command line.
+		env["PULUMI_CONFIG_PASSPHRASE"] = pp
+		return nil
+	}
+	if !isFile {
+		return fmt.Errorf("the stack's state is shared (%s) and encrypted with a passphrase every machine must know: set KILN_PASSPHRASE (in CI, from the pipeline's secrets), or use a secrets provider such as awskms://", opts.Backend)
+	}
+	pp, err := passphraseFile(opts.StateDir)
+	if err != nil {
+		return err
+	}
+	env["PULUMI_CONFIG_PASSPHRASE_FILE"] = pp
+	return nil
 }
 
 // Preview runs program without changing anything and returns the engine's summary:

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
@@ -44,6 +45,8 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store on this host that bakes land in.
 	Images *images.Store
+	// Backend is where the stack's Pulumi state lives.
+	Backend backend.Backend
 	// Secrets reads the stack's encrypted secrets (the manifest's secrets section names
 	// those the fleet gets); nil when there is no store to read them from.
 	Secrets func() (releases.Secrets, error)

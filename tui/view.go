@@ -475,6 +475,9 @@ func (m *Model) instance(now time.Time, h fleet.InstanceHealth) string {
 		last = round(now.Sub(h.LastCheck)).Truncate(time.Second).String() + " ago"
 	}
 	line := st.Render(fmt.Sprintf("  %s %-18s %-9s", sym, ansi.Truncate(h.ID, 18, "…"), h.State)) + fmt.Sprintf(" %7s ↻%d", last, h.Restarts)
+	if h.Backup == "active" {
+		line += " ⛁" // its kiln-backup agent holds the table's lease
+	}
 	if h.LastError != "" {
 		line += m.st.bad.Render(" " + h.LastError)
 	}
@@ -596,6 +599,6 @@ func (m *Model) helpLines() []string {
 		m.st.title.Render(" SYMBOLS"),
 		"  ✓ done / healthy   ✗ failed / unhealthy   ○ pending / starting",
 		"  " + spinner[0] + " running   – skipped   ↓ draining   ↻ restarts   ‖ paused",
-		"  traffic: █ blue  ▒ green",
+		"  traffic: █ blue  ▒ green   ⛁ holds the backup lease (kiln-backup)",
 	}
 }

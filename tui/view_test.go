@@ -101,3 +101,25 @@ func TestNoColour(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupLeaseMark: the instance whose kiln-backup agent holds its table's lease carries
+// ⛁ on its row; the standby does not.
+func TestBackupLeaseMark(t *testing.T) {
+	m := New(Options{Plan: plan, Now: func() time.Time { return at(12) }, Profile: termenv.Ascii})
+	holder, standby := inst("web-blue-0", fleet.Blue, fleet.Healthy, 3.9), inst("web-blue-1", fleet.Blue, fleet.Healthy, 3.9)
+	holder.Backup, standby.Backup = "active", "standby"
+	m.Update(EventsMsg(append(midRollout(), rollout.HealthChanged{At: at(10), Slot: fleet.Blue, Instances: []fleet.InstanceHealth{holder, standby}})))
+	m.redraw()
+	marked := 0
+	for _, line := range strings.Split(m.View(), "\n") {
+		switch {
+		case strings.Contains(line, "web-blue-0") && strings.Contains(line, "⛁"):
+			marked++
+		case strings.Contains(line, "web-blue-1") && strings.Contains(line, "⛁"):
+			t.Errorf("the standby is marked: %q", line)
+		}
+	}
+	if marked != 1 {
+		t.Fatalf("the holder's row is not marked once:\n%s", m.View())
+	}
+}

@@ -12,8 +12,8 @@ import (
 	"strings"
 )
 
-// Dir is a Store in a local directory. Put writes a temporary file, syncs it
-// and renames it into place.
+// Dir is a Store in a local directory. Put writes a temporary file, syncs it,
+// renames it into place and syncs the directory.
 type Dir struct {
 	root string
 }
@@ -43,31 +43,71 @@ func (d *Dir) path(key string) (string, error) {
 
 // Put implements Store.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) error {
-	p, err := d.path(key)
+	p, tmp, err := d.writeTemp(ctx, key, r)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, p); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p), key)
+}
+
+// Create implements Store: the complete temporary file is hard-linked to
+// the key's path, and link(2) fails when the path exists, atomically.
+func (d *Dir) Create(ctx context.Context, key string, r io.Reader) error {
+	p, tmp, err := d.writeTemp(ctx, key, r)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", key, ErrExists)
+		}
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p), key)
+}
+
+// writeTemp writes r into a synced temporary file beside key's path and
+// returns both paths.
+func (d *Dir) writeTemp(ctx context.Context, key string, r io.Reader) (path, tmpPath string, err error) {
+	p, err := d.path(key)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-*")
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
-		tmp.Close()
-		return fmt.Errorf("put %s: %w", key, err)
+	_, err = io.Copy(tmp, ctxReader{ctx, r})
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("put %s: %w", key, err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+	return p, tmp.Name(), nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir, key string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("put %s: sync dir: %w", key, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("put %s: sync dir: %w", key, err)
 	}
 	return nil
 }

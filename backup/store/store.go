@@ -15,12 +15,19 @@ import (
 // ErrNotFound is returned by Get and Stat when an object does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrExists is returned by Create when the object already exists.
+var ErrExists = errors.New("object already exists")
+
 // Store holds backup objects under slash-separated keys. Put is atomic: an
 // object is either absent or complete, never partial, so a reader never sees
 // half a volume or half a manifest.
 type Store interface {
 	// Put stores everything read from r under key, replacing any object there.
 	Put(ctx context.Context, key string, r io.Reader) error
+	// Create stores r under key only if no object is there, atomically: of
+	// any number of concurrent Creates of one key exactly one succeeds, the
+	// others return ErrExists. Leases are built on it.
+	Create(ctx context.Context, key string, r io.Reader) error
 	// Get opens the object at key; ErrNotFound when it does not exist.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Stat returns the object's size; ErrNotFound when it does not exist.

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kilnhq/kiln/backup/store"
@@ -103,4 +106,55 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestCreateIsAtomic races writers creating the same key, on both stores
+// (on S3, gofakes3's conditional PutObject): in every round exactly one
+// wins and the object holds the winner's bytes whole.
+func TestCreateIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	const rounds, writers = 100, 8
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			for round := range rounds {
+				key := fmt.Sprintf("race/%03d", round)
+				var wins atomic.Int32
+				var winner atomic.Int32
+				var wg sync.WaitGroup
+				for w := range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						body := bytes.Repeat([]byte{byte('a' + w)}, 1000+w)
+						err := s.Create(ctx, key, bytes.NewReader(body))
+						switch {
+						case err == nil:
+							wins.Add(1)
+							winner.Store(int32(w))
+						case !errors.Is(err, store.ErrExists):
+							t.Errorf("round %d writer %d: %v", round, w, err)
+						}
+					}()
+				}
+				wg.Wait()
+				if n := wins.Load(); n != 1 {
+					t.Fatalf("round %d: %d writers created %s, want exactly 1", round, n, key)
+				}
+				rc, err := s.Get(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(rc)
+				rc.Close()
+				w := int(winner.Load())
+				if !bytes.Equal(got, bytes.Repeat([]byte{byte('a' + w)}, 1000+w)) {
+					t.Fatalf("round %d: %s holds %d bytes that are not writer %d's", round, key, len(got), w)
+				}
+			}
+			// Create never replaces, also sequentially.
+			if err := s.Create(ctx, "race/000", bytes.NewReader(nil)); !errors.Is(err, store.ErrExists) {
+				t.Fatalf("Create of an existing key: %v, want ErrExists", err)
+			}
+		})
+	}
 }

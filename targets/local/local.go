@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
@@ -40,7 +41,7 @@ func init() {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
 		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
-			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images,
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend,
 			Secrets: m.Secrets, LoadSecrets: cfg.Secrets})
 	})
 }
@@ -61,6 +62,9 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store instances boot from: images stay on this host.
 	Images *images.Store
+	// Backend is where the stack's Pulumi state lives; the zero value is the file
+	// backend in StateDir.
+	Backend backend.Backend
 	// Secrets names the service's secrets; LoadSecrets reads their ciphertexts from the
 	// stack's store before every operation that runs the program.
 	Secrets     []string
@@ -80,6 +84,8 @@ type Target struct {
 func Open(ctx context.Context, cfg Config) (*Target, error) {
 	st, err := stacks.Open(ctx, stacks.Options{
 		StateDir:   cfg.StateDir,
+		Backend:    cfg.Backend.PulumiURL(),
+		Env:        cfg.Backend.EngineEnv(),
 		Stack:      cfg.Service,
 		PulumiRoot: cfg.PulumiRoot,
 		PluginDir:  cfg.BinDir,
@@ -108,12 +114,26 @@ func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image)
 	return t.cfg.Images.GC(t.cfg.Service, keep, digests)
 }
 
-// RunDir is where instances and the load balancer keep their files.
-func (t *Target) RunDir() string { return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service) }
+// RunDir is where instances and the load balancer keep their files: the directory the
+// stack's last update used (with a shared backend, another state directory of this host
+// may have deployed it), else one in this state directory.
+func (t *Target) RunDir() string {
+	t.mu.Lock()
+	outs := t.outs
+	t.mu.Unlock()
+	if d, ok := outs[schema.OutputRunDir].Value.(string); ok && filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service)
+}
 
-// program returns the fleet program for spec, with the stack's config holding the
-// service's secrets as they are stored now.
+// program is the fleet program for spec. It reads the stack's outputs first, so the fleet
+// keeps its run directory whoever updates it, and writes the service's secrets, as they
+// are stored now, into the stack's config.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
+	if _, err := t.outputs(ctx); err != nil {
+		return nil, err
+	}
 	cfg := programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
 	ciphertexts := map[string]string{}
 	var manager []byte
@@ -352,6 +372,7 @@ func (t *Target) Health(ctx context.Context) ([]fleet.InstanceHealth, error) {
 				h.LastCheck, _ = time.Parse(time.RFC3339Nano, tg.LastCheck)
 			}
 			h.Restarts = t.restarts(tg.ID)
+			h.Ports = t.ports(tg.ID)
 			out = append(out, h)
 		}
 	}
@@ -382,6 +403,26 @@ func (t *Target) restarts(id string) int {
 		n += u.Restarts
 	}
 	return n
+}
+
+// ports returns the named ports of an instance's components, from its boot spec.
+func (t *Target) ports(id string) map[string]int {
+	b, err := os.ReadFile(filepath.Join(t.RunDir(), "instances", id, "boot.json"))
+	var spec boot.Spec
+	if err != nil || json.Unmarshal(b, &spec) != nil {
+		return nil
+	}
+	var out map[string]int
+	for k, v := range spec.Env {
+		name, ok := strings.CutPrefix(k, "KILN_PORT_")
+		if p, err := strconv.Atoi(v); ok && err == nil {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[strings.ToLower(name)] = p
+		}
+	}
+	return out
 }
 
 // Destroy stops every instance and the load balancer and forgets the stack's resources.

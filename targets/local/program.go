@@ -122,6 +122,7 @@ func fleetProgram(spec fleet.Spec, cfg programConfig) pulumi.RunFunc {
 		ctx.Export(stacks.OutputSpec, pulumi.String(string(b)))
 		ctx.Export(schema.OutputAddress, lbs.Address)
 		ctx.Export(schema.OutputAdmin, lbs.Admin)
+		ctx.Export(schema.OutputRunDir, pulumi.String(cfg.RunDir))
 		return nil
 	}
 }

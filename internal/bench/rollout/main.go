@@ -19,6 +19,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
 func main() {
@@ -63,6 +65,7 @@ target:
 // series is one kiln binary's rollouts, each in its own directory and stack.
 type series struct {
 	name, kiln, dir, app string
+	env                  []string // added to the environment of its kiln
 	samples              []sample
 }
 
@@ -70,6 +73,7 @@ func run() error {
 	kiln := flag.String("kiln", "bin/kiln", "the kiln binary (its provider and other binaries beside it)")
 	baseline := flag.String("baseline", "", "a second kiln binary to time in the same run, rollouts interleaved (e.g. the commit before a change)")
 	n := flag.Int("n", 5, "rollouts to time after the first release")
+	shared := flag.Bool("s3", false, "time the file backend beside a shared S3 backend (gofakes3 on 127.0.0.1, started here), same binary, rollouts interleaved")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "kiln-bench-")
 	if err != nil {
@@ -99,6 +103,22 @@ func run() error {
 		}
 		all = append(all, &series{name: name, kiln: abs, dir: sd, app: app})
 	}
+	if *shared {
+		if *baseline != "" {
+			return fmt.Errorf("-s3 compares backends with one binary: drop -baseline")
+		}
+		endpoint, stop := testpeers.StartS3()
+		defer stop()
+		s3 := *all[0]
+		s3.name, s3.dir = "s3", filepath.Join(dir, "s3")
+		s3.env = []string{"KILN_BACKEND=s3://bench-state/kiln?region=us-east-1&endpoint=" + endpoint,
+			"KILN_PASSPHRASE=bench", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
+		if err := os.MkdirAll(s3.dir, 0o755); err != nil {
+			return err
+		}
+		all[0].name = "file"
+		all = append(all, &s3)
+	}
 	for _, s := range all {
 		defer s.destroy()
 		if _, err := s.rollout("1.0.0"); err != nil {
@@ -125,6 +145,7 @@ func (s *series) rollout(version string) (sample, error) {
 	}
 	cmd := exec.Command(s.kiln, "rollout", "--output", "json")
 	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), s.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -141,6 +162,7 @@ func (s *series) rollout(version string) (sample, error) {
 func (s *series) destroy() {
 	cmd := exec.Command(s.kiln, "destroy")
 	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Run()
 }
 
@@ -218,7 +240,8 @@ func report(all []*series) {
 	if len(all) == 2 {
 		_, m, _ := spread(all[0].samples, overhead)
 		_, b, _ := spread(all[1].samples, overhead)
-		fmt.Printf("engine overhead, kiln / baseline medians: %.2f (%s vs %s)\n", float64(m)/float64(b), r(m), r(b))
+		fmt.Printf("engine overhead, %s / %s medians: %.2f (%s vs %s); %s - %s: %s\n", all[0].name, all[1].name, float64(m)/float64(b), r(m), r(b),
+			all[1].name, all[0].name, r(b-m))
 	}
 }
 

@@ -22,6 +22,8 @@ const (
 	OutputAddress = "address"
 	// OutputAdmin is the load balancer's admin API address.
 	OutputAdmin = "admin"
+	// OutputRunDir is the directory of the instances' and the balancer's files.
+	OutputRunDir = "runDir"
 )
 
 // Image pins a baked image directory of kiln's image store.
