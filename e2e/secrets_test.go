@@ -23,7 +23,7 @@ import (
 )
 
 const secretsManifestTmpl = `apiVersion: kiln/v1
-service: vault
+service: %s
 version: %s
 secrets: [DB_PASSWORD]
 app:
@@ -51,14 +51,21 @@ target:
 // passphrase is the stack's passphrase in this test, given as CI would: in KILN_PASSPHRASE.
 const passphrase = "e2e-passphrase-4b1d"
 
-// kilnWith runs kiln with stdin and KILN_PASSPHRASE set.
-func kilnWith(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
+func writeSecretsManifest(t *testing.T, dir, service, version string) {
+	t.Helper()
+	body := fmt.Sprintf(secretsManifestTmpl, service, version, demoBin)
+	if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kilnIn runs kiln with stdin.
+func kilnIn(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kiln"), args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KILN_PASSPHRASE="+passphrase)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -87,7 +94,7 @@ type procWatch struct {
 	// the environment of kiln and the engine (KILN_PASSPHRASE), never in an argv.
 	argvOnly []string
 	stop     chan struct{}
-	done   chan struct{}
+	done     chan struct{}
 
 	mu   sync.Mutex
 	hits []string
@@ -191,18 +198,12 @@ func appEnvHolding(dir, value string) int {
 
 func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		kilnWith(t, dir, "", "destroy")
-		if left := leftovers(dir); len(left) > 0 {
-			t.Errorf("processes left after destroy: %v", left)
-		}
-	})
-	if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(fmt.Sprintf(secretsManifestTmpl, "1.0.0", demoBin)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	t.Setenv("KILN_PASSPHRASE", passphrase)
+	destroyAtEnd(t, dir)
+	writeSecretsManifest(t, dir, "vault", "1.0.0")
 
 	// A referenced secret that is not set stops the rollout before anything is baked.
-	code, out, errOut := kilnWith(t, dir, "", "rollout", "--output", "json")
+	code, out, errOut := kiln(t, dir, "rollout", "--output", "json")
 	if code != 2 || !strings.Contains(errOut, "DB_PASSWORD") {
 		t.Fatalf("rollout without the secret exited %d, want 2 naming DB_PASSWORD\n%s\n%s", code, out, errOut)
 	}
@@ -214,12 +215,12 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 	procs := watchProcs([]string{canary, rotated}, []string{passphrase})
 	var events bytes.Buffer // everything kiln printed: the event stream, JSON output, errors
 
-	code, out, errOut = kilnWith(t, dir, canary+"\n", "secret", "set", "DB_PASSWORD")
+	code, out, errOut = kilnIn(t, dir, canary+"\n", "secret", "set", "DB_PASSWORD")
 	events.WriteString(out + errOut)
 	if code != 0 {
 		t.Fatalf("secret set exited %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, errOut = kilnWith(t, dir, "", "rollout", "--output", "json")
+	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
 	events.WriteString(out + errOut)
 	if code != 0 {
 		t.Fatalf("rollout 1.0.0 exited %d\n%s\n%s", code, out, errOut)
@@ -229,7 +230,7 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 		t.Fatalf("%d app processes have the secret in DB_URL, want the 2 instances", n)
 	}
 
-	code, out, errOut = kilnWith(t, dir, "", "status", "--output", "json")
+	code, out, errOut = kiln(t, dir, "status", "--output", "json")
 	events.WriteString(out + errOut)
 	var st struct {
 		Endpoint string `json:"endpoint"`
@@ -245,19 +246,19 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 	defer load.Stop()
 
 	// Same image, same secrets: nothing to do.
-	code, out, errOut = kilnWith(t, dir, "", "rollout", "--output", "json")
+	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
 	events.WriteString(out + errOut)
 	if fin := finished(t, out); code != 0 || fin["outcome"] != "unchanged" {
 		t.Fatalf("a second rollout of the same release: exit %d, %v", code, fin)
 	}
 
 	// Rotation: the same image is rolled out again under load, its instances replaced.
-	code, out, errOut = kilnWith(t, dir, rotated, "secret", "set", "DB_PASSWORD")
+	code, out, errOut = kilnIn(t, dir, rotated, "secret", "set", "DB_PASSWORD")
 	events.WriteString(out + errOut)
 	if code != 0 {
 		t.Fatalf("secret set (rotation) exited %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, errOut = kilnWith(t, dir, "", "rollout", "--output", "json")
+	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
 	events.WriteString(out + errOut)
 	if code != 0 {
 		t.Fatalf("rollout after rotation exited %d\n%s\n%s", code, out, errOut)
@@ -277,7 +278,7 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"history", "--output", "json"}, {"history", "--output", "text"}, {"secret", "list", "--output", "json"}, {"secret", "list", "--output", "text"}} {
-		code, out, errOut = kilnWith(t, dir, "", args...)
+		code, out, errOut = kiln(t, dir, args...)
 		events.WriteString(out + errOut)
 		if code != 0 {
 			t.Fatalf("kiln %v exited %d: %s", args, code, errOut)
@@ -307,6 +308,54 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 	for _, must := range []string{"logs/engine.log", "pulumi/.pulumi/stacks/kiln/vault.json", "pulumi/.kiln/vault/secrets.json"} {
 		if _, err := os.Stat(filepath.Join(dir, ".kiln", must)); err != nil {
 			t.Errorf("the search did not cover %s: %v", must, err)
+		}
+	}
+}
+
+// Two hosts share a stack through an S3 backend: A sets the secret and rolls out; B, whose
+// state directory has never seen the stack (no Pulumi.<stack>.yaml, no salt), rotates it
+// and rolls out; the instances get the new value, and A then finds the release live.
+func TestSharedBackendSecretsFromTwoHosts(t *testing.T) {
+	host := sharedBackend(t)
+	a, b := host("a"), host("b")
+	for _, d := range []string{a, b} {
+		writeSecretsManifest(t, d, "keys", "1.0.0")
+	}
+	t.Cleanup(func() { kiln(t, b, "destroy", "--break-lock") })
+	one, two := newCanary(t), newCanary(t)
+
+	t.Setenv("HOME", filepath.Join(a, "home"))
+	if code, out, errOut := kilnIn(t, a, one, "secret", "set", "DB_PASSWORD"); code != 0 {
+		t.Fatalf("secret set on A: %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := kiln(t, a, "rollout", "--output", "json"); code != 0 {
+		t.Fatalf("rollout from A: %d\n%s\n%s", code, out, errOut)
+	}
+
+	t.Setenv("HOME", filepath.Join(b, "home"))
+	code, out, errOut := kiln(t, b, "secret", "list", "--output", "json")
+	if code != 0 || !strings.Contains(out, `"name":"DB_PASSWORD"`) || !strings.Contains(out, `"set":true`) {
+		t.Fatalf("secret list on B: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := kilnIn(t, b, two, "secret", "set", "DB_PASSWORD"); code != 0 {
+		t.Fatalf("secret set on B: %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = kiln(t, b, "rollout", "--output", "json")
+	if code != 0 || finished(t, out)["outcome"] != "promoted" {
+		t.Fatalf("rollout from B after rotating: %d\n%s\n%s", code, out, errOut)
+	}
+	if n, old := appEnvHolding(a, two)+appEnvHolding(b, two), appEnvHolding(a, one)+appEnvHolding(b, one); n != 2 || old != 0 {
+		t.Fatalf("%d app processes have B's value and %d A's, want 2 and 0", n, old)
+	}
+
+	t.Setenv("HOME", filepath.Join(a, "home"))
+	code, out, errOut = kiln(t, a, "rollout", "--output", "json")
+	if code != 0 || finished(t, out)["outcome"] != "unchanged" {
+		t.Fatalf("rollout from A of the release B rolled out: %d\n%s\n%s", code, out, errOut)
+	}
+	for _, d := range []string{a, b} {
+		if files := filesHolding(t, d, one, two); len(files) > 0 {
+			t.Errorf("files holding a secret's value: %v", files)
 		}
 	}
 }
