@@ -4,79 +4,27 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/kilnhq/kiln/internal/loadgen"
 )
-
-const secretsManifestTmpl = `apiVersion: kiln/v1
-service: %s
-version: %s
-secrets: [DB_PASSWORD]
-app:
-  binary: %s
-  env:
-    DB_URL: "postgres://app:${secret:DB_PASSWORD}@db/app"
-fleet:
-  size: 2
-  port: 8080
-  health:
-    path: /healthz
-    interval: 200ms
-    timeout: 150ms
-    healthyThreshold: 2
-    unhealthyThreshold: 2
-rollout:
-  progressDeadline: 6s
-  drainTimeout: 3s
-  scaleDownDelay: 0s
-target:
-  local:
-    listen: 127.0.0.1:0
-`
 
 // passphrase is the stack's passphrase in this test, given as CI would: in KILN_PASSPHRASE.
 const passphrase = "e2e-passphrase-4b1d"
 
+// writeSecretsManifest writes a manifest whose app gets the secret DB_PASSWORD in DB_URL.
 func writeSecretsManifest(t *testing.T, dir, service, version string) {
 	t.Helper()
-	body := fmt.Sprintf(secretsManifestTmpl, service, version, demoBin)
-	if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// kilnIn runs kiln with stdin.
-func kilnIn(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kiln"), args...)
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("kiln %v: %v", args, err)
-	}
-	return code, stdout.String(), stderr.String()
+	writeFull(t, dir, service, version, `DB_URL: "postgres://app:${secret:DB_PASSWORD}@db/app"`, "  scaleDownDelay: 0s", "secrets: [DB_PASSWORD]")
 }
 
 func newCanary(t *testing.T) string {
@@ -214,56 +162,38 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 	canary, rotated := newCanary(t), newCanary(t)
 	procs := watchProcs([]string{canary, rotated}, []string{passphrase})
 	var events bytes.Buffer // everything kiln printed: the event stream, JSON output, errors
+	// ok runs kiln (stdin "" for none), keeps what it printed and fails unless it exits 0.
+	ok := func(stdin string, args ...string) string {
+		t.Helper()
+		code, out, errOut := kilnIn(t, dir, stdin, args...)
+		events.WriteString(out + errOut)
+		if code != 0 {
+			t.Fatalf("kiln %v exited %d\n%s\n%s", args, code, out, errOut)
+		}
+		return out
+	}
 
-	code, out, errOut = kilnIn(t, dir, canary+"\n", "secret", "set", "DB_PASSWORD")
-	events.WriteString(out + errOut)
-	if code != 0 {
-		t.Fatalf("secret set exited %d\n%s\n%s", code, out, errOut)
-	}
-	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
-	events.WriteString(out + errOut)
-	if code != 0 {
-		t.Fatalf("rollout 1.0.0 exited %d\n%s\n%s", code, out, errOut)
-	}
-	first := finished(t, out)["to"].(map[string]any)
+	ok(canary+"\n", "secret", "set", "DB_PASSWORD")
+	first := finished(t, ok("", "rollout", "--output", "json"))["to"].(map[string]any)
 	if n := appEnvHolding(dir, canary); n != 2 {
 		t.Fatalf("%d app processes have the secret in DB_URL, want the 2 instances", n)
 	}
-
-	code, out, errOut = kiln(t, dir, "status", "--output", "json")
-	events.WriteString(out + errOut)
 	var st struct {
 		Endpoint string `json:"endpoint"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
-		t.Fatalf("status: %d %v\n%s", code, err, out)
+	if err := json.Unmarshal([]byte(ok("", "status", "--output", "json")), &st); err != nil {
+		t.Fatalf("status: %v", err)
 	}
-	load, err := loadgen.Start(context.Background(), loadgen.Options{URL: "http://" + st.Endpoint + "/", Workers: 4,
-		MaxTotal: 200000, MaxTime: 3 * time.Minute, Pause: time.Millisecond, VersionHeader: "X-Demo-Version"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer load.Stop()
+	load := startLoad(t, st.Endpoint)
 
 	// Same image, same secrets: nothing to do.
-	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
-	events.WriteString(out + errOut)
-	if fin := finished(t, out); code != 0 || fin["outcome"] != "unchanged" {
-		t.Fatalf("a second rollout of the same release: exit %d, %v", code, fin)
+	if fin := finished(t, ok("", "rollout", "--output", "json")); fin["outcome"] != "unchanged" {
+		t.Fatalf("a second rollout of the same release: %v", fin)
 	}
 
 	// Rotation: the same image is rolled out again under load, its instances replaced.
-	code, out, errOut = kilnIn(t, dir, rotated, "secret", "set", "DB_PASSWORD")
-	events.WriteString(out + errOut)
-	if code != 0 {
-		t.Fatalf("secret set (rotation) exited %d\n%s\n%s", code, out, errOut)
-	}
-	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
-	events.WriteString(out + errOut)
-	if code != 0 {
-		t.Fatalf("rollout after rotation exited %d\n%s\n%s", code, out, errOut)
-	}
-	fin := finished(t, out)
+	ok(rotated, "secret", "set", "DB_PASSWORD")
+	fin := finished(t, ok("", "rollout", "--output", "json"))
 	second := fin["to"].(map[string]any)
 	if fin["outcome"] != "promoted" || second["image"].(map[string]any)["digest"] != first["image"].(map[string]any)["digest"] || second["secrets"] == first["secrets"] {
 		t.Fatalf("rollout after rotation: %v, want the same image promoted under a new secrets version (first %v)", fin, first)
@@ -277,12 +207,9 @@ func TestSecretsAreDeliveredNeverLeakedAndRotationRollsTheFleet(t *testing.T) {
 		t.Fatalf("after rotation %d app processes have the new value and %d the old, want 2 and 0", n, old)
 	}
 
+	out = ""
 	for _, args := range [][]string{{"history", "--output", "json"}, {"history", "--output", "text"}, {"secret", "list", "--output", "json"}, {"secret", "list", "--output", "text"}} {
-		code, out, errOut = kiln(t, dir, args...)
-		events.WriteString(out + errOut)
-		if code != 0 {
-			t.Fatalf("kiln %v exited %d: %s", args, code, errOut)
-		}
+		out = ok("", args...)
 	}
 	if !strings.Contains(out, "DB_PASSWORD") || !strings.Contains(out, "set") {
 		t.Fatalf("secret list does not list DB_PASSWORD as set:\n%s", out)
