@@ -63,3 +63,21 @@ func TestSecretErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSecretInAComponentSetting(t *testing.T) {
+	withSetting := func(value string) string {
+		return edit(t, "app:\n", "secrets: [S3_KEY]\napp:\n",
+			`  kiln-metrics: ">= 0.1, < 1.0"`, "  kiln-metrics:\n    version: \">= 0.1, < 1.0\"\n    settings: {KEY: \""+value+"\"}")
+	}
+	m, err := manifests.Parse("kiln.yaml", []byte(withSetting("${secret:S3_KEY}")), testCatalog)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := m.Resolved[0].Settings["KEY"]; got != "${secret:S3_KEY}" {
+		t.Errorf("setting = %q, want the reference as written", got)
+	}
+	_, err = manifests.Parse("kiln.yaml", []byte(withSetting("${secret:S3_KEYS}")), testCatalog)
+	if err == nil || !strings.Contains(err.Error(), "components.kiln-metrics.settings.KEY: secret S3_KEYS is not declared (did you mean S3_KEY?)") {
+		t.Fatalf("an undeclared secret in a setting: %v", err)
+	}
+}
