@@ -107,4 +107,3 @@ func releaseVersion(st releases.State) string {
 	}
 	return st.Desired.Version
 }
-
