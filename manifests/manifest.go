@@ -59,7 +59,10 @@ type Manifest struct {
 	Fleet    Fleet
 	Rollout  Rollout
 	Target   Target
-	Images   Images
+	// Backend is where the stack's state lives (a backend URL), if the manifest says;
+	// --backend and $KILN_BACKEND override it.
+	Backend string
+	Images  Images
 	// Analysis maps a template name (a DNS label) to its analysis; nil when the manifest has
 	// no analysis section. Every template name the rollout refers to is defined here.
 	Analysis map[string]analysis.Template

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-version"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/internal/strictyaml"
 )
 
@@ -101,6 +102,14 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	p.rollout(top.Field("rollout"), &m.Rollout)
 	p.target(top.Required("target"), &m.Target)
 	p.images(top.Field("images"), &m.Images)
+	if v := top.Field("backend"); v != nil {
+		if s, ok := p.d.String(v, "backend"); ok {
+			if _, err := backend.Parse(s); err != nil {
+				p.d.Errorf(v, "backend", "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("backend %q: ", s)))
+			}
+			m.Backend = s
+		}
+	}
 	analysisNode := top.Field("analysis")
 	m.Analysis = p.analysis(analysisNode)
 	p.checkRefs(analysisNode, m.Analysis)

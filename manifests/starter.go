@@ -75,6 +75,11 @@ images:
   # Releases kept for rollback (at least 2).
   keep: 5
 
+# Where the stack's state lives (Pulumi state, lock, checkpoints, history). Default: the
+# state directory on this machine. A team shares it in a bucket; --backend and
+# $KILN_BACKEND override this line.
+# backend: s3://my-kiln-state/shop?region=eu-west-1
+
 # Analysis templates, read from the new instances' Prometheus endpoints (/metrics).
 # A failed analysis rolls back; an inconclusive one (too little traffic) pauses for a human.
 # analysis:

@@ -48,8 +48,9 @@ type Options struct {
 	File string
 	// StateDir overrides $KILN_STATE_DIR and the default, .kiln beside the manifest.
 	StateDir string
-	// Backend overrides $KILN_BACKEND and the default, the file backend in the state
-	// directory: where the stack's Pulumi state, lock, checkpoints and history live.
+	// Backend overrides $KILN_BACKEND, the manifest's backend and the default, the file
+	// backend in the state directory: where the stack's Pulumi state, lock, checkpoints
+	// and history live.
 	Backend string
 	// CatalogDir adds baked components to the builtin catalog.
 	CatalogDir string
@@ -106,6 +107,9 @@ func Load(opts Options) (*Project, error) {
 	if url == "" {
 		url = os.Getenv("KILN_BACKEND")
 	}
+	if url == "" {
+		url = m.Backend // checked, with its position, by the manifest's decoder
+	}
 	if url != "" {
 		if p.Backend, err = backend.Parse(url); err != nil {
 			return nil, &InputError{Msg: err.Error()}
@@ -138,7 +142,7 @@ func (p *Project) Images() *images.Store {
 // Releases opens the stack's lock, rollout state and history in its backend. A backend
 // whose state was moved elsewhere is refused, naming where it went.
 func (p *Project) Releases() (releases.Store, error) {
-	store, err := p.Backend.Releases(context.Background(), p.Manifest.Service)
+	store, err := releases.Open(context.Background(), p.Backend, p.Manifest.Service)
 	if err != nil {
 		return nil, err
 	}
