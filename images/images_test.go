@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -260,6 +261,37 @@ func TestGCKeepsTheLastNAndEveryImageInUse(t *testing.T) {
 	res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.1.0", App: App{Binary: bin}})
 	if err != nil || res.Cached || res.Image.Digest != digests[1] {
 		t.Fatalf("re-bake after gc: %v cached=%v", err, res.Cached)
+	}
+}
+
+// A digest in index.json becomes a directory the GC removes: an index entry that is not a
+// sha256 digest (here one that climbs out of the store) is refused, and nothing outside
+// the store is touched.
+func TestGCRefusesAnIndexDigestThatIsNotADigest(t *testing.T) {
+	root := t.TempDir()
+	victim := filepath.Join(root, "victim")
+	if err := os.Mkdir(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &Store{Dir: filepath.Join(root, "store"), Now: func() time.Time { clock = clock.Add(time.Minute); return clock }}
+	res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.0.0", App: App{Binary: writeExecutable(t, "true")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"sha256:/../../victim", "sha256:" + strings.Repeat("../", 21) + "v", "sha256:" + strings.Repeat("A", 64), "x"} {
+		index := fmt.Sprintf(`[{"digest": %q, "name": "svc", "version": "0.9.0"},
+ {"digest": %q, "name": "svc", "version": "1.0.0", "usedAt": "2026-02-01T00:00:00Z"}]`, bad, res.Image.Digest)
+		if err := os.WriteFile(filepath.Join(s.Dir, "index.json"), []byte(index), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		removed, err := s.GC("svc", 1, nil)
+		if err == nil || !strings.Contains(err.Error(), "not a sha256 digest") {
+			t.Errorf("gc with index digest %q: removed %v, err %v; want a refusal", bad, removed, err)
+		}
+		if _, err := os.Stat(victim); err != nil {
+			t.Fatalf("gc with index digest %q removed a directory outside the store: %v", bad, err)
+		}
 	}
 }
 

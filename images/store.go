@@ -16,8 +16,8 @@ import (
 
 // Get returns the image with the given digest.
 func (s *Store) Get(digest string) (*Image, error) {
-	if !strings.HasPrefix(digest, "sha256:") || len(digest) != len("sha256:")+64 {
-		return nil, fmt.Errorf("image %q: not a sha256 digest", digest)
+	if err := checkDigest(digest); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(s.Dir, dirName(digest))
 	m, err := ReadMeta(dir)
@@ -78,7 +78,10 @@ func (s *Store) readIndex() (map[string]Entry, error) {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.indexPath(), err)
 	}
-	for _, e := range list {
+	for i, e := range list {
+		if err := checkDigest(e.Digest); err != nil {
+			return nil, fmt.Errorf("%s: entry %d: %w", s.indexPath(), i+1, err)
+		}
 		idx[e.Digest] = e
 	}
 	return idx, nil
