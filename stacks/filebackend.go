@@ -6,11 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/atomicfile"
 )
 
 // Everything here is what only Pulumi's file backend needs: kiln owns that directory, so
@@ -133,25 +136,31 @@ func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
+// minPassphrase is the shortest passphrase kiln accepts in its passphrase file: the one it
+// generates has 43 characters; an empty or truncated file would encrypt a stack's secrets
+// with next to nothing.
+const minPassphrase = 16
+
 // passphraseFile returns the file holding the stack secrets' passphrase, creating it with
-// a random passphrase the first time. It never leaves the state directory.
+// a random passphrase the first time. It never leaves the state directory. The file
+// appears whole and synced or not at all (a crash cannot leave an empty one), two kilns
+// creating it at once agree on one passphrase, and an empty or short one is refused.
 func passphraseFile(stateDir string) (string, error) {
 	p := filepath.Join(stateDir, "passphrase")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return p, nil
+	err := atomicfile.Create(p, []byte(base64.RawURLEncoding.EncodeToString(raw)+"\n"), 0o600)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("passphrase file: %w", err)
 	}
+	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("passphrase file: %w", err)
 	}
-	defer f.Close()
-	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(raw) + "\n")
-	return p, err
+	if n := len(strings.TrimSpace(string(b))); n < minPassphrase {
+		return "", fmt.Errorf("passphrase file %s holds a passphrase of %d characters, fewer than %d: the stack's secrets are encrypted with it, so restore it from a backup (or remove it, with the state directory, to start afresh)", p, n, minPassphrase)
+	}
+	return p, nil
 }
