@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -333,5 +335,35 @@ func TestVerifyRefusesEveryChangeSinceTheBake(t *testing.T) {
 				t.Fatalf("verify: %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An image is its user's only, and its digest, which covers every file's mode, does not
+// depend on the umask it was baked under.
+func TestAnImageIsOwnerOnlyAndItsDigestIgnoresTheUmask(t *testing.T) {
+	bin := writeExecutable(t, "echo hi")
+	var digests []string
+	for _, mask := range []int{0o022, 0o027, 0o077} {
+		old := syscall.Umask(mask)
+		s := &Store{Dir: filepath.Join(t.TempDir(), "images")}
+		res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.0.0", App: App{Binary: bin}})
+		syscall.Umask(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Image.Digest)
+		filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := d.Info()
+			if fi.Mode().Perm()&0o077 != 0 || (d.IsDir() && fi.Mode().Perm() != 0o700) {
+				t.Errorf("umask %03o: %s has mode %v", mask, p, fi.Mode())
+			}
+			return nil
+		})
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] {
+		t.Fatalf("the same recipe baked to %v under umasks 022, 027, 077", digests)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Get returns the image with the given digest.
@@ -89,7 +90,7 @@ func (s *Store) readIndex() (map[string]Entry, error) {
 
 // updateIndex changes the index under an exclusive lock.
 func (s *Store) updateIndex(fn func(map[string]Entry)) error {
-	f, err := os.OpenFile(filepath.Join(s.Dir, ".index.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.Dir, ".index.lock"), os.O_CREATE|os.O_RDWR, fileperm.File)
 	if err != nil {
 		return err
 	}
@@ -112,7 +113,7 @@ func (s *Store) updateIndex(fn func(map[string]Entry)) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(s.indexPath(), append(b, '\n'), 0o644)
+	return atomicfile.Write(s.indexPath(), append(b, '\n'), fileperm.File)
 }
 
 // touch records that img was just baked or found.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/internal/procstat"
 )
 
@@ -40,7 +41,7 @@ func fileBackendOf(url string) (fileBackend, bool) {
 // prepare creates the backend's directory and removes the update locks of stack that
 // engines killed on this host left behind.
 func (b fileBackend) prepare(stack string) error {
-	if err := os.MkdirAll(b.dir, 0o700); err != nil {
+	if err := os.MkdirAll(b.dir, fileperm.Dir); err != nil {
 		return err
 	}
 	return b.clearDeadLocks(Project, stack)
@@ -180,7 +181,7 @@ func passphraseFile(stateDir string) (string, error) {
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}
-	err := atomicfile.Create(p, []byte(base64.RawURLEncoding.EncodeToString(raw)+"\n"), 0o600)
+	err := atomicfile.Create(p, []byte(base64.RawURLEncoding.EncodeToString(raw)+"\n"), fileperm.File)
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("passphrase file: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/rollout"
 )
 
@@ -47,7 +48,7 @@ const cmdWatch rollout.Command = "watch"
 // lock is what decides that, so this is only a guard). The socket's directory must be
 // this user's own, mode 0700, and a connection from another user is refused.
 func Serve(ctx context.Context, path string, controls chan<- rollout.Control, hub *Hub) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), fileperm.Dir); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := checkDir(filepath.Dir(path)); err != nil {
@@ -80,7 +81,7 @@ func Serve(ctx context.Context, path string, controls chan<- rollout.Control, hu
 	// The address may name the directory through a descriptor that is closed by now:
 	// the socket is removed by its real path.
 	l.SetUnlinkOnClose(false)
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, fileperm.File); err != nil {
 		l.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("control socket: %w", err)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // What keeps other local users away from a rollout's control socket: its directory must
@@ -28,7 +30,7 @@ func checkDir(dir string) error {
 		return fmt.Errorf("control socket directory %s is not a directory: remove it", dir)
 	case int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("control socket directory %s belongs to uid %d, not to you (uid %d): someone else made it; remove it", dir, st.Uid, os.Geteuid())
-	case fi.Mode().Perm() != 0o700:
+	case fi.Mode().Perm() != fileperm.Dir:
 		return fmt.Errorf("control socket directory %s has mode %04o, want 0700 (others could replace the socket): chmod 700 %s", dir, fi.Mode().Perm(), dir)
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/internal/procstat"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
@@ -153,7 +154,7 @@ func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 
 // Apply converges the local fleet to spec.
 func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
+	if err := os.MkdirAll(t.RunDir(), fileperm.Dir); err != nil {
 		return err
 	}
 	outs, err := t.stack.Up(ctx, t.program(spec), ops)
