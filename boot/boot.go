@@ -16,6 +16,7 @@ import (
 
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/internal/envexpand"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Restart backoff: the delay starts at BackoffMin, doubles on every
@@ -83,7 +84,7 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 	instEnv["KILN_DATA_DIR"] = spec.DataDir
 
 	logDir := filepath.Join(spec.DataDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(logDir, fileperm.Dir); err != nil {
 		return fmt.Errorf("boot %s: %w", spec.Instance, err)
 	}
 	b := newBoard(filepath.Join(spec.DataDir, "status.json"), units, opts.Now, log)

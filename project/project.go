@@ -16,6 +16,7 @@ import (
 	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
@@ -115,7 +116,7 @@ func Load(opts Options) (*Project, error) {
 			return nil, &InputError{Msg: err.Error()}
 		}
 	}
-	return p, os.MkdirAll(p.StateDir, 0o755)
+	return p, os.MkdirAll(p.StateDir, fileperm.Dir)
 }
 
 // executableDir is the directory of the running kiln, where its other binaries are
@@ -256,11 +257,16 @@ func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.T
 		return nil, err
 	}
 	logDir := filepath.Join(p.StateDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(logDir, fileperm.Dir); err != nil {
 		return nil, err
 	}
-	engineLog, err := os.OpenFile(filepath.Join(logDir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	engineLog, err := os.OpenFile(filepath.Join(logDir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileperm.File)
 	if err != nil {
+		return nil, err
+	}
+	// A log an older kiln created keeps its mode when appended to.
+	if err := engineLog.Chmod(fileperm.File); err != nil {
+		engineLog.Close()
 		return nil, err
 	}
 	return targets.Open(ctx, targets.Config{Manifest: p.Manifest, StateDir: p.StateDir, BinDir: p.BinDir,

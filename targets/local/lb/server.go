@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Options tune a Server; the zero value is ready for production.
@@ -529,7 +530,7 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, b, 0o644)
+	return atomicfile.Write(path, b, fileperm.File)
 }
 
 func (s *Server) intN(n int) int {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/kilnhq/kiln/targets/local/schema"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -75,12 +76,12 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 		return err
 	}
 	dir := p.dir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fileperm.Dir); err != nil {
 		return err
 	}
 	cfgPath, readyPath, logPath := filepath.Join(dir, "lb.json"), filepath.Join(dir, "ready.json"), filepath.Join(dir, "lb.log")
 	os.Remove(readyPath)
-	if err := atomicfile.Write(cfgPath, mustJSON(p.config(gen, listen, admin)), 0o644); err != nil {
+	if err := atomicfile.Write(cfgPath, mustJSON(p.config(gen, listen, admin)), fileperm.File); err != nil {
 		return err
 	}
 	pr, err := spawn([]string{kilnLB, "--config", cfgPath, "--ready-file", readyPath}, childEnv(), logPath)
@@ -97,7 +98,7 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 			}
 			p.Address, p.Admin, p.Generation, p.Process = r.Listen, r.Admin, r.Generation, &pr
 			p.Bound = &[2]string{listen, admin}
-			return atomicfile.Write(filepath.Join(dir, "address"), []byte(r.Listen+"\n"), 0o644)
+			return atomicfile.Write(filepath.Join(dir, "address"), []byte(r.Listen+"\n"), fileperm.File)
 		}
 		if !pr.alive() {
 			return fmt.Errorf("kiln lb exited at start: %s", tailFile(logPath, 2048))
@@ -166,7 +167,7 @@ func (lbKind) update(ctx context.Context, _ string, olds, news map[string]any) (
 		return encode(p)
 	}
 	cfgPath := filepath.Join(p.dir(), "lb.json")
-	if err := atomicfile.Write(cfgPath, mustJSON(p.config(p.Generation, p.Bound[0], p.Bound[1])), 0o644); err != nil {
+	if err := atomicfile.Write(cfgPath, mustJSON(p.config(p.Generation, p.Bound[0], p.Bound[1])), fileperm.File); err != nil {
 		return nil, err
 	}
 	res, err := reload(ctx, p.Admin, p.DrainTimeout.Std()+10*time.Second)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/internal/procstat"
 )
 
@@ -46,7 +47,7 @@ func (p proc) alive() bool {
 // spawn starts argv as the leader of a new session, its output appended to logPath, and
 // lets it go: it must outlive this plugin, which the engine stops after every operation.
 func spawn(argv []string, env []string, logPath string) (proc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileperm.File)
 	if err != nil {
 		return proc{}, err
 	}
