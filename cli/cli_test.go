@@ -97,6 +97,7 @@ func TestExitCodeTable(t *testing.T) {
 		rollout.Promoted:       ExitOK,
 		rollout.Unchanged:      ExitOK,
 		rollout.RolledBack:     ExitFailed,
+		rollout.Failed:         ExitFailed,
 		rollout.RollbackFailed: ExitNeedsHuman,
 		rollout.Interrupted:    ExitInterrupted,
 	} {

@@ -16,7 +16,8 @@ const (
 	// ExitOK: success; for rollout, the new release was promoted (or already live).
 	ExitOK = 0
 	// ExitFailed: the command failed and changed nothing that stays; for rollout, the
-	// release failed and traffic stayed on (or went back to) the stable release.
+	// release failed and traffic stayed on (or went back to) the stable release, or, with
+	// none, what it created was removed (outcome failed).
 	ExitFailed = 1
 	// ExitInvalid: invalid input (manifest, flags, arguments); nothing was done.
 	ExitInvalid = 2
@@ -59,7 +60,7 @@ func exitCode(err error) int {
 		switch oe.fin.Outcome {
 		case rollout.Promoted, rollout.Unchanged:
 			return ExitOK
-		case rollout.RolledBack:
+		case rollout.RolledBack, rollout.Failed:
 			return ExitFailed
 		case rollout.RollbackFailed:
 			return ExitNeedsHuman
