@@ -36,7 +36,11 @@ func TestExitCodesForBadInvocations(t *testing.T) {
 	}{
 		{[]string{"rollout", "--no-such-flag"}, ExitInvalid, "unknown flag"},
 		{[]string{"frobnicate"}, ExitInvalid, "unknown command"},
-		{[]string{"validate", "extra"}, ExitInvalid, "takes no arguments"},
+		{[]string{"validate", "a.yaml", "b.yaml"}, ExitInvalid, "takes at most one argument, the manifest"},
+		{[]string{"validate", "-f", "a.yaml", "b.yaml"}, ExitInvalid, "the manifest is given twice"},
+		{[]string{"rollout", "pause", "a.yaml", "b.yaml"}, ExitInvalid, "kiln rollout pause takes at most one argument"},
+		{[]string{"version", "extra"}, ExitInvalid, "takes no arguments"},
+		{[]string{"validate", "missing.yaml"}, ExitFailed, "missing.yaml"}, // the argument is the manifest
 		{[]string{"validate", "--output", "xml"}, ExitInvalid, "--output \"xml\""},
 		{[]string{"validate"}, ExitFailed, "kiln.yaml"}, // no manifest: an error, not invalid input
 		{[]string{"version"}, ExitOK, ""},
@@ -51,11 +55,11 @@ func TestExitCodesForBadInvocations(t *testing.T) {
 func TestInitWritesAManifestThatValidatesAndRefusesToOverwrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "My_Shop")
 	os.Mkdir(dir, 0o755)
-	code, out, errOut := kiln(t, dir, "init")
+	code, out, errOut := kiln(t, dir, "init", "-o", "text")
 	if code != ExitOK || !strings.Contains(out, "service my-shop") {
 		t.Fatalf("init: %d %q %q", code, out, errOut)
 	}
-	code, out, errOut = kiln(t, dir, "validate")
+	code, out, errOut = kiln(t, dir, "validate", "-o", "text")
 	if code != ExitOK || !strings.Contains(out, "ok: service my-shop 0.1.0") {
 		t.Fatalf("validate of the starter: %d %q %q", code, out, errOut)
 	}
@@ -174,5 +178,63 @@ func TestJSONPrinterWritesOneNamedObjectPerEvent(t *testing.T) {
 	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
 	if last["outcome"] != "rolled-back" || last["reason"] != "NewSlotNotHealthy" {
 		t.Fatalf("finished line %v", last)
+	}
+}
+
+// writeBinaryManifest writes a valid manifest whose app is a prebuilt executable.
+func writeBinaryManifest(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hello")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "kiln.yaml")
+	body := "apiVersion: kiln/v1\nservice: hello\nversion: 1.0.0\napp: {binary: ./hello}\nfleet:\n  size: 1\n  port: 8080\n  health: {path: /healthz}\ntarget: {local: {}}\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestAnInterruptBeforeTheRolloutStartsEndsInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	file := writeBinaryManifest(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a SIGTERM while the stack is being opened
+	var out, errOut bytes.Buffer
+	code := Run(ctx, []string{"rollout", file, "--state-dir", filepath.Join(dir, "state")}, &out, &errOut)
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s%s", code, ExitInterrupted, out.String(), errOut.String())
+	}
+	var fin map[string]any
+	if err := json.Unmarshal(out.Bytes(), &fin); err != nil || fin["event"] != "finished" || fin["outcome"] != "interrupted" || fin["reason"] != "Cancelled" {
+		t.Fatalf("output is not one finished event, interrupted: %q (%v)", out.String(), err)
+	}
+}
+
+func TestOutputAutoIsJSONWhenStdoutIsNotATerminal(t *testing.T) {
+	dir := t.TempDir()
+	file := writeBinaryManifest(t, dir)
+	state := "--state-dir=" + filepath.Join(dir, "state")
+	for _, tc := range []struct {
+		args []string
+		want string // a key of the JSON
+	}{
+		{[]string{"validate", file}, `"service":"hello"`},
+		{[]string{"history", file, state}, `[]`},
+		{[]string{"images", file, state}, `[]`},
+		{[]string{"version"}, `"version":`},
+		{[]string{"init", filepath.Join(dir, "new.yaml"), "--service", "new"}, `"service":"new"`},
+	} {
+		code, out, errOut := kiln(t, dir, tc.args...)
+		if code != ExitOK || !json.Valid([]byte(out)) || !strings.Contains(out, tc.want) {
+			t.Errorf("kiln %v with stdout not a terminal: exit %d, %q (%s); want JSON with %s", tc.args, code, out, errOut, tc.want)
+		}
+		os.Remove(filepath.Join(dir, "new.yaml"))
+		code, out, _ = kiln(t, dir, append(tc.args, "--output", "text")...)
+		if code != ExitOK || json.Valid([]byte(out)) {
+			t.Errorf("kiln %v --output text: exit %d, %q", tc.args, code, out)
+		}
+		os.Remove(filepath.Join(dir, "new.yaml"))
 	}
 }

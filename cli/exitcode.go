@@ -34,6 +34,12 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// interruptedError is a command's failure after a signal cancelled its context.
+type interruptedError struct{ err error }
+
+func (e *interruptedError) Error() string { return e.err.Error() }
+func (e *interruptedError) Unwrap() error { return e.err }
+
 // outcomeError carries a rollout's outcome to the exit code.
 type outcomeError struct {
 	fin rollout.Finished
@@ -70,14 +76,18 @@ func exitCode(err error) int {
 			return ExitInvalid
 		}
 	}
+	var ie *interruptedError
+	if errors.As(err, &ie) {
+		return ExitInterrupted
+	}
 	var le *releases.LockedError
 	if errors.As(err, &le) {
 		return ExitLocked
 	}
 	var me manifests.Errors
 	var ue *usageError
-	var ie *project.InputError
-	if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &ie) {
+	var pe *project.InputError
+	if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &pe) {
 		return ExitInvalid
 	}
 	var one *manifests.Error

@@ -134,7 +134,7 @@ func TestCanaryPauseAndPromoteThenAnalysesCatchBadReleases(t *testing.T) {
 	if w := weightsOf(t, dir); w["blue"] != 80 || w["green"] != 20 {
 		t.Fatalf("weights while paused at the canary step: %v", w)
 	}
-	code, out, errOut = kiln(t, dir, "rollout", "promote")
+	code, out, errOut = kiln(t, dir, "rollout", "promote", "--output", "text")
 	if code != 0 || !strings.Contains(out, "promote accepted") {
 		t.Fatalf("promote: %d %q %q", code, out, errOut)
 	}
