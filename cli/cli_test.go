@@ -59,6 +59,13 @@ func TestInitWritesAManifestThatValidatesAndRefusesToOverwrite(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "service my-shop") {
 		t.Fatalf("init: %d %q %q", code, out, errOut)
 	}
+	// The starter builds the Go main package beside it: without one it is refused.
+	code, _, errOut = kiln(t, dir, "validate")
+	if code != ExitInvalid || !strings.Contains(errOut, "kiln.yaml:11:9: app.main: \".\" is no Go package the bake can build here") {
+		t.Fatalf("validate of the starter without a Go module: %d %q", code, errOut)
+	}
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
 	code, out, errOut = kiln(t, dir, "validate", "-o", "text")
 	if code != ExitOK || !strings.Contains(out, "ok: service my-shop 0.1.0") {
 		t.Fatalf("validate of the starter: %d %q %q", code, out, errOut)
@@ -236,5 +243,29 @@ func TestOutputAutoIsJSONWhenStdoutIsNotATerminal(t *testing.T) {
 			t.Errorf("kiln %v --output text: exit %d, %q", tc.args, code, out)
 		}
 		os.Remove(filepath.Join(dir, "new.yaml"))
+	}
+}
+
+func TestValidateChecksWhatTheBakeNeeds(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.22\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
+	os.WriteFile(filepath.Join(dir, "lib", "lib.go"), []byte("package lib\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "notexec"), []byte("#!/bin/sh\n"), 0o644)
+	manifest := func(app string) string {
+		file := filepath.Join(dir, "kiln.yaml")
+		os.WriteFile(file, []byte("apiVersion: kiln/v1\nservice: shop\nversion: 1.0.0\napp:\n  "+app+"\nfleet:\n  size: 1\n  port: 8080\n  health: {path: /healthz}\ntarget: {local: {}}\n"), 0o644)
+		return file
+	}
+	for _, tc := range []struct{ app, want string }{
+		{"main: ./lib", `kiln.yaml:5:9: app.main: "./lib" is package lib, not a main package`},
+		{"main: ./missing", `kiln.yaml:5:9: app.main: "./missing" is no Go package the bake can build here`},
+		{"binary: ./notexec", "kiln.yaml:5:11: app.binary: " + filepath.Join(dir, "notexec") + " is not executable"},
+		{"binary: ./missing", "kiln.yaml:5:11: app.binary: the executable cannot be read"},
+	} {
+		code, _, errOut := kiln(t, dir, "validate", manifest(tc.app))
+		if code != ExitInvalid || !strings.HasPrefix(errOut, dir+"/"+tc.want) {
+			t.Errorf("validate with app %s: exit %d, %q; want exit 2 and %q", tc.app, code, errOut, tc.want)
+		}
 	}
 }

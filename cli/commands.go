@@ -67,11 +67,14 @@ func (a *app) initCmd() *cobra.Command {
 func (a *app) validateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate [FILE]",
-		Short: "Check the manifest and resolve its components; exit 2 if it is invalid",
+		Short: "Check the manifest, resolve its components and the app the bake builds; exit 2 if it is invalid",
 		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
+				return err
+			}
+			if err := p.CheckBake(c.Context()); err != nil {
 				return err
 			}
 			m := p.Manifest
