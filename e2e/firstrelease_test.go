@@ -131,7 +131,9 @@ func TestAFailedFirstReleaseLeavesNothingBehind(t *testing.T) {
 			tc.arrange(t, dir)
 			run := tc.rollout
 			if run == nil {
-				run = func(t *testing.T, dir string) (int, string, string) { return kiln(t, dir, "rollout", "--output", "json") }
+				run = func(t *testing.T, dir string) (int, string, string) {
+					return kiln(t, dir, "rollout", "--output", "json")
+				}
 			}
 			code, out, errOut := run(t, dir)
 			fin := finished(t, out)

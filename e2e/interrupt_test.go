@@ -27,6 +27,17 @@ func named(event string) func(map[string]any) bool {
 	return func(ev map[string]any) bool { return ev["event"] == event }
 }
 
+// deployFirst rolls out release 1.0.0 of service in dir, with the rollout section given,
+// and returns its endpoint.
+func deployFirst(t *testing.T, dir, service, rollout string) string {
+	t.Helper()
+	writeFull(t, dir, service, "1.0.0", "", rollout, "")
+	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
+		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
+	}
+	return endpointOf(t, dir)
+}
+
 // interrupt sends SIGTERM to the rollout's process group at the moment, as a cancelled CI
 // job is signalled, and returns its exit code and the finished event it printed.
 func interrupt(t *testing.T, cmd *exec.Cmd, evs <-chan map[string]any, at interruptAt) (int, map[string]any) {
@@ -52,11 +63,7 @@ func TestSIGTERMAtEveryStageBoundaryEndsInterruptedOnTheStableRelease(t *testing
   steps:
     - {weight: 50}
     - {weight: 100}`
-	writeFull(t, dir, "sig", "1.0.0", "", steps, "")
-	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
-		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
-	}
-	addr := endpointOf(t, dir)
+	addr := deployFirst(t, dir, "sig", steps)
 	load := startLoad(t, addr)
 	for i, at := range []interruptAt{
 		{name: "opening the stack", delay: 300 * time.Millisecond},
