@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -78,8 +79,9 @@ blue-green, through the same health gates and steps as any release.`,
 				err := control.Send(sctx, p.ControlSocket(), rollout.CmdAbort)
 				cancel()
 				if err == nil {
-					fmt.Fprintf(a.stdout, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.Manifest.Service)
-					return nil
+					return a.result(map[string]string{"service": p.Manifest.Service, "accepted": string(rollout.CmdAbort)}, func(w io.Writer) {
+						fmt.Fprintf(w, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.Manifest.Service)
+					})
 				}
 				if !errors.Is(err, control.ErrNoRollout) {
 					return err

@@ -205,7 +205,7 @@ func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 		t.Fatalf("during the scale-down delay the balancer serves %s", v)
 	}
 	start := time.Now()
-	code, out, errOut := kiln(t, dir, "rollback")
+	code, out, errOut := kiln(t, dir, "rollback", "--output", "text")
 	if code != 0 || !strings.Contains(out, "aborted") {
 		t.Fatalf("rollback in the window: %d %q %q", code, out, errOut)
 	}
