@@ -87,7 +87,7 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 	cur, exists, err := r.e.Target.Current(ctx)
 	if err != nil {
 		// Nothing changed yet: whatever was live stays live.
-		outcome, reason := r.failure(ctx, ReasonTargetFailed, true)
+		outcome, reason := failure(ctx, ReasonTargetFailed, true)
 		return Finished{Outcome: outcome, Reason: reason, Message: fmt.Sprintf("read the current fleet: %v", err)}
 	}
 	r.applied = fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{}}
@@ -96,7 +96,7 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 	}
 	left, err := r.loadJournal()
 	if err != nil {
-		outcome, reason := r.failure(ctx, ReasonJournalFailed, true)
+		outcome, reason := failure(ctx, ReasonJournalFailed, true)
 		return Finished{Outcome: outcome, Reason: reason, Message: err.Error()}
 	}
 	slot, stable := origin(r.applied, left)
@@ -112,7 +112,7 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 	rel, err := r.bake(ctx, baker)
 	if err != nil {
 		// Nothing was deployed: a first release failed, a later one left the live one.
-		outcome, reason := r.failure(ctx, ReasonBakeFailed, stable != nil)
+		outcome, reason := failure(ctx, ReasonBakeFailed, stable != nil)
 		return Finished{Outcome: outcome, Reason: reason, Message: err.Error()}
 	}
 	r.e.emit(Baked{At: r.now(), Release: rel})

@@ -14,7 +14,7 @@ import (
 // its own: a cancelled rollout must still end on the stable slot. A killed kiln finishes
 // the undo when it resumes.
 func (r *run) undo(ctx context.Context, reason Reason, cause error) Finished {
-	outcome, reason := r.failure(ctx, reason, r.hasStable())
+	outcome, reason := failure(ctx, reason, r.hasStable())
 	r.cp.Aborting, r.cp.Reason, r.cp.Message = true, reason, cause.Error()
 	saveErr := r.save()
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.rollbackTimeout())
@@ -33,7 +33,7 @@ func (r *run) undo(ctx context.Context, reason Reason, cause error) Finished {
 // rollout's context was cancelled — whatever error the cancellation surfaced as (a
 // Pulumi CLI killed by the signal says "signal: interrupt") — else rolled back onto the
 // stable release, or failed when there was none.
-func (r *run) failure(ctx context.Context, reason Reason, hasStable bool) (Outcome, Reason) {
+func failure(ctx context.Context, reason Reason, hasStable bool) (Outcome, Reason) {
 	switch {
 	case ctx.Err() != nil:
 		return Interrupted, ReasonCancelled
