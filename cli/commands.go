@@ -316,7 +316,7 @@ func (a *app) statusCmd() *cobra.Command {
 		Use:   "status [FILE]",
 		Short: "Show the live slot, release, traffic weights and instance health",
 		Long: `status prints the live slot, release, traffic weights and every instance's health once
-(--output json for scripts). kiln watch shows the same live, on a terminal, and follows
+(as JSON when stdout is not a terminal, e.g. kiln status | jq). kiln watch shows the same live, on a terminal, and follows
 rollouts as they run.`,
 		Args: a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
