@@ -89,11 +89,11 @@ blue-green, through the same health gates and steps as any release.`,
 			}
 			tgt, err := a.target(ctx, p)
 			if err != nil {
-				return err
+				return a.notStarted(ctx, err)
 			}
 			spec, exists, err := tgt.Current(ctx)
 			if err != nil {
-				return err
+				return a.notStarted(ctx, err)
 			}
 			var live *fleet.Release
 			if sl, ok := spec.Live(); ok && exists {
@@ -105,7 +105,7 @@ blue-green, through the same health gates and steps as any release.`,
 			}
 			fin, err := a.redeploy(ctx, p, tgt, rel, rolloutOptions{breakLock: breakLock})
 			if err != nil {
-				return err
+				return a.notStarted(ctx, err)
 			}
 			a.reported = true
 			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {
