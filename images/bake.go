@@ -257,7 +257,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 		}
 		app.Source = r.App.Main
 	}
-	units := []Unit{{Name: "app", Command: appPath, Args: nonNil(r.App.Args), Env: nonNilMap(r.App.Env), Restart: "always", Mode: "service"}}
+	units := []Unit{{Name: AppUnit, Command: appPath, Args: nonNil(r.App.Args), Env: nonNilMap(r.App.Env), Restart: "always", Mode: "service"}}
 	var comps []Component
 	ports := []string{}
 	for _, c := range r.Components {

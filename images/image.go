@@ -37,6 +37,9 @@ type Meta struct {
 // InitName is the name of the init's binary in an image's bin/.
 const InitName = "kiln-boot"
 
+// AppUnit is the name of the app's unit; a component cannot have it.
+const AppUnit = "app"
+
 // Binary is one executable in the image.
 type Binary struct {
 	Name   string `json:"name"`

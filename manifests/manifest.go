@@ -5,6 +5,7 @@
 package manifests
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -81,6 +82,18 @@ type App struct {
 	Args []string
 	// Env is extra environment for the program. PORT and KILN_* are set by kiln and reserved.
 	Env map[string]string
+	// At is where Main or Binary is written, for problems found after decoding (what the
+	// bake needs: the package, the executable); see Manifest.ErrorAt.
+	At Position
+}
+
+// Position is a place in the manifest file.
+type Position struct{ Line, Column int }
+
+// ErrorAt is a problem at pos of the manifest, at the field path, as the decoder reports
+// them.
+func (m *Manifest) ErrorAt(pos Position, path, format string, args ...any) *Error {
+	return &Error{File: m.File, Line: pos.Line, Column: pos.Column, Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Fleet is the set of instances of one slot.

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/internal/envexpand"
 	"github.com/kilnhq/kiln/internal/strictyaml"
 )
 
@@ -147,6 +150,11 @@ func (p *parser) app(n *yaml.Node, a *App) {
 	case main == nil && binary == nil:
 		p.d.Errorf(n, "app", "one of main (a Go package built at bake time) or binary (a prebuilt executable) is required")
 	}
+	for _, n := range []*yaml.Node{main, binary} {
+		if n != nil {
+			a.At = Position{Line: n.Line, Column: n.Column}
+		}
+	}
 	if main != nil {
 		if s, ok := p.d.String(main, "app.main"); ok {
 			if msg := checkMain(s); msg != "" {
@@ -163,19 +171,44 @@ func (p *parser) app(n *yaml.Node, a *App) {
 			a.Binary = s
 		}
 	}
-	if v := m.Field("args"); v != nil {
+	args := m.Field("args")
+	if v := m.Field("env"); v != nil {
+		a.Env = p.env(v, "app.env")
+	}
+	if v := args; v != nil {
 		items, paths := p.d.Seq(v, "app.args")
 		a.Args = []string{}
 		for i, it := range items {
 			if s, ok := p.d.Literal(it, paths[i]); ok {
+				// kiln-boot expands args with the instance's variables and the app's env.
+				p.checkVars(it, paths[i], s, func(name string) bool { _, ok := a.Env[name]; return ok })
 				a.Args = append(a.Args, s)
 			}
 		}
 	}
-	if v := m.Field("env"); v != nil {
-		a.Env = p.env(v, "app.env")
-	}
 	m.Finish()
+}
+
+// checkVars reports the ${NAME} references in s that kiln-boot could not expand: each
+// must name a variable it sets on every instance, or one other accepts. It says how to
+// write a literal ${.
+func (p *parser) checkVars(n *yaml.Node, path, s string, other func(string) bool) {
+	_, err := envexpand.Expand(s, func(name string) (string, bool) {
+		return "", envexpand.IsInstanceVar(name) || other != nil && other(name)
+	})
+	var e *envexpand.Error
+	switch {
+	case !errors.As(err, &e):
+	case e.Unset:
+		also := ""
+		if other != nil {
+			also = ", and args see app.env"
+		}
+		p.d.Errorf(n, path, "${%s} is not set on an instance (kiln-boot sets %s and KILN_PORT_<NAME>%s); write %s for a literal ${",
+			strictyaml.Short(e.Name()), strings.Join(envexpand.InstanceVars(), ", "), also, envexpand.Escape)
+	default:
+		p.d.Errorf(n, path, "%v; kiln-boot expands ${NAME} here: write %s for a literal ${", err, envexpand.Escape)
+	}
 }
 
 // checkMain returns "" if s names a Go main package as the manifest allows: "." or a path
@@ -192,6 +225,8 @@ func checkMain(s string) string {
 		dots := elem == "." || elem == ".."
 		switch {
 		case relative && dots:
+		case strings.HasPrefix(elem, "-"):
+			return fmt.Sprintf("invalid package path %q: element %q starts with '-' (go build would read it as a flag)", s, elem)
 		case elem == "" || dots || !pathElemRE.MatchString(elem) || (i == 0 || !relative) && strings.HasPrefix(elem, "."):
 			return fmt.Sprintf("invalid package path %q (write ./cmd/name or a Go import path such as example.com/hello/cmd/hello)", s)
 		}
@@ -212,6 +247,7 @@ func (p *parser) env(n *yaml.Node, path string) map[string]string {
 			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT and KILN_* cannot be overridden)", e.Name)
 		}
 		if s, ok := p.d.Literal(e.Value, e.Path); ok {
+			p.checkVars(e.Value, e.Path, s, nil)
 			out[e.Name] = s
 		}
 	}
@@ -226,6 +262,10 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 	want := map[string]string{}
 	var resolved []ResolvedComponent
 	for _, e := range m.Entries() {
+		if e.Name == images.AppUnit {
+			p.d.Errorf(e.Key, e.Path, "a component cannot be named %s: the app's own unit has that name", e.Name)
+			continue
+		}
 		// A component is a version constraint, or {version: constraint, settings: {...}}.
 		var constraint string
 		var settings map[string]string
@@ -238,6 +278,8 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 				sm := p.d.Map(settingsNode, e.Path+".settings")
 				for _, se := range sm.Entries() {
 					if val, ok := p.d.Literal(se.Value, se.Path); ok {
+						// Settings are baked into the component's unit env.
+						p.checkVars(se.Value, se.Path, val, nil)
 						settings[se.Name] = val
 					}
 				}

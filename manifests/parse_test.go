@@ -99,6 +99,7 @@ func TestParseFullManifest(t *testing.T) {
 			Main: "./cmd/hello",
 			Args: []string{"--verbose", "3"},
 			Env:  map[string]string{"GREETING": "hi"},
+			At:   manifests.Position{Line: 5, Column: 9},
 		},
 		Components: map[string]string{"kiln-metrics": ">= 0.1, < 1.0"},
 		Resolved: []manifests.ResolvedComponent{{

@@ -21,6 +21,9 @@ app:
   # binary: ./bin/SERVICE
   args: []
   # Extra environment. PORT (the port to listen on) and KILN_* are set by kiln.
+  # In args and env values, ${NAME} is replaced when the instance boots: ${PORT},
+  # ${KILN_SERVICE}, ${KILN_INSTANCE}..., and in args app.env's own. Write $${ for a
+  # literal ${ (a $ not followed by { stays as written).
   env: {}
 
 # Baked components, each with a version constraint; kiln picks the newest match.

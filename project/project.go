@@ -195,6 +195,22 @@ func (p *Project) Recipe() (images.Recipe, error) {
 	return r, nil
 }
 
+// CheckBake checks what the bake will need of the app, as a problem of the manifest (exit
+// code 2): the Go main package resolves, or the prebuilt executable exists. It builds
+// nothing.
+func (p *Project) CheckBake(ctx context.Context) error {
+	m := p.Manifest
+	field := "app.main"
+	if m.App.Binary != "" {
+		field = "app.binary"
+	}
+	err := images.CheckApp(ctx, images.App{Main: m.App.Main, Binary: m.BinaryPath(), Dir: m.Dir})
+	if err != nil && ctx.Err() == nil {
+		return manifests.Errors{m.ErrorAt(m.App.At, field, "%v", err)}
+	}
+	return err
+}
+
 // BakeImage bakes the manifest's release into the image store on this host (a cache hit
 // when the recipe was baked before).
 func (p *Project) BakeImage(ctx context.Context) (images.Result, error) {

@@ -1,15 +1,35 @@
 // Package envexpand expands ${NAME} references in unit arguments and environment. The
-// component catalog validates with it and `kiln boot` expands with it, so what validates
-// is exactly what runs.
+// manifest decoder and the component catalog validate with it and `kiln boot` expands
+// with it, so what validates is exactly what runs.
 package envexpand
 
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
-var nameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+var (
+	nameRE    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	portVarRE = regexp.MustCompile(`^KILN_PORT_[A-Z]([A-Z0-9_]*[A-Z0-9])?$`)
+)
+
+// instanceVars are the variables kiln-boot gives every unit of an instance.
+var instanceVars = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+
+// InstanceVars returns the names of the variables kiln-boot gives every unit of an
+// instance, besides KILN_PORT_<NAME> for each named port.
+func InstanceVars() []string { return slices.Clone(instanceVars) }
+
+// IsInstanceVar reports whether kiln-boot gives every unit the variable name: one of
+// InstanceVars, or KILN_PORT_<NAME>.
+func IsInstanceVar(name string) bool {
+	return slices.Contains(instanceVars, name) || portVarRE.MatchString(name)
+}
+
+// Escape is how a literal "${" is written: "$${" expands to "${" and is no reference.
+const Escape = "$${"
 
 // Error is a reference that cannot be expanded.
 type Error struct {
@@ -32,8 +52,9 @@ func (e *Error) Error() string {
 // Name returns the variable name of a well-formed reference.
 func (e *Error) Name() string { return strings.TrimSuffix(strings.TrimPrefix(e.Ref, "${"), "}") }
 
-// Expand replaces every ${NAME} in s by lookup(NAME). Only the braced form is special: any
-// other '$' stays as it is. A variable that is not set is an error, never an empty string.
+// Expand replaces every ${NAME} in s by lookup(NAME). Only the braced form is special:
+// "$${" writes a literal "${", and any other '$' stays as it is. A variable that is not set
+// is an error, never an empty string.
 func Expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
 	for {
@@ -41,6 +62,12 @@ func Expand(s string, lookup func(string) (string, bool)) (string, error) {
 		if i < 0 {
 			b.WriteString(s)
 			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' {
+			b.WriteString(s[:i]) // up to the escape's first '$', the literal one
+			b.WriteString("{")
+			s = s[i+2:]
+			continue
 		}
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
