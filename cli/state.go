@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/kilnhq/kiln/backend"
 	"github.com/spf13/cobra"
@@ -23,7 +24,7 @@ encrypted anew by the destination's secrets provider, and the release history. I
 both backends' locks, so it refuses while a rollout runs (exit 4), and refuses while an
 interrupted rollout waits to be resumed. The old backend is marked as moved: a kiln still
 pointed at it is told where the state went. Moving back works the same way.`,
-		Args: noArgs,
+		Args: a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if to == "" {
 				return &usageError{msg: "kiln state migrate needs --to URL (file:///dir or s3://bucket/prefix?region=…)"}
@@ -40,9 +41,16 @@ pointed at it is told where the state went. Moving back works the same way.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "moved the state of %s from %s to %s (%d release(s) of history); from now on use --backend '%s' or KILN_BACKEND\n",
-				p.Service(), res.From, res.To, res.Records, res.To)
-			return nil
+			out := struct {
+				Service string `json:"service"`
+				From    string `json:"from"`
+				To      string `json:"to"`
+				Records int    `json:"records"`
+			}{p.Service(), res.From.String(), res.To.String(), res.Records}
+			return a.result(out, func(w io.Writer) {
+				fmt.Fprintf(w, "moved the state of %s from %s to %s (%d release(s) of history); from now on use --backend '%s' or KILN_BACKEND\n",
+					out.Service, out.From, out.To, out.Records, out.To)
+			})
 		},
 	}
 	migrate.Flags().StringVar(&to, "to", "", "the backend to move the state to")

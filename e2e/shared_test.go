@@ -155,7 +155,7 @@ func TestStateMigrateToASharedBackendAndBack(t *testing.T) {
 	before := instanceDirs(t, dir, "mover")
 
 	code, out, errOut := kiln(t, dir, "state", "migrate", "--to", shared)
-	if code != 0 || !strings.Contains(out, "2 release(s) of history") {
+	if code != 0 || !strings.Contains(out, `"records":2`) {
 		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// The old backend is no longer deployed from.
