@@ -37,8 +37,9 @@ type target struct {
 	address string
 
 	// transport is the target's own connection pool, so that retiring the
-	// target closes exactly its idle connections.
-	transport *http.Transport
+	// target closes exactly its idle connections. A reload that changes
+	// proxy.upstreamHeaderTimeout swaps in a new one.
+	transport atomic.Pointer[http.Transport]
 	inflight  atomic.Int64
 	retired   atomic.Bool // removed by a reload
 
@@ -60,9 +61,15 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-func newTarget(id, address string) *target {
+func newTarget(id, address string, headerTimeout time.Duration) *target {
+	t := &target{id: id, address: address, health: HealthInitial}
+	t.transport.Store(newTransport(headerTimeout))
+	return t
+}
+
+func newTransport(headerTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
+	return &http.Transport{
 		Proxy: nil, // never route target traffic through an environment proxy
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
@@ -71,13 +78,24 @@ func newTarget(id, address string) *target {
 			}
 			return c, nil
 		},
+		// Bodies pass through as the app wrote them; the Transport would
+		// otherwise ask for gzip and decompress on the client's behalf.
+		DisableCompression:    true,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // a long request is the app's business
+		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &target{id: id, address: address, transport: tr, health: HealthInitial}
+}
+
+// setHeaderTimeout gives t a transport with a new upstream header timeout;
+// requests under way finish on the old one, whose idle connections close.
+func (t *target) setHeaderTimeout(d time.Duration) {
+	if old := t.transport.Load(); old.ResponseHeaderTimeout != d {
+		t.transport.Store(newTransport(d))
+		old.CloseIdleConnections()
+	}
 }
 
 func (t *target) healthy() bool { return t.healthyFlag.Load() }
