@@ -347,7 +347,7 @@ func wrk(ctx context.Context, addr string, threads, conns int, d time.Duration) 
 	for _, l := range latencyRE.FindAllStringSubmatch(string(out), -1) {
 		v, _ := strconv.ParseFloat(l[2], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[l[3]]
-		d := time.Duration(v * float64(unit))
+		d := time.Duration(v * float64(unit)).Round(time.Microsecond)
 		if l[1] == "50" {
 			s.p50 = d
 		} else {
