@@ -12,6 +12,7 @@ import (
 
 	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/internal/strictyaml"
+	"github.com/kilnhq/kiln/targets/local/lb"
 )
 
 // APIVersion is the only manifest format this package reads.
@@ -135,6 +136,9 @@ type LocalTarget struct {
 	// Listen is the load balancer's host:port. Port 0 means kiln picks a free port once and
 	// keeps it for the life of the deployment.
 	Listen string
+	// LB bounds the load balancer's clients and targets (target.local.lb); fields left out
+	// hold lb.DefaultProxy's values.
+	LB lb.Proxy
 }
 
 // AWSTarget is reserved for the aws target; decoding a manifest that sets it is an error today.

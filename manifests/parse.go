@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kilnhq/kiln/internal/strictyaml"
+	"github.com/kilnhq/kiln/targets/local/lb"
 )
 
 // Load reads and decodes the manifest at path. Components are resolved against cat (nil means
@@ -487,7 +488,7 @@ func (p *parser) target(n *yaml.Node, t *Target) {
 }
 
 func (p *parser) local(n *yaml.Node) *LocalTarget {
-	lt := &LocalTarget{Listen: DefaultListen}
+	lt := &LocalTarget{Listen: DefaultListen, LB: lb.DefaultProxy}
 	m := p.d.Map(n, "target.local")
 	if v := m.Field("listen"); v != nil {
 		if s, ok := p.d.String(v, "target.local.listen"); ok {
@@ -497,8 +498,40 @@ func (p *parser) local(n *yaml.Node) *LocalTarget {
 			lt.Listen = s
 		}
 	}
+	if v := m.Field("lb"); v != nil {
+		p.localLB(v, &lt.LB)
+	}
 	m.Finish()
 	return lt
+}
+
+// localLB decodes target.local.lb, the bounds of kiln's own load balancer.
+func (p *parser) localLB(n *yaml.Node, px *lb.Proxy) {
+	m := p.d.Map(n, "target.local.lb")
+	if v := m.Field("maxHeaderBytes"); v != nil {
+		if b, ok := p.d.Int(v, "target.local.lb.maxHeaderBytes", 1024, lb.MaxHeaderBytesLimit); ok {
+			px.MaxHeaderBytes = b
+		}
+	}
+	for _, f := range []struct {
+		name string
+		to   *lb.Duration
+	}{
+		{"readHeaderTimeout", &px.ReadHeaderTimeout},
+		{"idleTimeout", &px.IdleTimeout},
+		{"requestTimeout", &px.RequestTimeout},
+		{"upstreamHeaderTimeout", &px.UpstreamHeaderTimeout},
+	} {
+		if v := m.Field(f.name); v != nil {
+			if d, ok := p.positive(v, "target.local.lb."+f.name); ok {
+				*f.to = lb.Duration(d)
+			}
+		}
+	}
+	if v := m.Field("exposeTarget"); v != nil {
+		px.ExposeTarget, _ = p.d.Bool(v, "target.local.lb.exposeTarget")
+	}
+	m.Finish()
 }
 
 func checkListen(s string) string {

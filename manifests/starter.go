@@ -70,6 +70,14 @@ target:
   local:
     # The load balancer's address; port 0 picks a free port once.
     listen: 127.0.0.1:8080
+    # Bounds of the load balancer (kiln lb); the values shown are the defaults.
+    # lb:
+    #   maxHeaderBytes: 65536          # larger request headers are answered 431
+    #   readHeaderTimeout: 10s         # a client must send its headers within this
+    #   idleTimeout: 60s               # keep-alive connections idle longer are closed
+    #   requestTimeout: 60s            # deadline of one request (504); WebSockets are exempt
+    #   upstreamHeaderTimeout: 30s     # wait for an instance's response headers (504)
+    #   exposeTarget: false            # true adds X-Kiln-Target (the instance) to answers
 
 images:
   # Releases kept for rollback (at least 2).
