@@ -186,6 +186,7 @@ func (a *app) target(ctx context.Context, p *project) (*local.Target, error) {
 		StateDir:   p.stateDir,
 		Service:    p.m.Service,
 		Listen:     p.m.Target.Local.Listen,
+		LB:         p.m.Target.Local.LB,
 		PulumiRoot: root,
 		BinDir:     p.binDir,
 		EngineLog:  engineLog,

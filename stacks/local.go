@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -26,6 +27,8 @@ const (
 type LocalConfig struct {
 	// Listen is the load balancer's address; port 0 picks a free port once.
 	Listen string
+	// LB bounds the load balancer; it reaches kiln lb's config as its proxy section.
+	LB lb.Proxy
 	// RunDir holds the instances' data dirs and the load balancer's files (absolute).
 	RunDir string
 }
@@ -97,8 +100,12 @@ func LocalFleet(spec fleet.Spec, cfg LocalConfig) pulumi.RunFunc {
 				"targets": targets,
 			})
 		}
-		var lb localLoadBalancer
-		err := ctx.RegisterResource(LocalLoadBalancerType, spec.Service+"-lb", pulumi.Map{
+		proxy, err := jsonInput(cfg.LB)
+		if err != nil {
+			return err
+		}
+		var balancer localLoadBalancer
+		err = ctx.RegisterResource(LocalLoadBalancerType, spec.Service+"-lb", pulumi.Map{
 			"service":      pulumi.String(spec.Service),
 			"runDir":       pulumi.String(cfg.RunDir),
 			"listen":       pulumi.String(cfg.Listen),
@@ -110,8 +117,9 @@ func LocalFleet(spec fleet.Spec, cfg LocalConfig) pulumi.RunFunc {
 				"healthyThreshold":   pulumi.Int(spec.Health.HealthyThreshold),
 				"unhealthyThreshold": pulumi.Int(spec.Health.UnhealthyThreshold),
 			},
+			"proxy":  proxy,
 			"groups": groups,
-		}, &lb)
+		}, &balancer)
 		if err != nil {
 			return err
 		}
@@ -120,8 +128,22 @@ func LocalFleet(spec fleet.Spec, cfg LocalConfig) pulumi.RunFunc {
 			return err
 		}
 		ctx.Export(OutputSpec, pulumi.String(string(b)))
-		ctx.Export(OutputAddress, lb.Address)
-		ctx.Export(OutputAdmin, lb.Admin)
+		ctx.Export(OutputAddress, balancer.Address)
+		ctx.Export(OutputAdmin, balancer.Admin)
 		return nil
 	}
+}
+
+// jsonInput passes v to the provider in the shape of its JSON encoding, the shape the
+// provider decodes it from.
+func jsonInput(v any) (pulumi.Map, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return pulumi.ToMap(m), nil
 }

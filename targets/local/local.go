@@ -36,6 +36,8 @@ type Config struct {
 	Service string
 	// Listen is the load balancer's address.
 	Listen string
+	// LB bounds the load balancer (the manifest's target.local.lb).
+	LB lb.Proxy
 	// PulumiRoot is the Pulumi CLI installation.
 	PulumiRoot string
 	// BinDir holds kiln and pulumi-resource-kiln.
@@ -119,7 +121,7 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
 		return err
 	}
-	outs, err := t.stack.Up(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), ops)
+	outs, err := t.stack.Up(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), ops)
 	t.mu.Lock()
 	t.outs = outs // nil after a failure: read them again next time
 	t.mu.Unlock()
@@ -130,7 +132,7 @@ var _ rollout.Previewer = (*Target)(nil)
 
 // Preview reports the resource operations applying spec would make, changing nothing.
 func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	_, err := t.stack.Preview(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), ops)
+	_, err := t.stack.Preview(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), ops)
 	return err
 }
 
