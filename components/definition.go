@@ -30,7 +30,7 @@ const (
 	RestartNever     = "never"
 )
 
-var instanceEnv = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+var instanceEnv = []string{"PORT", "HOST", "KILN_LISTEN", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
 
 // InstanceEnv returns the names of the variables `kiln boot` gives every unit of an instance,
 // besides KILN_PORT_<NAME> for each named port (see PortEnv).

@@ -77,7 +77,8 @@ type App struct {
 	Binary string
 	// Args are passed to the program.
 	Args []string
-	// Env is extra environment for the program. PORT and KILN_* are set by kiln and reserved.
+	// Env is extra environment for the program. PORT, HOST and KILN_* are set by kiln and
+	// reserved.
 	Env map[string]string
 }
 

@@ -200,8 +200,8 @@ func (p *parser) env(n *yaml.Node, path string) map[string]string {
 		switch {
 		case !envKeyRE.MatchString(e.Name):
 			p.d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
-		case e.Name == "PORT" || strings.HasPrefix(e.Name, "KILN_"):
-			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT and KILN_* cannot be overridden)", e.Name)
+		case e.Name == "PORT" || e.Name == "HOST" || strings.HasPrefix(e.Name, "KILN_"):
+			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT, HOST and KILN_* cannot be overridden)", e.Name)
 		}
 		if s, ok := p.d.Literal(e.Value, e.Path); ok {
 			out[e.Name] = s

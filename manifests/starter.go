@@ -20,7 +20,8 @@ app:
   # Or a prebuilt executable instead of main:
   # binary: ./bin/SERVICE
   args: []
-  # Extra environment. PORT (the port to listen on) and KILN_* are set by kiln.
+  # Extra environment. KILN_LISTEN (the address to listen on, HOST:PORT), HOST, PORT and
+  # KILN_* are set by kiln.
   env: {}
 
 # Baked components, each with a version constraint; kiln picks the newest match.
