@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Response headers naming the group and target that served a request. The
@@ -22,6 +22,10 @@ const (
 	HeaderTarget = "X-Kiln-Target"
 )
 
+// answerGrace is the time the lb's own answer (504 when the target missed
+// the request deadline) gets to reach the client after the deadline.
+const answerGrace = time.Second
+
 // maxTries bounds the targets tried for one request when dials fail.
 const maxTries = 3
 
@@ -29,55 +33,43 @@ const maxTries = 3
 // where the chosen target's address replaces it.
 const placeholderHost = "kiln-lb-target"
 
-var (
-	errNoTarget       = errors.New("no healthy target")
-	errRequestTimeout = errors.New("request deadline (proxy.requestTimeout) passed")
-)
+var errNoTarget = errors.New("no healthy target")
 
 type pickKey struct{}
 
 // pick records the choices made for one request.
 type pick struct {
-	proxy  *Proxy // the settings in effect when the request arrived
-	group  string
-	target string
-	tried  []*target
+	proxy *Proxy // the settings in effect when the request arrived
+	// deadline ends the request (proxy.requestTimeout); zero for an
+	// upgraded connection.
+	deadline time.Time
+	group    string
+	target   string
+	tried    []*target
 	// wrote is set once the request was written to a target: from then on
 	// it is never sent again, to that target or another one.
-	wrote atomic.Bool
-	trace httptrace.ClientTrace
+	wrote bool
 }
 
 // ServeHTTP proxies one request to a target.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.total.Add(1)
 	p := &pick{proxy: &s.table.Load().cfg.Proxy}
-	ctx := r.Context()
 	if !isUpgrade(r) {
 		// An upgraded connection (WebSocket) lives as long as its peers
-		// want; a plain request has a deadline.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, p.proxy.RequestTimeout.Std(), errRequestTimeout)
-		defer cancel()
+		// want; a plain request has a deadline, for the client's body and
+		// answer here and for the target's side in upstream.roundTrip.
+		// Connection deadlines cost no timer of their own, unlike a
+		// context deadline.
+		p.deadline = time.Now().Add(p.proxy.RequestTimeout.Std())
+		// The client's side ends a little later, so that a 504 can still
+		// be sent, and its connection's read error (which cancels the
+		// request) does not come first.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(p.deadline.Add(answerGrace))
+		_ = rc.SetWriteDeadline(p.deadline.Add(answerGrace))
 	}
-	p.trace = httptrace.ClientTrace{
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			if i.Err == nil {
-				p.wrote.Store(true)
-			}
-		},
-		// net/http's Transport sends an idempotent request again when a
-		// reused connection closes before the answer. The request may have
-		// reached the app: close the connection handed to that second
-		// attempt, so that it fails before writing anything.
-		GotConn: func(i httptrace.GotConnInfo) {
-			if p.wrote.Load() {
-				i.Conn.Close()
-			}
-		},
-	}
-	ctx = httptrace.WithClientTrace(context.WithValue(ctx, pickKey{}, p), &p.trace)
-	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), pickKey{}, p)))
 }
 
 // isUpgrade reports whether r asks to switch protocols (Connection: upgrade).
@@ -121,8 +113,7 @@ func setTargetHeaders(h http.Header, p *pick) {
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	p := r.Context().Value(pickKey{}).(*pick)
-	timedOut := context.Cause(r.Context()) == errRequestTimeout
-	if r.Context().Err() != nil && !timedOut {
+	if r.Context().Err() != nil {
 		// The client went away; nobody reads this answer.
 		w.WriteHeader(http.StatusBadGateway)
 		return
@@ -136,7 +127,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var ne net.Error
 	var de *dialError
-	timedOut = timedOut || errors.As(err, &ne) && ne.Timeout() && !errors.As(err, &de)
+	timedOut := errors.As(err, &ne) && ne.Timeout() && !errors.As(err, &de)
 	if timedOut {
 		err = fmt.Errorf("%w (proxy.requestTimeout %s, proxy.upstreamHeaderTimeout %s)", err, p.proxy.RequestTimeout.Std(), p.proxy.UpstreamHeaderTimeout.Std())
 	}
@@ -160,8 +151,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := rt.s
 	p := req.Context().Value(pickKey{}).(*pick)
 	if req.Body != nil && req.Body != http.NoBody {
-		// The transport closes the body on errors; keep it readable for a
-		// retry. The server closes the real body.
+		// Request.Write closes the body; the server closes the real one.
 		req.Body = noClose{req.Body}
 	}
 	var lastErr error
@@ -176,7 +166,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.tried = append(p.tried, t)
 		p.group, p.target = g, t.id
 		req.URL.Host = t.address
-		resp, err := t.transport.Load().RoundTrip(req)
+		resp, err := t.up.roundTrip(req, p.proxy.UpstreamHeaderTimeout.Std(), p.deadline, func() { p.wrote = true })
 		if err == nil {
 			resp.Body = releaseOnClose(resp.Body, t)
 			setTargetHeaders(resp.Header, p)
@@ -185,7 +175,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.inflight.Add(-1)
 		lastErr = err
 		var de *dialError
-		if !errors.As(err, &de) || p.wrote.Load() || req.Context().Err() != nil {
+		if !errors.As(err, &de) || p.wrote || req.Context().Err() != nil {
 			break
 		}
 		s.log.Debug("dial failed, retrying on another target", "target", t.id, "err", err)
@@ -299,7 +289,7 @@ func (r *releaser) release() {
 		if r.t.inflight.Add(-1) == 0 && r.t.retired.Load() {
 			// The last request of a removed target that outlived the
 			// reload's drain: its connection just went idle.
-			r.t.transport.Load().CloseIdleConnections()
+			r.t.up.closeIdle()
 		}
 	}
 }

@@ -204,7 +204,6 @@ func New(configPath string, opts Options) (*Server, error) {
 // their id and address, and reports the targets that are new and gone.
 func buildTable(cfg *Config, old *table) (tb *table, added, removed []*target) {
 	tb = &table{cfg: cfg, targets: map[string]*target{}}
-	headerTimeout := cfg.Proxy.UpstreamHeaderTimeout.Std()
 	for _, gc := range cfg.Groups {
 		g := &group{name: gc.Name, weight: gc.Weight}
 		for _, tc := range gc.Targets {
@@ -212,11 +211,10 @@ func buildTable(cfg *Config, old *table) (tb *table, added, removed []*target) {
 			if old != nil {
 				if o := old.targets[tc.ID]; o != nil && o.address == tc.Address {
 					t = o
-					t.setHeaderTimeout(headerTimeout)
 				}
 			}
 			if t == nil {
-				t = newTarget(tc.ID, tc.Address, headerTimeout)
+				t = newTarget(tc.ID, tc.Address)
 				added = append(added, t)
 			}
 			g.targets = append(g.targets, t)
@@ -264,7 +262,7 @@ func (s *Server) Run(ctx context.Context, readyFile string) error {
 		stopLoops()
 		s.loops.Wait()
 		for _, t := range s.table.Load().targets {
-			t.transport.Load().CloseIdleConnections()
+			t.up.closeIdle()
 		}
 	}()
 
@@ -424,7 +422,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 	// Requests that outlive the drain close their target's idle
 	// connections themselves when the last one ends (see releaser).
 	for _, t := range removed {
-		t.transport.Load().CloseIdleConnections()
+		t.up.closeIdle()
 	}
 	if !drained {
 		s.log.Warn("lb reload: targets still busy after drainTimeout", "generation", cfg.Generation)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -36,12 +35,11 @@ type target struct {
 	id      string
 	address string
 
-	// transport is the target's own connection pool, so that retiring the
-	// target closes exactly its idle connections. A reload that changes
-	// proxy.upstreamHeaderTimeout swaps in a new one.
-	transport atomic.Pointer[http.Transport]
-	inflight  atomic.Int64
-	retired   atomic.Bool // removed by a reload
+	// up is the target's own connection pool, so that retiring the target
+	// closes exactly its idle connections.
+	up       *upstream
+	inflight atomic.Int64
+	retired  atomic.Bool // removed by a reload
 
 	mu          sync.Mutex
 	health      Health
@@ -61,41 +59,8 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-func newTarget(id, address string, headerTimeout time.Duration) *target {
-	t := &target{id: id, address: address, health: HealthInitial}
-	t.transport.Store(newTransport(headerTimeout))
-	return t
-}
-
-func newTransport(headerTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy: nil, // never route target traffic through an environment proxy
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &dialError{err: err}
-			}
-			return c, nil
-		},
-		// Bodies pass through as the app wrote them; the Transport would
-		// otherwise ask for gzip and decompress on the client's behalf.
-		DisableCompression:    true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: headerTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
-}
-
-// setHeaderTimeout gives t a transport with a new upstream header timeout;
-// requests under way finish on the old one, whose idle connections close.
-func (t *target) setHeaderTimeout(d time.Duration) {
-	if old := t.transport.Load(); old.ResponseHeaderTimeout != d {
-		t.transport.Store(newTransport(d))
-		old.CloseIdleConnections()
-	}
+func newTarget(id, address string) *target {
+	return &target{id: id, address: address, up: newUpstream(address), health: HealthInitial}
 }
 
 func (t *target) healthy() bool { return t.healthyFlag.Load() }

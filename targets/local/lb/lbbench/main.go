@@ -1,6 +1,7 @@
 // Command lbbench measures kiln lb beside a real peer: the same tiny backend is loaded by the
 // same wrk run straight, through kiln lb and through HAProxy, all on 127.0.0.1, and a table of
-// requests/s and p50/p99 latency is printed. Rounds alternate the three paths so that a busy
+// requests/s, p50/p99 latency and the CPU time the serving process (backend, kiln lb or
+// HAProxy, read from /proc) spent per request is printed. Rounds alternate the three paths so that a busy
 // neighbour on a shared machine hurts them alike; the table shows each path's median round.
 //
 // The backend and the lb run as child processes of this binary (-role), the lb through
@@ -117,6 +118,7 @@ type opts struct {
 type sample struct {
 	rps      float64
 	p50, p99 time.Duration
+	cpu      time.Duration // CPU time of the path's server process per request
 }
 
 func run(ctx context.Context, o opts) error {
@@ -142,7 +144,11 @@ func run(ctx context.Context, o opts) error {
 	if o.haAddr, err = o.startHAProxy(ctx); err != nil {
 		return err
 	}
-	paths := []struct{ name, addr string }{{"direct", o.backend}, {"kiln lb", o.lbAddr}, {"HAProxy", o.haAddr}}
+	// The process that serves each path: the backend itself, the lb, HAProxy.
+	paths := []struct {
+		name, addr string
+		pid        int
+	}{{"direct", o.backend, o.started[0].Process.Pid}, {"kiln lb", o.lbAddr, o.started[1].Process.Pid}, {"HAProxy", o.haAddr, o.started[2].Process.Pid}}
 	o.results = map[string][]sample{}
 	for _, p := range paths {
 		o.order = append(o.order, p.name)
@@ -153,10 +159,19 @@ func run(ctx context.Context, o opts) error {
 	}
 	for range o.rounds {
 		for _, p := range paths {
+			cpu0, err := cpuTime(p.pid)
+			if err != nil {
+				return err
+			}
 			s, err := wrk(ctx, p.addr, o.threads, o.conns, o.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
+			cpu1, err := cpuTime(p.pid)
+			if err != nil {
+				return err
+			}
+			s.cpu = (cpu1 - cpu0) / time.Duration(max(1, s.rps*o.duration.Seconds()))
 			o.results[p.name] = append(o.results[p.name], s)
 		}
 	}
@@ -360,6 +375,29 @@ func wrk(ctx context.Context, addr string, threads, conns int, d time.Duration) 
 	return s, nil
 }
 
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the user and system CPU time a process (all its threads) has used.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (which may hold spaces) start with the state.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, b)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
 // median returns the sample with the median requests/s, so that a row is one real run.
 func median(ss []sample) sample {
 	s := slices.Clone(ss)
@@ -375,7 +413,7 @@ func (o *opts) print(w io.Writer) {
 		fmt.Fprintln(w, o.haproxyVersion)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "path\treq/s\tp50\tp99\tp50 added\tvs HAProxy req/s\t")
+	fmt.Fprintln(tw, "path\treq/s\tp50\tp99\tp50 added\tvs HAProxy req/s\tserver CPU/req\t")
 	direct, ha := median(o.results["direct"]), median(o.results["HAProxy"])
 	for _, name := range o.order {
 		s := median(o.results[name])
@@ -384,7 +422,7 @@ func (o *opts) print(w io.Writer) {
 			added = (s.p50 - direct.p50).String()
 			ratio = fmt.Sprintf("%.2fx", s.rps/ha.rps)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t\n", name, s.rps, s.p50, s.p99, added, ratio)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", name, s.rps, s.p50, s.p99, added, ratio, s.cpu.Round(100*time.Nanosecond))
 	}
 	tw.Flush()
 }
