@@ -79,6 +79,8 @@ func (u *upstream) get(ctx context.Context) (*upConn, error) {
 
 // put returns a connection whose last answer was read to its end.
 func (u *upstream) put(c *upConn) {
+	// No deadline while idle: a passed one would fail the liveness peek.
+	_ = c.conn.SetDeadline(time.Time{})
 	c.idleAt = time.Now()
 	u.mu.Lock()
 	if len(u.idle) < maxIdlePerTarget {

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,5 +71,34 @@ func TestAnswerBeforeTheWholeBodyReachesTheClient(t *testing.T) {
 	})
 	if r := h.get("/"); r.code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("next request: %+v", r)
+	}
+}
+
+func TestConnectionIsReusedAfterARequestDeadlinePassed(t *testing.T) {
+	var dialed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	cfg := baseConfig(1, Group{Name: "blue", Weight: 100, Targets: []Target{{ID: "blue-0", Address: srv.Listener.Addr().String()}}})
+	cfg.Health.HealthyThreshold, cfg.Health.Interval = 1, Duration(time.Hour) // one check, on its own connection
+	cfg.Proxy.RequestTimeout = Duration(50 * time.Millisecond)
+	h := startLB(t, cfg, Options{})
+	h.waitHealth("blue-0", HealthHealthy)
+
+	for i := range 3 {
+		if r := h.get("/"); r.code != 200 {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+		time.Sleep(100 * time.Millisecond) // past the request's deadline while the connection idles
+	}
+	if n := dialed.Load(); n != 2 {
+		t.Errorf("the target accepted %d connections, want 2 (the health check's and one reused for every request)", n)
 	}
 }
