@@ -58,25 +58,24 @@ func benchBody(n int) string {
 // endpoints, each with the 4 snapshots a 30s window at a 10s interval holds.
 func BenchmarkEvaluate(b *testing.B) {
 	t := benchTemplate()
-	r := newRun(t)
+	src := NewScrape(t, nil)
 	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	for e := range benchEndpoints {
 		ep := Endpoint{Instance: fmt.Sprintf("i-%d", e), URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", 40000+e)}
-		r.order = append(r.order, ep)
+		src.order = append(src.order, ep)
 		for n := range 4 {
-			snap, err := r.scraper.parse(strings.NewReader(benchBody(n+e)), now.Add(time.Duration(n)*t.Interval))
+			snap, err := src.needs.parse(strings.NewReader(benchBody(n+e)), now.Add(time.Duration(n)*t.Interval))
 			if err != nil {
 				b.Fatal(err)
 			}
-			r.snaps[ep] = append(r.snaps[ep], snap)
+			src.snaps[ep] = append(src.snaps[ep], snap)
 		}
 	}
 	at := now.Add(3 * t.Interval)
 	b.ReportAllocs()
 	for b.Loop() {
-		all := r.all()
 		for _, m := range t.Metrics {
-			if v := evaluate(m, all, at); v.result == Error {
+			if v := evaluate(ctx, m, src, at); v.result == Error {
 				b.Fatal(v)
 			}
 		}
@@ -84,7 +83,7 @@ func BenchmarkEvaluate(b *testing.B) {
 }
 
 // BenchmarkRound measures a whole measurement round over 50 endpoints: scraping each (real
-// HTTP on 127.0.0.1, 16 in parallel), parsing with expfmt, and evaluating every metric.
+// HTTP on 127.0.0.1, 16 in parallel), parsing, and evaluating every metric.
 func BenchmarkRound(b *testing.B) {
 	t := benchTemplate()
 	// Pages are rendered up front so that the servers, in this process, cost little; after
@@ -104,31 +103,29 @@ func BenchmarkRound(b *testing.B) {
 		eps = append(eps, Endpoint{Instance: fmt.Sprintf("i-%d", e), URL: srv.URL + "/metrics"})
 	}
 	list := func(context.Context) ([]Endpoint, error) { return eps, nil }
-	r := newRun(t)
-	defer r.scraper.close()
+	src := NewScrape(t, list)
+	defer src.Close()
 	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		now = now.Add(t.Interval)
-		if err := r.round(ctx, list, now); err != nil {
+		if err := src.Collect(ctx, now); err != nil {
 			b.Fatal(err)
 		}
-		all := r.all()
 		for _, m := range t.Metrics {
-			evaluate(m, all, now)
+			evaluate(ctx, m, src, now)
 		}
 	}
 }
 
 // BenchmarkParse measures parsing one endpoint's page (about 15 KB) into a snapshot.
 func BenchmarkParse(b *testing.B) {
-	s := newScraper(benchTemplate())
+	n := needsOf(benchTemplate())
 	body := benchBody(7)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.parse(strings.NewReader(body), time.Time{}); err != nil {
+		if _, err := n.parse(strings.NewReader(body), time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}

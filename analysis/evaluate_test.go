@@ -1,24 +1,53 @@
 package analysis
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kilnhq/kiln/metrics/collect"
 )
 
 var t0 = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
-// parseSnap parses Prometheus text with expfmt as a scrape would.
+// parse reads Prometheus text into a snapshot as a scrape does.
+func (n needs) parse(r io.Reader, at time.Time) (*snapshot, error) {
+	fams, err := collect.ParseText(r)
+	if err != nil {
+		return nil, err
+	}
+	return n.extract(fams, at), nil
+}
+
+// parseSnap parses Prometheus text as a scrape would.
 func parseSnap(t *testing.T, n needs, at time.Time, text string) *snapshot {
 	t.Helper()
-	s := &scraper{needs: n}
-	snap, err := s.parse(strings.NewReader(text), at)
+	snap, err := n.parse(strings.NewReader(text), at)
 	if err != nil {
 		t.Fatalf("parse %q: %v", text, err)
 	}
 	return snap
 }
+
+// scrapeOf is a Scrape source holding the snapshots of all, one endpoint each, as if it had
+// scraped them.
+func scrapeOf(all [][]*snapshot) *Scrape {
+	s := &Scrape{snaps: map[Endpoint][]*snapshot{}}
+	for i, snaps := range all {
+		ep := Endpoint{Instance: fmt.Sprintf("i-%d", i)}
+		s.order = append(s.order, ep)
+		s.snaps[ep] = snaps
+	}
+	return s
+}
+
+var ctx = context.Background()
 
 var allNeeds = needs{requests: true, latency: true, gauges: map[string]bool{"queue_depth": true}}
 
@@ -72,45 +101,6 @@ func TestRequestIncrease(t *testing.T) {
 	}
 }
 
-// TestHistogramQuantile checks the interpolation against answers of Prometheus' own tests
-// (promql testdata: histogram_quantile over testhistogram_bucket at 50m).
-func TestHistogramQuantile(t *testing.T) {
-	inf := math.Inf(1)
-	positive := []bucket{{0.1, 50}, {0.2, 70}, {1, 110}, {inf, 120}}
-	negative := []bucket{{-0.2, 10}, {-0.1, 20}, {0.3, 20}, {inf, 30}}
-	cases := []struct {
-		name    string
-		q       float64
-		buckets []bucket
-		want    float64
-	}{
-		{"positive 0.2", 0.2, positive, 0.048},
-		{"positive 0.5", 0.5, positive, 0.15},
-		{"positive 0.8", 0.8, positive, 0.72},
-		{"positive 0", 0, positive, 0},
-		{"positive 1", 1, positive, 1},
-		{"negative 0.2", 0.2, negative, -0.2},
-		{"negative 0.5", 0.5, negative, -0.15},
-		{"negative 0.8", 0.8, negative, 0.3},
-		{"negative 0", 0, negative, -0.2},
-		{"negative 1", 1, negative, 0.3},
-		{"q below 0", -0.1, positive, math.Inf(-1)},
-		{"q above 1", 1.1, positive, math.Inf(1)},
-		{"no +Inf bucket", 0.5, []bucket{{0.1, 1}, {0.2, 2}}, math.NaN()},
-		{"no observations", 0.5, []bucket{{0.1, 0}, {inf, 0}}, math.NaN()},
-		{"only +Inf", 0.5, []bucket{{inf, 10}}, math.NaN()},
-		{"non-monotonic counts are fixed", 0.5, []bucket{{0.1, 50}, {0.2, 40}, {1, 110}, {inf, 120}}, 0.2 + 0.8*(10.0/60)},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := histogramQuantile(tc.q, tc.buckets)
-			if !(math.IsNaN(tc.want) && math.IsNaN(got)) && math.Abs(got-tc.want) > 1e-9 && got != tc.want {
-				t.Errorf("histogramQuantile(%v) = %v, want %v", tc.q, got, tc.want)
-			}
-		})
-	}
-}
-
 // hist renders http_request_duration_seconds with the given cumulative bucket counts for
 // bounds 0.1, 0.25, 1 and +Inf.
 func hist(handler string, c [4]float64) string {
@@ -125,6 +115,7 @@ func hist(handler string, c [4]float64) string {
 
 func TestBucketIncreaseAndLatency(t *testing.T) {
 	inf := math.Inf(1)
+	type bucket [2]float64 // upper bound, count
 	snaps := func(t *testing.T, counts ...[4]float64) []*snapshot {
 		var out []*snapshot
 		for i, c := range counts {
@@ -152,7 +143,7 @@ func TestBucketIncreaseAndLatency(t *testing.T) {
 				t.Fatalf("buckets = %v, want %v", got, tc.want)
 			}
 			for i := range got {
-				if got[i] != tc.want[i] {
+				if (bucket{got[i].Upper, got[i].Count}) != tc.want[i] {
 					t.Fatalf("buckets = %v, want %v", got, tc.want)
 				}
 			}
@@ -162,19 +153,19 @@ func TestBucketIncreaseAndLatency(t *testing.T) {
 	// p50 of the "increase" case: rank 45 in the first bucket (50 of 90): 0.1 * 45/50.
 	l := &Latency{Quantile: 0.5, Max: 100 * time.Millisecond, Window: time.Minute, MinRequests: 10}
 	all := [][]*snapshot{snaps(t, [4]float64{10, 20, 30, 30}, [4]float64{60, 90, 110, 120})}
-	v := evalLatency(l, all, t0.Add(10*time.Second))
+	v := evalLatency(ctx, l, scrapeOf(all), t0.Add(10*time.Second))
 	if v.result != Passed || math.Abs(v.value-0.09) > 1e-12 || v.threshold != "<= 100ms" {
 		t.Errorf("evalLatency = %+v, want Passed 0.09", v)
 	}
 	l.Quantile = 0.99 // rank 89.1 in +Inf: the highest finite bound, 1s
-	if v := evalLatency(l, all, t0.Add(10*time.Second)); v.result != Failed || v.value != 1 {
+	if v := evalLatency(ctx, l, scrapeOf(all), t0.Add(10*time.Second)); v.result != Failed || v.value != 1 {
 		t.Errorf("evalLatency p99 = %+v, want Failed 1", v)
 	}
 	l.MinRequests = 91
-	if v := evalLatency(l, all, t0.Add(10*time.Second)); v.result != Inconclusive || !math.IsNaN(v.value) {
+	if v := evalLatency(ctx, l, scrapeOf(all), t0.Add(10*time.Second)); v.result != Inconclusive || !math.IsNaN(v.value) {
 		t.Errorf("evalLatency with too few = %+v, want Inconclusive", v)
 	}
-	if v := evalLatency(l, nil, t0); v.result != Inconclusive {
+	if v := evalLatency(ctx, l, scrapeOf(nil), t0); v.result != Inconclusive {
 		t.Errorf("evalLatency without data = %+v, want Inconclusive", v)
 	}
 }
@@ -201,7 +192,7 @@ func TestEvalErrorRatio(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := evalErrorRatio(&tc.e, [][]*snapshot{w}, tc.now)
+			v := evalErrorRatio(ctx, &tc.e, scrapeOf([][]*snapshot{w}), tc.now)
 			if v.result != tc.result || !(math.IsNaN(tc.value) && math.IsNaN(v.value) || math.Abs(v.value-tc.value) < 1e-12) {
 				t.Errorf("evalErrorRatio = %+v, want %s %v", v, tc.result, tc.value)
 			}
@@ -236,7 +227,7 @@ func TestEvalGauge(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := evalGauge(&tc.g, tc.all, t0)
+			v := evalGauge(ctx, &tc.g, scrapeOf(tc.all), t0)
 			if v.result != tc.result || v.threshold != tc.thr || !(math.IsNaN(tc.value) && math.IsNaN(v.value) || v.value == tc.value) {
 				t.Errorf("evalGauge = %+v, want %s %v %q", v, tc.result, tc.value, tc.thr)
 			}
@@ -254,17 +245,28 @@ func TestParseKeepsOnlyWhatIsNeeded(t *testing.T) {
 	// A histogram whose +Inf bucket line is missing gets it from _count.
 	noInf := "# TYPE http_request_duration_seconds histogram\nhttp_request_duration_seconds_bucket{le=\"0.5\"} 3\nhttp_request_duration_seconds_count 5\n"
 	h := parseSnap(t, allNeeds, t0, noInf).hists[""]
-	if len(h.bounds) != 2 || !math.IsInf(h.bounds[1], 1) || h.counts[1] != 5 {
+	if len(h) != 2 || !math.IsInf(h[1].Upper, 1) || h[1].Count != 5 {
 		t.Errorf("histogram = %+v", h)
 	}
-	s := &scraper{needs: allNeeds}
-	if _, err := s.parse(strings.NewReader("http_requests_total{code=\"200\" 1\n"), t0); err == nil {
+	if _, err := allNeeds.parse(strings.NewReader("http_requests_total{code=\"200\" 1\n"), t0); err == nil {
 		t.Error("parse of broken text succeeded")
+	}
+	// The status code may be in a "status" label, as some libraries name it.
+	snap = parseSnap(t, allNeeds, t0, "# TYPE http_requests_total counter\nhttp_requests_total{status=\"502\"} 1\nhttp_requests_total{status=\"200\"} 1\n")
+	if len(snap.requests) != 2 || !snap.requests["status\x00502"].is5xx || snap.requests["status\x00200"].is5xx {
+		t.Errorf("requests = %+v", snap.requests)
 	}
 }
 
-func TestRedacted(t *testing.T) {
-	if got := redacted("http://user:secret@127.0.0.1:9/metrics"); strings.Contains(got, "secret") || !strings.Contains(got, "127.0.0.1:9") {
-		t.Errorf("redacted = %q", got)
+func TestScrapeErrorNamesTheURLRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	url := strings.Replace(srv.URL, "http://", "http://kiln:s3cret@", 1) + "/metrics"
+	tmpl := Template{Interval: 10 * time.Second, Metrics: []Metric{{Name: "q", Gauge: &Gauge{Name: "q"}}}}
+	s := NewScrape(tmpl, func(context.Context) ([]Endpoint, error) { return []Endpoint{{Instance: "i-1", URL: url}}, nil })
+	defer s.Close()
+	err := s.Collect(ctx, t0)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "scrape i-1 (http://kiln:xxxxx@127.0.0.1") {
+		t.Errorf("Collect = %v, want the endpoint named with its password redacted", err)
 	}
 }

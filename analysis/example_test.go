@@ -8,22 +8,11 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/analysis"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
-// stepClock is a Clock for examples and tests: After(d) moves time d forward at once.
-type stepClock struct{ now time.Time }
-
-func (c *stepClock) Now() time.Time { return c.now }
-
-func (c *stepClock) After(d time.Duration) <-chan time.Time {
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
-
 // Run measures an instance's error ratio three times, 10s apart. The rollout engine passes
-// analysis.RealClock{} (or nil) instead of stepClock, and the new slot's /metrics URLs.
+// nil (the wall clock) instead of a fake clock, and the new slot's /metrics URLs.
 func ExampleRun() {
 	served := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -40,8 +29,10 @@ func ExampleRun() {
 	endpoints := func(context.Context) ([]analysis.Endpoint, error) {
 		return []analysis.Endpoint{{Instance: "i-1", URL: srv.URL + "/metrics"}}, nil
 	}
-	clk := &stepClock{now: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
-	s, err := analysis.Run(context.Background(), tmpl, endpoints, clk, func(m analysis.Measurement) {
+	clk := clock.NewFake(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	src := analysis.NewScrape(tmpl, endpoints)
+	defer src.Close()
+	s, err := analysis.Run(context.Background(), tmpl, src, clk, func(m analysis.Measurement) {
 		fmt.Printf("%s %s %.3g (%s): %s\n", m.At.Format("15:04:05"), m.Metric, m.Value, m.Threshold, m.Result)
 	})
 	if err != nil {

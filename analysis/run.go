@@ -5,19 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
-// Run measures every metric of t every t.Interval until the analysis reaches an Outcome, and
-// returns it. endpoints is asked for the endpoints before every scrape; onMeasure (may be nil)
-// gets every measurement as it is taken, on Run's goroutine.
+// Run measures every metric of t every t.Interval, reading src, until the analysis reaches an
+// Outcome, and returns it. onMeasure (may be nil) gets every measurement as it is taken, on
+// Run's goroutine.
 //
-// The first scrape, at start, is the baseline windows are measured from; the first
-// measurement is one Interval later. In each round every endpoint is scraped; if one cannot
-// be scraped (or endpoints fails, or returns none), each metric measured in that round is an
-// Error. A metric stops being measured once it is complete. The analysis is:
+// The first Collect, at start, is the baseline windows are measured from; the first
+// measurement is one Interval later. If a round's Collect fails (with Scrape: an endpoint
+// could not be scraped, or there are none), each metric measured in that round is an Error;
+// so is a metric whose reading fails. A metric stops being measured once it is complete.
+// The analysis is:
 //   - Failed as soon as a metric has more than FailureLimit Failed measurements, or more than
 //     ConsecutiveErrorLimit Error measurements in a row;
 //   - otherwise Inconclusive as soon as a metric has InconclusiveLimit Inconclusive
@@ -28,19 +30,16 @@ import (
 //
 // Run returns an error only for an invalid template or when ctx ends first; the Summary then
 // has an empty Outcome, ReasonCanceled and the measurements taken so far.
-func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, onMeasure func(Measurement)) (Summary, error) {
+func Run(ctx context.Context, t Template, src Source, clk clock.Clock, onMeasure func(Measurement)) (Summary, error) {
 	if err := t.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("analysis: invalid template: %w", err)
 	}
-	if endpoints == nil {
-		return Summary{}, errors.New("analysis: no endpoints function")
+	if src == nil {
+		return Summary{}, errors.New("analysis: no source")
 	}
-	if clk == nil {
-		clk = RealClock{}
-	}
-	r := newRun(t)
-	defer r.scraper.close()
-	r.round(ctx, endpoints, clk.Now()) // the baseline
+	clk = clock.Or(clk)
+	r := newRun(t, src)
+	_ = src.Collect(ctx, clk.Now()) // the baseline: a failure only leaves the first windows shorter
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,7 +47,7 @@ func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, on
 		case <-clk.After(t.Interval):
 		}
 		now := clk.Now()
-		scrapeErr := r.round(ctx, endpoints, now)
+		collectErr := src.Collect(ctx, now)
 		if ctx.Err() != nil {
 			return r.canceled(ctx.Err())
 		}
@@ -57,7 +56,7 @@ func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, on
 			if ms.done {
 				continue
 			}
-			m := r.measure(ms, now, scrapeErr)
+			m := r.measure(ctx, ms, now, collectErr)
 			if onMeasure != nil {
 				onMeasure(m)
 			}
@@ -71,10 +70,7 @@ func Run(ctx context.Context, t Template, endpoints EndpointsFunc, clk Clock, on
 // run is the state of one Run.
 type run struct {
 	t       Template
-	scraper *scraper
-	keep    time.Duration            // how far back snapshots are kept
-	snaps   map[Endpoint][]*snapshot // per endpoint, oldest first
-	order   []Endpoint               // the endpoints of the last round, in the order given
+	src     Source
 	metrics []metricState
 }
 
@@ -86,93 +82,20 @@ type metricState struct {
 	last                                      *Measurement
 }
 
-func newRun(t Template) *run {
-	r := &run{t: t, scraper: newScraper(t), keep: t.Interval, snaps: map[Endpoint][]*snapshot{}}
+func newRun(t Template, src Source) *run {
+	r := &run{t: t, src: src}
 	for _, m := range t.Metrics {
-		switch {
-		case m.ErrorRatio != nil:
-			r.keep = max(r.keep, m.ErrorRatio.Window)
-		case m.Latency != nil:
-			r.keep = max(r.keep, m.Latency.Window)
-		}
 		r.metrics = append(r.metrics, metricState{m: m})
 	}
 	return r
 }
 
-// round scrapes every endpoint once, keeps the snapshots, and returns an error naming the
-// endpoints that could not be scraped (nil when all were).
-func (r *run) round(ctx context.Context, endpoints EndpointsFunc, now time.Time) error {
-	eps, err := endpoints(ctx)
-	if err != nil {
-		return fmt.Errorf("list endpoints: %w", err)
-	}
-	if len(eps) == 0 {
-		return errors.New("no endpoints to scrape")
-	}
-	results := r.scraper.scrapeAll(ctx, eps, now)
-	var errs []error
-	current := map[Endpoint]bool{}
-	for i, ep := range eps {
-		current[ep] = true
-		if results[i].err != nil {
-			errs = append(errs, results[i].err)
-			continue
-		}
-		r.snaps[ep] = r.trim(append(r.snaps[ep], results[i].snap), now)
-	}
-	// Instances that left take their history with them.
-	for ep := range r.snaps {
-		if !current[ep] {
-			delete(r.snaps, ep)
-		}
-	}
-	r.order = eps
-	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d endpoints failed: %w", len(errs), len(eps), errors.Join(errs...))
-	}
-	return nil
-}
-
-// trim drops the snapshots no window will read (those before the baseline of the longest
-// window) and bounds their number.
-func (r *run) trim(snaps []*snapshot, now time.Time) []*snapshot {
-	i := max(baseline(snaps, now.Add(-r.keep)), len(snaps)-MaxWindowScrapes)
-	if i > 0 {
-		snaps = slices.Delete(snaps, 0, i)
-	}
-	return snaps
-}
-
-// all returns every current endpoint's snapshots.
-func (r *run) all() [][]*snapshot {
-	out := make([][]*snapshot, 0, len(r.order))
-	for _, ep := range r.order {
-		if s, ok := r.snaps[ep]; ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// evaluate measures one metric against the kept snapshots.
-func evaluate(m Metric, all [][]*snapshot, now time.Time) verdict {
-	switch {
-	case m.ErrorRatio != nil:
-		return evalErrorRatio(m.ErrorRatio, all, now)
-	case m.Latency != nil:
-		return evalLatency(m.Latency, all, now)
-	default:
-		return evalGauge(m.Gauge, all, now)
-	}
-}
-
-func (r *run) measure(ms *metricState, now time.Time, scrapeErr error) Measurement {
+func (r *run) measure(ctx context.Context, ms *metricState, now time.Time, collectErr error) Measurement {
 	var v verdict
-	if scrapeErr != nil {
-		v = verdict{value: math.NaN(), result: Error, threshold: evaluate(ms.m, nil, now).threshold, reason: scrapeErr.Error()}
+	if collectErr != nil {
+		v = failed(ms.m, collectErr)
 	} else {
-		v = evaluate(ms.m, r.all(), now)
+		v = evaluate(ctx, ms.m, r.src, now)
 	}
 	ms.count++
 	switch v.result {

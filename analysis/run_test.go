@@ -12,29 +12,8 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/analysis"
+	"github.com/kilnhq/kiln/internal/clock"
 )
-
-// fakeClock moves time forward by d whenever Run waits on After(d), so a run of many
-// intervals takes no wall time and every measurement has an exact timestamp.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
 
 var start = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
@@ -121,7 +100,9 @@ func run(t *testing.T, tmpl analysis.Template, eps analysis.EndpointsFunc) (anal
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var got []analysis.Measurement
-	s, err := analysis.Run(ctx, tmpl, eps, &fakeClock{now: start}, func(m analysis.Measurement) { got = append(got, m) })
+	src := analysis.NewScrape(tmpl, eps)
+	defer src.Close()
+	s, err := analysis.Run(ctx, tmpl, src, clock.NewFake(start), func(m analysis.Measurement) { got = append(got, m) })
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -369,7 +350,7 @@ func TestRunCanceled(t *testing.T) {
 			cancel()
 		}
 	}})
-	s, err := analysis.Run(ctx, template(10), eps, &fakeClock{now: start}, nil)
+	s, err := analysis.Run(ctx, template(10), analysis.NewScrape(template(10), eps), clock.NewFake(start), nil)
 	if !errors.Is(err, context.Canceled) || s.Reason != analysis.ReasonCanceled || s.Outcome != "" {
 		t.Fatalf("Run = %+v, %v; want canceled", s, err)
 	}
@@ -387,7 +368,7 @@ func TestRunRejectsInvalidTemplate(t *testing.T) {
 		{Interval: time.Second, Count: 1, InconclusiveLimit: 1, Metrics: []analysis.Metric{{Name: "x"}}},
 		{Interval: time.Second, Count: 1, InconclusiveLimit: 1, Metrics: []analysis.Metric{{Name: "x", Gauge: &analysis.Gauge{Name: "up"}}}},
 	} {
-		if _, err := analysis.Run(context.Background(), tmpl, nil, &fakeClock{now: start}, nil); err == nil || !strings.Contains(err.Error(), "invalid template") {
+		if _, err := analysis.Run(context.Background(), tmpl, analysis.NewScrape(tmpl, nil), clock.NewFake(start), nil); err == nil || !strings.Contains(err.Error(), "invalid template") {
 			t.Errorf("Run(%+v) = %v, want an invalid template error", tmpl, err)
 		}
 	}

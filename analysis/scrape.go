@@ -4,285 +4,218 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/kilnhq/kiln/metrics/prommath"
 )
 
-// maxParallelScrapes bounds the scrapes in flight at once.
-const maxParallelScrapes = 16
-
-// snapshot is what Run keeps of one successful scrape of one endpoint: only the series the
-// template's metrics read, keyed by their sorted label set.
-type snapshot struct {
-	at       time.Time
-	requests map[string]request   // RequestsMetric series
-	hists    map[string]histogram // LatencyMetric series (label set without le)
-	gauges   map[string][]float64 // metric name -> the value of each of its series
+// Scrape is the Source that scrapes every instance's Prometheus text endpoint once a round
+// and keeps, per endpoint, the scrapes its template's windows read. Requests are the counter
+// RequestsMetric (5xx by its code label, else its status label), latency the histogram
+// LatencyMetric, both followed per series and instance with prommath; a gauge is any counter,
+// gauge or untyped metric of this round's scrapes.
+//
+// A round in which an endpoint cannot be scraped (or endpoints fails, or returns none) is an
+// error: the analysis cannot tell a healthy fleet from one whose failing instance is silent.
+type Scrape struct {
+	endpoints EndpointsFunc
+	client    *http.Client
+	timeout   time.Duration
+	needs     needs
+	keep      time.Duration            // how far back snapshots are kept
+	snaps     map[Endpoint][]*snapshot // per endpoint, oldest first
+	order     []Endpoint               // the endpoints of the last round, in the order given
 }
 
-type request struct {
-	value float64
-	is5xx bool // the code label is 5xx
-}
+var _ Source = (*Scrape)(nil)
 
-// histogram is one histogram series: cumulative counts by increasing upper bound, the last
-// bound +Inf.
-type histogram struct {
-	bounds []float64
-	counts []float64
-}
-
-// needs says which families a template reads, so snapshots keep nothing else.
-type needs struct {
-	requests, latency bool
-	gauges            map[string]bool
-}
-
-func needsOf(t Template) needs {
-	n := needs{gauges: map[string]bool{}}
-	for _, m := range t.Metrics {
-		switch {
-		case m.ErrorRatio != nil:
-			n.requests = true
-		case m.Latency != nil:
-			n.latency = true
-		case m.Gauge != nil:
-			n.gauges[m.Gauge.Name] = true
-		}
-	}
-	return n
-}
-
-// scraper fetches and parses endpoints.
-type scraper struct {
-	client  *http.Client
-	timeout time.Duration
-	needs   needs
-}
-
-func newScraper(t Template) *scraper {
-	return &scraper{
+// NewScrape returns a Scrape source for t (which says what to keep and how long) over the
+// endpoints that endpoints returns: it is asked before every round, so instances may come
+// and go. Close it when the analysis is over.
+func NewScrape(t Template, endpoints EndpointsFunc) *Scrape {
+	s := &Scrape{
+		endpoints: endpoints,
 		// No proxy from the environment: endpoints are instances on private addresses.
 		client:  &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * t.Interval}},
 		timeout: min(t.Interval, MaxScrapeTimeout),
 		needs:   needsOf(t),
+		keep:    t.Interval,
+		snaps:   map[Endpoint][]*snapshot{},
 	}
+	for _, m := range t.Metrics {
+		switch {
+		case m.ErrorRatio != nil:
+			s.keep = max(s.keep, m.ErrorRatio.Window)
+		case m.Latency != nil:
+			s.keep = max(s.keep, m.Latency.Window)
+		}
+	}
+	return s
 }
 
-func (s *scraper) close() { s.client.CloseIdleConnections() }
+// Close releases the source's idle connections.
+func (s *Scrape) Close() { s.client.CloseIdleConnections() }
 
-// scrapeResult is the outcome of scraping one endpoint.
-type scrapeResult struct {
-	snap *snapshot
-	err  error
-}
-
-// scrapeAll scrapes every endpoint in parallel (at most maxParallelScrapes at once) and
-// returns when all are done.
-func (s *scraper) scrapeAll(ctx context.Context, eps []Endpoint, at time.Time) []scrapeResult {
-	out := make([]scrapeResult, len(eps))
-	sem := make(chan struct{}, maxParallelScrapes)
-	var wg sync.WaitGroup
+// Collect scrapes every endpoint once, keeps the snapshots, and returns an error naming the
+// endpoints that could not be scraped (nil when all were).
+func (s *Scrape) Collect(ctx context.Context, now time.Time) error {
+	if s.endpoints == nil {
+		return errors.New("no endpoints function")
+	}
+	eps, err := s.endpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("list endpoints: %w", err)
+	}
+	if len(eps) == 0 {
+		return errors.New("no endpoints to scrape")
+	}
+	results := s.scrapeAll(ctx, eps, now)
+	var errs []error
+	current := map[Endpoint]bool{}
 	for i, ep := range eps {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			snap, err := s.scrape(ctx, ep, at)
-			out[i] = scrapeResult{snap: snap, err: err}
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-// redacted returns u with any password replaced, for messages.
-func redacted(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
-	}
-	return "(unparsable URL)"
-}
-
-func (s *scraper) scrape(ctx context.Context, ep Endpoint, at time.Time) (*snapshot, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.URL, nil)
-	if err != nil {
-		// err quotes the URL, password included: name it redacted instead.
-		return nil, fmt.Errorf("scrape %s: invalid URL %s", ep.Instance, redacted(ep.URL))
-	}
-	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", ep.Instance, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, fmt.Errorf("scrape %s (%s): HTTP status %s", ep.Instance, redacted(ep.URL), resp.Status)
-	}
-	body := &limitedReader{r: resp.Body, n: MaxBodyBytes}
-	snap, err := s.parse(body, at)
-	if body.exceeded {
-		return nil, fmt.Errorf("scrape %s (%s): response larger than %d bytes", ep.Instance, redacted(ep.URL), MaxBodyBytes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s (%s): %w", ep.Instance, redacted(ep.URL), err)
-	}
-	return snap, nil
-}
-
-// limitedReader is io.LimitReader that remembers whether the limit was hit, so an oversized
-// body is reported as such rather than as a truncated-text parse error.
-type limitedReader struct {
-	r        io.Reader
-	n        int64
-	exceeded bool
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		// Probe one byte: a body of exactly the limit is fine.
-		var one [1]byte
-		if n, _ := l.r.Read(one[:]); n > 0 {
-			l.exceeded = true
-			return 0, errors.New("body too large")
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	return n, err
-}
-
-// parse reads Prometheus text exposition and keeps the series s needs.
-func (s *scraper) parse(r io.Reader, at time.Time) (*snapshot, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, fmt.Errorf("parse Prometheus text: %w", err)
-	}
-	return s.needs.extract(fams, at), nil
-}
-
-func (n needs) extract(fams map[string]*dto.MetricFamily, at time.Time) *snapshot {
-	snap := &snapshot{at: at}
-	if f := fams[RequestsMetric]; n.requests && f != nil && (f.GetType() == dto.MetricType_COUNTER || f.GetType() == dto.MetricType_UNTYPED) {
-		snap.requests = make(map[string]request, len(f.Metric))
-		for _, m := range f.Metric {
-			code := ""
-			for _, lp := range m.Label {
-				if lp.GetName() == CodeLabel {
-					code = lp.GetValue()
-				}
-			}
-			snap.requests[labelKey(m.Label, "")] = request{value: sampleValue(f.GetType(), m), is5xx: len(code) == 3 && code[0] == '5'}
-		}
-	}
-	if f := fams[LatencyMetric]; n.latency && f != nil && f.GetType() == dto.MetricType_HISTOGRAM {
-		snap.hists = make(map[string]histogram, len(f.Metric))
-		for _, m := range f.Metric {
-			if h := toHistogram(m.GetHistogram()); len(h.bounds) > 0 {
-				snap.hists[labelKey(m.Label, "le")] = h
-			}
-		}
-	}
-	for name := range n.gauges {
-		f := fams[name]
-		if f == nil {
+		current[ep] = true
+		if results[i].err != nil {
+			errs = append(errs, results[i].err)
 			continue
 		}
-		switch f.GetType() {
-		case dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED:
-		default:
-			continue // histograms and summaries have no single value
-		}
-		if snap.gauges == nil {
-			snap.gauges = map[string][]float64{}
-		}
-		vals := make([]float64, 0, len(f.Metric))
-		for _, m := range f.Metric {
-			vals = append(vals, sampleValue(f.GetType(), m))
-		}
-		snap.gauges[name] = vals
+		s.snaps[ep] = s.trim(append(s.snaps[ep], results[i].snap), now)
 	}
-	return snap
+	// Instances that left take their history with them.
+	for ep := range s.snaps {
+		if !current[ep] {
+			delete(s.snaps, ep)
+		}
+	}
+	s.order = eps
+	if len(errs) > 0 {
+		return fmt.Errorf("%d of %d endpoints failed: %w", len(errs), len(eps), errors.Join(errs...))
+	}
+	return nil
 }
 
-func sampleValue(t dto.MetricType, m *dto.Metric) float64 {
-	switch t {
-	case dto.MetricType_COUNTER:
-		return m.GetCounter().GetValue()
-	case dto.MetricType_GAUGE:
-		return m.GetGauge().GetValue()
-	default:
-		return m.GetUntyped().GetValue()
+// trim drops the snapshots no window will read (those before the baseline of the longest
+// window) and bounds their number.
+func (s *Scrape) trim(snaps []*snapshot, now time.Time) []*snapshot {
+	i := max(baseline(snaps, now.Add(-s.keep)), len(snaps)-MaxWindowScrapes)
+	if i > 0 {
+		snaps = slices.Delete(snaps, 0, i)
 	}
+	return snaps
 }
 
-func toHistogram(h *dto.Histogram) histogram {
-	var out histogram
-	if h == nil {
-		return out
-	}
-	bs := slices.Clone(h.GetBucket())
-	slices.SortFunc(bs, func(a, b *dto.Bucket) int { return cmpFloat(a.GetUpperBound(), b.GetUpperBound()) })
-	for _, b := range bs {
-		c := b.GetCumulativeCountFloat()
-		if c == 0 {
-			c = float64(b.GetCumulativeCount())
+// all returns every current endpoint's snapshots.
+func (s *Scrape) all() [][]*snapshot {
+	out := make([][]*snapshot, 0, len(s.order))
+	for _, ep := range s.order {
+		if snaps, ok := s.snaps[ep]; ok {
+			out = append(out, snaps)
 		}
-		out.bounds = append(out.bounds, b.GetUpperBound())
-		out.counts = append(out.counts, c)
-	}
-	if len(out.bounds) == 0 || !math.IsInf(out.bounds[len(out.bounds)-1], 1) {
-		// The text format's _count is the +Inf bucket; add it when the bucket line is absent.
-		c := h.GetSampleCountFloat()
-		if c == 0 {
-			c = float64(h.GetSampleCount())
-		}
-		out.bounds = append(out.bounds, math.Inf(1))
-		out.counts = append(out.counts, c)
 	}
 	return out
 }
 
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// Requests implements Source: the increase of RequestsMetric over every endpoint's window.
+func (s *Scrape) Requests(_ context.Context, now time.Time, window time.Duration) (RequestCount, error) {
+	errs, total := requestIncrease(windows(s.all(), now, window))
+	return RequestCount{Total: total, Errors: errs}, nil
 }
 
-// labelKey is a canonical text of a label set (sorted by name), leaving out the label skip.
-func labelKey(lps []*dto.LabelPair, skip string) string {
-	if len(lps) == 0 {
-		return ""
-	}
-	pairs := make([]string, 0, len(lps))
-	for _, lp := range lps {
-		if lp.GetName() != skip {
-			pairs = append(pairs, lp.GetName()+"\x00"+lp.GetValue())
+// Latency implements Source: the quantile of the increase of LatencyMetric's buckets over
+// every endpoint's window, as histogram_quantile(q, sum by (le) (increase(...))) does.
+func (s *Scrape) Latency(_ context.Context, now time.Time, window time.Duration, q float64) (LatencyQuantile, error) {
+	bs := bucketIncrease(windows(s.all(), now, window))
+	return LatencyQuantile{Seconds: prommath.Quantile(q, bs), Requests: prommath.Observations(bs)}, nil
+}
+
+// Gauge implements Source: the values of name's series in this round's scrapes.
+func (s *Scrape) Gauge(_ context.Context, now time.Time, name string) (GaugeReading, error) {
+	var r GaugeReading
+	for _, snaps := range s.all() {
+		if len(snaps) == 0 || !snaps[len(snaps)-1].at.Equal(now) {
+			continue // not scraped this round
+		}
+		if vals, ok := snaps[len(snaps)-1].gauges[name]; ok {
+			r.Values = append(r.Values, vals...)
+			r.Instances++
 		}
 	}
-	slices.Sort(pairs)
-	return strings.Join(pairs, "\x01")
+	return r, nil
+}
+
+// requestIncrease returns the increase of 5xx and of all requests across the windows (one
+// per endpoint, each series followed on its own).
+func requestIncrease(windows [][]*snapshot) (errs, total float64) {
+	var counters prommath.Counters[string] // by label set, reused window after window
+	for _, w := range windows {
+		if len(w) < 2 {
+			continue
+		}
+		counters.Reset()
+		for i, snap := range w {
+			for labels, r := range snap.requests {
+				counters.Add(labels, i == 0, r.value)
+			}
+		}
+		for labels, inc := range counters.All() {
+			total += inc
+			if isFiveXX(w, labels) {
+				errs += inc
+			}
+		}
+	}
+	return errs, total
+}
+
+// isFiveXX reports whether the first snapshot of w that has series labels marks it 5xx.
+func isFiveXX(w []*snapshot, labels string) bool {
+	for _, s := range w {
+		if r, ok := s.requests[labels]; ok {
+			return r.is5xx
+		}
+	}
+	return false
+}
+
+// bucketIncrease returns the increase of every latency bucket across the windows, summed
+// over series and endpoints by upper bound, sorted by upper bound.
+func bucketIncrease(windows [][]*snapshot) []prommath.Bucket {
+	var h prommath.HistogramIncrease[string] // by label set without le
+	for _, w := range windows {
+		if len(w) < 2 {
+			continue
+		}
+		for i, snap := range w {
+			for labels, bs := range snap.hists {
+				h.Add(labels, i == 0, bs)
+			}
+		}
+		h.NextWindow()
+	}
+	return h.Buckets()
+}
+
+// windows returns, for every endpoint's snapshots (oldest first), those of the window ending
+// at now: every snapshot after now-window, and as the baseline the newest one at or before
+// now-window (or the oldest kept). The baseline keeps a missed scrape from emptying a window
+// that spans one interval, and with a real clock (scrapes never exactly one interval apart)
+// it makes the increase cover the whole window rather than one interval less.
+func windows(all [][]*snapshot, now time.Time, window time.Duration) [][]*snapshot {
+	out := make([][]*snapshot, 0, len(all))
+	for _, snaps := range all {
+		out = append(out, snaps[baseline(snaps, now.Add(-window)):])
+	}
+	return out
+}
+
+// baseline returns the index of the newest snapshot at or before from, or 0.
+func baseline(snaps []*snapshot, from time.Time) int {
+	i, _ := slices.BinarySearchFunc(snaps, from, func(s *snapshot, t time.Time) int {
+		if s.at.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return max(i-1, 0)
 }

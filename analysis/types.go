@@ -1,8 +1,14 @@
-// Package analysis measures metrics from the Prometheus endpoints of a rollout's new instances
-// and decides whether a release is healthy: Successful, Failed, or Inconclusive (too little
-// data; the rollout engine pauses for a human instead of rolling back). Its model follows
-// Argo Rollouts' AnalysisRun: every Interval each metric is measured once, and a Template's
-// limits turn the measurements into an Outcome. Time comes from an injectable Clock.
+// Package analysis measures metrics of a rollout's new instances and decides whether a
+// release is healthy: Successful, Failed, or Inconclusive (too little data; the rollout engine
+// pauses for a human instead of rolling back). Its model follows Argo Rollouts' AnalysisRun:
+// every Interval each metric is measured once, and a Template's limits turn the measurements
+// into an Outcome. Time comes from an injectable Clock.
+//
+// The numbers come from a Source: a request and error count over a window, a latency
+// quantile, a gauge. Scrape reads them from every instance's Prometheus endpoint; a target
+// whose instances the runner cannot reach brings a Source of its own (e.g. its load
+// balancer's metrics in the cloud's metrics service). The Prometheus maths (increase across
+// counter resets, histogram_quantile) is metrics/prommath's, shared with kiln-metrics.
 //
 // This package does not import manifests; manifests decodes kiln.yaml's analysis: section into
 // its Template type.
@@ -13,6 +19,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/kilnhq/kiln/metrics/prommath"
 )
 
 // Defaults and limits of templates. manifests applies the defaults when decoding kiln.yaml.
@@ -22,10 +30,10 @@ const (
 	DefaultWindow            = time.Minute // errorRatio.window and latency.window
 	DefaultAggregate         = AggregateMax
 
-	// ConsecutiveErrorLimit is how many Error measurements (an endpoint could not be scraped)
-	// a metric tolerates in a row; one more fails the analysis with ReasonScrapeErrors. Errors
-	// count neither as passes nor as failures, but they break a run of passes (as Argo
-	// Rollouts' default consecutiveErrorLimit of 4).
+	// ConsecutiveErrorLimit is how many Error measurements (the source could not be read,
+	// e.g. an endpoint could not be scraped) a metric tolerates in a row; one more fails the
+	// analysis with ReasonScrapeErrors. Errors count neither as passes nor as failures, but
+	// they break a run of passes (as Argo Rollouts' default consecutiveErrorLimit of 4).
 	ConsecutiveErrorLimit = 4
 
 	// MaxBodyBytes bounds one scrape's response body; a larger body is a scrape error.
@@ -36,12 +44,12 @@ const (
 	MaxWindowScrapes = 1000
 )
 
-// Prometheus metric names the built-in evaluators read, as exposed by promhttp-instrumented
-// servers (and kiln's demo app).
+// Prometheus metric names Scrape reads for the built-in error ratio and latency metrics, as
+// exposed by promhttp-instrumented servers (and kiln's demo app); declared in prommath.
 const (
-	RequestsMetric = "http_requests_total"           // counter with a "code" label
-	LatencyMetric  = "http_request_duration_seconds" // histogram
-	CodeLabel      = "code"                          // HTTP status code label of RequestsMetric
+	RequestsMetric = prommath.RequestsMetric // counter with a "code" (or "status") label
+	LatencyMetric  = prommath.LatencyMetric  // histogram
+	CodeLabel      = prommath.CodeLabel      // HTTP status code label of RequestsMetric
 )
 
 // Template is a named analysis: which metrics to measure, how often, and when to stop.
@@ -74,8 +82,8 @@ type Metric struct {
 	Gauge      *Gauge // kiln.yaml's "metric:" kind
 }
 
-// ErrorRatio is (increase of 5xx responses) / (increase of all responses) of the counter
-// RequestsMetric, summed over every endpoint, across Window.
+// ErrorRatio is (5xx responses) / (all responses) over every instance across Window: with
+// Scrape, the increase of the counter RequestsMetric.
 type ErrorRatio struct {
 	Max float64 // the measurement passes when the ratio is <= Max (0..1)
 	// Window is how far back the increase is taken, >= the template's Interval: from the
@@ -84,8 +92,9 @@ type ErrorRatio struct {
 	MinRequests int // fewer requests in the window make the measurement Inconclusive
 }
 
-// Latency is a quantile of the histogram LatencyMetric, computed from the increase of its
-// buckets across Window over every endpoint, as Prometheus' histogram_quantile does.
+// Latency is a quantile of request latency over every instance across Window: with Scrape,
+// of the histogram LatencyMetric, from the increase of its buckets, as Prometheus'
+// histogram_quantile does.
 type Latency struct {
 	Quantile    float64       // 0 < Quantile < 1, e.g. 0.99
 	Max         time.Duration // the measurement passes when the quantile is <= Max
@@ -94,7 +103,7 @@ type Latency struct {
 }
 
 // Gauge compares the current value of any metric, aggregated over every series of every
-// endpoint, with Min and/or Max (at least one is set).
+// instance, with Min and/or Max (at least one is set).
 type Gauge struct {
 	Name      string    // the Prometheus metric name
 	Min       *float64  // the measurement passes when the value is >= Min
@@ -112,31 +121,15 @@ const (
 	AggregateAvg Aggregate = "avg"
 )
 
-// Endpoint is one instance's Prometheus text endpoint.
+// Endpoint is one instance's Prometheus text endpoint, scraped by Scrape.
 type Endpoint struct {
 	Instance string // instance ID, for messages
 	URL      string // e.g. http://127.0.0.1:41234/metrics
 }
 
-// EndpointsFunc returns the endpoints to scrape now; Run calls it before every scrape, so
+// EndpointsFunc returns the endpoints to scrape now; Scrape calls it before every round, so
 // instances may come and go. An error makes that round's measurements Error.
 type EndpointsFunc func(ctx context.Context) ([]Endpoint, error)
-
-// Clock is Run's time source (the same shape as rollout.Clock), so tests drive time instead
-// of sleeping.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-// Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
-
-// After returns time.After(d).
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Result is the verdict of one measurement.
 type Result string
@@ -146,7 +139,7 @@ const (
 	Passed       Result = "Passed"       // within the threshold
 	Failed       Result = "Failed"       // outside the threshold
 	Inconclusive Result = "Inconclusive" // too little data to judge (e.g. fewer than minRequests)
-	Error        Result = "Error"        // no value: an endpoint could not be scraped
+	Error        Result = "Error"        // no value: the source could not be read (e.g. an endpoint could not be scraped)
 )
 
 // Measurement is one evaluation of one metric.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/clock"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -46,9 +47,7 @@ func Agent(ctx context.Context, cfg AgentConfig) error {
 	if cfg.IncrementalEvery >= 24*time.Hour {
 		return fmt.Errorf("agent: --incremental-every %v must be under the stream's 24 h retention", cfg.IncrementalEvery)
 	}
-	if cfg.Dump.Clock == nil {
-		cfg.Dump.Clock = realClock{}
-	}
+	cfg.Dump.Clock = clock.Or(cfg.Dump.Clock)
 	if cfg.Dump.Log == nil {
 		cfg.Dump.Log = slog.Default()
 	}
@@ -65,18 +64,18 @@ func Agent(ctx context.Context, cfg AgentConfig) error {
 }
 
 func agentDumps(ctx context.Context, cfg AgentConfig) error {
-	d, log, clock := cfg.Dump, cfg.Dump.Log, cfg.Dump.Clock
+	d, log, clk := cfg.Dump, cfg.Dump.Log, cfg.Dump.Clock
 	for {
 		wait, err := untilNextDump(ctx, cfg)
 		if err == nil && wait > 0 {
 			log.Info("agent: next dump later", "in", wait.Round(time.Second).String())
-			if err := clock.Sleep(ctx, wait); err != nil {
+			if err := clock.Sleep(ctx, clk, wait); err != nil {
 				return err
 			}
 			continue
 		}
 		if err == nil {
-			d.DumpID, err = resolveAutoID(ctx, d.Store, d.Table, clock)
+			d.DumpID, err = resolveAutoID(ctx, d.Store, d.Table, clk)
 		}
 		if err == nil {
 			_, err = Dump(ctx, d)
@@ -86,7 +85,7 @@ func agentDumps(ctx context.Context, cfg AgentConfig) error {
 		}
 		if err != nil {
 			log.Error("agent: dump failed; retrying", "err", err, "retry_in", cfg.RetryEvery.String())
-			if err := clock.Sleep(ctx, cfg.RetryEvery); err != nil {
+			if err := clock.Sleep(ctx, clk, cfg.RetryEvery); err != nil {
 				return err
 			}
 		}
@@ -112,13 +111,13 @@ func untilNextDump(ctx context.Context, cfg AgentConfig) (time.Duration, error) 
 }
 
 func agentIncrementals(ctx context.Context, cfg AgentConfig) error {
-	log, clock := cfg.Dump.Log, cfg.Dump.Clock
+	log, clk := cfg.Dump.Log, cfg.Dump.Clock
 	for {
 		var p autoPointer
 		found, err := getJSON(ctx, cfg.Dump.Store, autoKey(cfg.Dump.Table), &p)
 		if err == nil && found {
 			inc := cfg.Incremental
-			inc.Store, inc.DumpID, inc.Table, inc.DB, inc.Clock, inc.Log = cfg.Dump.Store, p.DumpID, cfg.Dump.Table, cfg.Dump.DB, clock, log
+			inc.Store, inc.DumpID, inc.Table, inc.DB, inc.Clock, inc.Log = cfg.Dump.Store, p.DumpID, cfg.Dump.Table, cfg.Dump.DB, clk, log
 			_, err = Incremental(ctx, inc)
 		}
 		if ctx.Err() != nil {
@@ -127,7 +126,7 @@ func agentIncrementals(ctx context.Context, cfg AgentConfig) error {
 		if err != nil {
 			log.Error("agent: incremental failed", "err", err)
 		}
-		if err := clock.Sleep(ctx, cfg.IncrementalEvery); err != nil {
+		if err := clock.Sleep(ctx, clk, cfg.IncrementalEvery); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // AutoID is the --id value that lets a scheduled agent pick its dump: the
@@ -21,7 +22,7 @@ type autoPointer struct {
 func autoKey(table string) string { return "_auto/" + table + ".json" }
 
 // resolveAutoID returns the dump id to use for table.
-func resolveAutoID(ctx context.Context, s store.Store, table string, clock Clock) (string, error) {
+func resolveAutoID(ctx context.Context, s store.Store, table string, clk clock.Clock) (string, error) {
 	var p autoPointer
 	found, err := getJSON(ctx, s, autoKey(table), &p)
 	if err != nil {
@@ -36,7 +37,7 @@ func resolveAutoID(ctx context.Context, s store.Store, table string, clock Clock
 			return "", err
 		}
 	}
-	id := fmt.Sprintf("%s-%s", table, clock.Now().UTC().Format("20060102T150405Z"))
+	id := fmt.Sprintf("%s-%s", table, clk.Now().UTC().Format("20060102T150405Z"))
 	if err := putJSON(ctx, s, autoKey(table), autoPointer{DumpID: id}); err != nil {
 		return "", err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // Exit codes of kiln-backup.
@@ -209,7 +210,7 @@ func cmdDump(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if cfg.DumpID == AutoID {
-		if cfg.DumpID, err = resolveAutoID(ctx, cfg.Store, cfg.Table, realClock{}); err != nil {
+		if cfg.DumpID, err = resolveAutoID(ctx, cfg.Store, cfg.Table, clock.Real{}); err != nil {
 			return err
 		}
 		c.log.Info("dump id chosen", "dump", cfg.DumpID)

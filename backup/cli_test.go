@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 func TestCLIUsageErrors(t *testing.T) {
@@ -61,7 +63,7 @@ func TestCLIAutoIDAndVerify(t *testing.T) {
 	if err := s.Delete(context.Background(), manifestKey(p.DumpID)); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := resolveAutoID(context.Background(), s, "orders", realClock{}); err != nil || id != p.DumpID {
+	if id, err := resolveAutoID(context.Background(), s, "orders", clock.Real{}); err != nil || id != p.DumpID {
 		t.Fatalf("auto id with an unfinished dump = %q, %v; want %q", id, err, p.DumpID)
 	}
 	if code := run(context.Background(), []string{"finalize", "--store", "file://" + root, "--id", p.DumpID}, &out); code != ExitOK {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // AWSOptions say how to reach DynamoDB and DynamoDB Streams.
@@ -73,7 +74,7 @@ func NewStreams(ctx context.Context, o AWSOptions) (*dynamodbstreams.Client, err
 type retrier struct {
 	backoff     Backoff
 	maxAttempts int
-	clock       Clock
+	clock       clock.Clock
 	throttles   *atomic.Int64
 	log         *slog.Logger
 }
@@ -105,7 +106,7 @@ func (r *retrier) do(ctx context.Context, op string, fn func(context.Context) er
 		default:
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		if err := r.clock.Sleep(ctx, r.backoff.Wait(attempt)); err != nil {
+		if err := clock.Sleep(ctx, r.clock, r.backoff.Wait(attempt)); err != nil {
 			return err
 		}
 	}
@@ -167,7 +168,7 @@ func isNotFoundTable(err error) bool {
 }
 
 // waitActive polls DescribeTable until the table is ACTIVE.
-func waitActive(ctx context.Context, db *dynamodb.Client, clock Clock, table string) error {
+func waitActive(ctx context.Context, db *dynamodb.Client, clk clock.Clock, table string) error {
 	for {
 		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
 		if err == nil && out.Table.TableStatus == types.TableStatusActive {
@@ -176,7 +177,7 @@ func waitActive(ctx context.Context, db *dynamodb.Client, clock Clock, table str
 		if err != nil && !isNotFoundTable(err) {
 			return fmt.Errorf("wait for table %s: %w", table, err)
 		}
-		if err := clock.Sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := clock.Sleep(ctx, clk, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // DumpConfig configures Dump.
@@ -43,7 +44,7 @@ type DumpConfig struct {
 	// PageLimit is Scan's Limit (0: DynamoDB's 1 MB pages).
 	PageLimit      int32
 	ConsistentRead bool
-	Clock          Clock
+	Clock          clock.Clock
 	Log            *slog.Logger
 	Progress       *Progress
 }
@@ -84,9 +85,7 @@ func (c *DumpConfig) defaults() error {
 	if c.LocalVolumes > 0 && c.SpoolDir == "" {
 		return errors.New("dump: --spool-dir is required when --local-volumes > 0")
 	}
-	if c.Clock == nil {
-		c.Clock = realClock{}
-	}
+	c.Clock = clock.Or(c.Clock)
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -529,10 +528,8 @@ func (d *dumper) scan(ctx context.Context, seg, nextIdx int, startKey Item, done
 
 // Finalize writes the manifest of dump id when all its segments are done,
 // and returns it; otherwise it returns the missing segments and ErrIncomplete.
-func Finalize(ctx context.Context, s store.Store, id string, clock Clock) (*Manifest, []int, error) {
-	if clock == nil {
-		clock = realClock{}
-	}
+func Finalize(ctx context.Context, s store.Store, id string, clk clock.Clock) (*Manifest, []int, error) {
+	clk = clock.Or(clk)
 	if m, err := LoadManifest(ctx, s, id); err == nil {
 		return m, nil, nil
 	}
@@ -568,7 +565,7 @@ func Finalize(ctx context.Context, s store.Store, id string, clock Clock) (*Mani
 	if len(missing) > 0 {
 		return nil, missing, fmt.Errorf("dump %q: %d of %d segments not done (first missing: %d): %w", id, len(missing), plan.TotalSegments, missing[0], ErrIncomplete)
 	}
-	m.EndTime = clock.Now().UTC()
+	m.EndTime = clk.Now().UTC()
 	if err := putJSON(ctx, s, manifestKey(id), m); err != nil {
 		return nil, nil, err
 	}

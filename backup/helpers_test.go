@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
@@ -67,7 +68,7 @@ func createTable(t testing.TB, db *dynamodb.Client, name string) {
 	if err != nil {
 		t.Fatalf("create table %s: %v", name, err)
 	}
-	if err := waitActive(ctx, db, realClock{}, name); err != nil {
+	if err := waitActive(ctx, db, clock.Real{}, name); err != nil {
 		t.Fatal(err)
 	}
 }

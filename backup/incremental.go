@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // IncrementalConfig configures Incremental.
@@ -35,7 +36,7 @@ type IncrementalConfig struct {
 	// once every readable shard is caught up.
 	Follow       bool
 	PollInterval time.Duration
-	Clock        Clock
+	Clock        clock.Clock
 	Log          *slog.Logger
 	Progress     *Progress
 }
@@ -70,9 +71,7 @@ func Incremental(ctx context.Context, cfg IncrementalConfig) (*IncrementalResult
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -103,7 +102,7 @@ func Incremental(ctx context.Context, cfg IncrementalConfig) (*IncrementalResult
 			break
 		}
 		if cfg.Follow && !finished {
-			if err := cfg.Clock.Sleep(ctx, cfg.PollInterval); err != nil {
+			if err := clock.Sleep(ctx, cfg.Clock, cfg.PollInterval); err != nil {
 				return &f.res, nil
 			}
 		}

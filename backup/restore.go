@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnhq/kiln/backup/store"
+	"github.com/kilnhq/kiln/internal/clock"
 )
 
 // RestoreConfig configures Restore.
@@ -43,7 +44,7 @@ type RestoreConfig struct {
 	MaxAttempts int
 	// SkipChanges restores the dump only, without replaying change volumes.
 	SkipChanges bool
-	Clock       Clock
+	Clock       clock.Clock
 	Log         *slog.Logger
 	Progress    *Progress
 }
@@ -89,9 +90,7 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 30
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -322,7 +321,7 @@ func (r *restorer) writeBatch(ctx context.Context, reqs []types.WriteRequest) er
 			return fmt.Errorf("%d items still unprocessed after %d BatchWriteItem attempts; failing instead of dropping them", len(reqs), attempt)
 		}
 		if attempt > 0 {
-			if err := r.cfg.Clock.Sleep(ctx, r.retry.backoff.Wait(attempt-1)); err != nil {
+			if err := clock.Sleep(ctx, r.cfg.Clock, r.retry.backoff.Wait(attempt-1)); err != nil {
 				return err
 			}
 		}

@@ -5,28 +5,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/clock"
 )
-
-// Clock is the time source; tests inject a fake one.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits d or until ctx is done.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // Bucket is a token bucket of capacity units (RCU or WCU). Requests reserve
 // an estimate before they are sent and settle the difference with the
@@ -38,7 +19,7 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 type Bucket struct {
 	rate  float64 // units per second; <= 0 means unlimited
 	burst float64
-	clock Clock
+	clock clock.Clock
 
 	mu     sync.Mutex
 	tokens float64
@@ -51,14 +32,12 @@ type Bucket struct {
 // sees much more than the budget). It starts empty: a starting dump does
 // not open with a burst. rate <= 0 disables throttling (spending is still
 // counted).
-func NewBucket(rate, burst float64, clock Clock) *Bucket {
-	if clock == nil {
-		clock = realClock{}
-	}
+func NewBucket(rate, burst float64, clk clock.Clock) *Bucket {
+	clk = clock.Or(clk)
 	if burst <= 0 {
 		burst = rate / 4
 	}
-	return &Bucket{rate: rate, burst: burst, clock: clock, last: clock.Now()}
+	return &Bucket{rate: rate, burst: burst, clock: clk, last: clk.Now()}
 }
 
 func (b *Bucket) refill() {
@@ -87,7 +66,7 @@ func (b *Bucket) Reserve(ctx context.Context, estimate float64) error {
 		}
 		wait := time.Duration((need-b.tokens)/b.rate*float64(time.Second)) + time.Millisecond
 		b.mu.Unlock()
-		if err := b.clock.Sleep(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, b.clock, wait); err != nil {
 			return err
 		}
 	}

@@ -5,31 +5,18 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/clock"
 )
-
-// fakeClock advances only when someone sleeps.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return ctx.Err()
-}
 
 func TestBucketHoldsBudget(t *testing.T) {
 	for _, rate := range []float64{5, 100, 500} {
-		clock := &fakeClock{now: time.Unix(0, 0)}
-		b := NewBucket(rate, 0, clock)
+		clk := clock.NewFake(time.Unix(0, 0))
+		b := NewBucket(rate, 0, clk)
 		r := rand.New(rand.NewPCG(1, 2))
-		start := clock.Now()
+		start := clk.Now()
 		estimate := 1.0
 		// A demand far above the budget: pages costing 0.5 to 128 RCU.
 		for range 5000 {
@@ -39,9 +26,9 @@ func TestBucketHoldsBudget(t *testing.T) {
 			actual := 0.5 + r.Float64()*127.5
 			b.Settle(estimate, actual)
 			estimate = actual
-			clock.Sleep(context.Background(), time.Millisecond) // request latency
+			clk.Advance(time.Millisecond) // request latency
 		}
-		el := clock.Now().Sub(start).Seconds()
+		el := clk.Now().Sub(start).Seconds()
 		achieved := b.Spent() / el
 		if achieved > rate*1.0+(rate/4+128)/el || achieved < rate*0.95 {
 			t.Errorf("rate %v: achieved %.2f RCU/s over %.0fs, want within 95-100%%", rate, achieved, el)
@@ -50,13 +37,13 @@ func TestBucketHoldsBudget(t *testing.T) {
 }
 
 func TestBucketUnlimited(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(0, 0)}
-	b := NewBucket(0, 0, clock)
+	clk := clock.NewFake(time.Unix(0, 0))
+	b := NewBucket(0, 0, clk)
 	for range 100 {
 		b.Reserve(context.Background(), 10)
 		b.Settle(10, 50)
 	}
-	if clock.Now() != time.Unix(0, 0) {
+	if clk.Now() != time.Unix(0, 0) {
 		t.Fatal("an unlimited bucket slept")
 	}
 	if b.Spent() != 5000 {
@@ -116,7 +103,7 @@ func TestThrottledDumpAndRestore(t *testing.T) {
 	// batch handed back unprocessed; nothing may be dropped.
 	createTable(t, direct, "dst")
 	if _, err := Restore(ctx, RestoreConfig{Store: st, DumpID: "t", Table: "dst", DB: db, StateFile: filepath.Join(t.TempDir(), "s.json"),
-		Parallel: 2, Log: testLog(t), Clock: &fakeClock{now: time.Now()}}); err != nil {
+		Parallel: 2, Log: testLog(t), Clock: clock.NewFake(time.Now())}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := diffHashes(want, tableHashes(t, direct, "dst")); diff != "" {
@@ -127,7 +114,7 @@ func TestThrottledDumpAndRestore(t *testing.T) {
 	proxy.unprocessAll = true
 	createTable(t, direct, "stuck")
 	_, err = Restore(ctx, RestoreConfig{Store: st, DumpID: "t", Table: "stuck", DB: db, StateFile: filepath.Join(t.TempDir(), "s.json"),
-		MaxAttempts: 5, Log: testLog(t), Clock: &fakeClock{now: time.Now()}})
+		MaxAttempts: 5, Log: testLog(t), Clock: clock.NewFake(time.Now())})
 	if err == nil || !strings.Contains(err.Error(), "unprocessed after 5 BatchWriteItem attempts") {
 		t.Fatalf("want a loud unprocessed-items failure, got %v", err)
 	}

@@ -121,7 +121,7 @@ func events() []rollout.Event {
 		rollout.PhaseStarted{At: t0, Phase: rollout.PhaseBake},
 		rollout.Baked{At: t0.Add(time.Second), Release: to},
 		rollout.PhaseFinished{At: t0.Add(time.Second), Phase: rollout.PhaseBake, Duration: time.Second},
-		rollout.ResourceChanged{At: t0.Add(2 * time.Second), ResourceOp: fleet.ResourceOp{Op: "create", Type: "kiln:local:Instance", Name: "shop-green-0", Status: fleet.OpDone, Duration: 80 * time.Millisecond}},
+		rollout.ResourceChanged{At: t0.Add(2 * time.Second), ResourceOp: fleet.ResourceOp{Op: "create", Type: "test:fake:Instance", Name: "shop-green-0", Status: fleet.OpDone, Duration: 80 * time.Millisecond}},
 		rollout.HealthChanged{At: t0.Add(3 * time.Second), Slot: fleet.Green, Instances: []fleet.InstanceHealth{{ID: "a", State: fleet.Healthy}, {ID: "b", State: fleet.Unhealthy, LastError: "status 500"}}},
 		rollout.PhaseFinished{At: t0.Add(9 * time.Second), Phase: rollout.PhaseHealth, Duration: 6 * time.Second, Error: "not healthy"},
 		rollout.Finished{At: t0.Add(10 * time.Second), Outcome: rollout.RolledBack, Reason: rollout.ReasonNotHealthy, Message: "not healthy", Live: from, Duration: 10 * time.Second},
@@ -135,7 +135,7 @@ func TestLinePrinterSaysWhatHappened(t *testing.T) {
 		p.event(ev)
 	}
 	want := `rollout shop on local: live 1.0.0 (aaaaaaaaaaaa); new release goes to slot green
-    +0s bake    
+    +0s bake     started
          baked 2.0.0 (bbbbbbbbbbbb)
     +1s bake     done in 1s
          create             Instance shop-green-0 (80ms)

@@ -12,8 +12,10 @@ import (
 
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/spf13/cobra"
 )
 
@@ -69,7 +71,7 @@ func (a *app) validateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := p.m
+			m := p.Manifest
 			fmt.Fprintf(a.stdout, "%s: ok: service %s %s, %d instance(s) per slot on the local target\n", a.file, m.Service, m.Version.Original(), m.Fleet.Size)
 			for _, rc := range m.Resolved {
 				fmt.Fprintf(a.stdout, "  component %s %s (wanted %q)\n", rc.Name, rc.Version.Original(), rc.Constraint)
@@ -90,15 +92,15 @@ func (a *app) bakeCmd() *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			rel, cached, err := p.bake(c.Context())
+			res, err := p.BakeImage(c.Context())
 			if err != nil {
 				return err
 			}
 			how := "baked"
-			if cached {
+			if res.Cached {
 				how = "unchanged, cached"
 			}
-			fmt.Fprintf(a.stdout, "%s %s %s in %s (%s)\n  %s\n", p.m.Service, rel.Version, rel.Image.Digest, round(time.Since(start)), how, rel.Image.Location)
+			fmt.Fprintf(a.stdout, "%s %s %s in %s (%s)\n  %s\n", p.Manifest.Service, res.Image.Version, res.Image.Digest, round(time.Since(start)), how, res.Image.Dir)
 			return nil
 		},
 	}
@@ -107,10 +109,9 @@ func (a *app) bakeCmd() *cobra.Command {
 // rolloutOptions are the flags of one rollout.
 type rolloutOptions struct {
 	allowDowngrade, breakLock bool
-	// baker overrides baking the manifest's release (rollback redeploys a kept image).
-	baker rollout.Baker
-	// version is what baker produces, for the admission check.
-	version string
+	// release, if set, is rolled out instead of the manifest's (rollback redeploys a
+	// kept image).
+	release *fleet.Release
 	// quiet prints nothing: a console that follows the rollout through its control
 	// socket owns the screen.
 	quiet bool
@@ -176,10 +177,10 @@ steer the running rollout.`,
 				}
 				ctx, cancel := context.WithTimeout(c.Context(), 30*time.Second)
 				defer cancel()
-				if err := control.Send(ctx, control.SocketPath(p.stateDir, p.m.Service), cmd.name); err != nil {
-					return fmt.Errorf("%s %s: %w", cmd.name, p.m.Service, err)
+				if err := control.Send(ctx, p.ControlSocket(), cmd.name); err != nil {
+					return fmt.Errorf("%s %s: %w", cmd.name, p.Manifest.Service, err)
 				}
-				fmt.Fprintf(a.stdout, "%s: %s accepted\n", p.m.Service, cmd.name)
+				fmt.Fprintf(a.stdout, "%s: %s accepted\n", p.Manifest.Service, cmd.name)
 				return nil
 			},
 		})
@@ -187,104 +188,50 @@ steer the running rollout.`,
 	return c
 }
 
-// rollout runs one rollout of p's release under the stack's lock, printing its events and
-// recording it in history, and collects old images once it promoted. The error is for
-// what kept it from starting (the lock); how it ended is in Finished.
-func (a *app) rollout(ctx context.Context, p *project, tgt rollout.Target, ro rolloutOptions) (rollout.Finished, error) {
-	store, err := p.releases()
-	if err != nil {
-		return rollout.Finished{}, err
-	}
-	unlock, who, err := lockStack(ctx, store, "kiln rollout", ro.breakLock)
-	if err != nil {
-		return rollout.Finished{}, err
-	}
-	defer unlock()
-	jr := &journal{store: store, who: who}
-	var pr printer = &linePrinter{w: a.stdout}
-	if a.jsonOutput() {
-		pr = jsonPrinter{w: a.stdout}
-	}
-	req := p.request()
-	baker, version := ro.baker, ro.version
-	if baker == nil {
-		baker = rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
-			rel, _, err := p.bake(ctx)
-			return rel, err
-		})
-		version = p.m.Version.Original()
-	}
-	req.Version, req.Admit = version, admit(ro.allowDowngrade)
-	events := make(chan rollout.Event, 64)
-	done := make(chan struct{})
+// rollout runs one rollout session of p's release, printing its events (or showing them
+// in the console) and what image collection removed. The error is for what kept it from
+// starting (the lock); how it ended is in Finished.
+func (a *app) rollout(ctx context.Context, p *project.Project, tgt targets.Target, ro rolloutOptions) (rollout.Finished, error) {
+	s := &project.Session{Project: p, Target: tgt, Command: "kiln rollout", BreakLock: ro.breakLock,
+		AllowDowngrade: ro.allowDowngrade, Release: ro.release}
 	in, out, console := a.consoleFiles()
 	console = console && !ro.quiet
-	go func() {
-		defer close(done)
-		if ro.quiet {
+	switch {
+	case ro.quiet:
+		// A console following through the control socket owns the screen.
+		s.Sinks = []project.Sink{func(events <-chan rollout.Event) {
 			for range events {
 			}
-			return
+		}}
+	case console:
+		req := s.Request()
+		s.Sinks = []project.Sink{func(events <-chan rollout.Event) { a.console(ctx, p, tgt, req, in, out, events) }}
+	default:
+		var pr printer = &linePrinter{w: a.stdout}
+		if a.jsonOutput() {
+			pr = jsonPrinter{w: a.stdout}
 		}
-		if console {
-			a.console(ctx, p, tgt, req, in, out, events)
-			return
-		}
-		for ev := range events {
-			pr.event(ev)
-		}
-	}()
-	controls := make(chan rollout.Control)
-	hub := control.NewHub(5000)
-	stopControl, err := control.Serve(ctx, control.SocketPath(p.stateDir, p.m.Service), controls, hub)
+		s.Sinks = []project.Sink{func(events <-chan rollout.Event) {
+			for ev := range events {
+				pr.event(ev)
+			}
+		}}
+	}
+	res, err := s.Run(ctx)
 	if err != nil {
-		close(events)
-		<-done
 		return rollout.Finished{}, err
 	}
-	defer stopControl()
-	// Every event also goes to the hub, for kiln watch in other terminals.
-	engineEvents := make(chan rollout.Event, 64)
-	teed := make(chan struct{})
-	go func() {
-		defer close(teed)
-		for ev := range engineEvents {
-			if b, err := rollout.MarshalEvent(ev); err == nil {
-				hub.Publish(b)
-			}
-			events <- ev
-		}
-	}()
-	eng := &rollout.Engine{Target: tgt, Events: engineEvents, Controls: controls, Journal: jr,
-		Analyzer: analyzer{templates: p.m.Analysis, target: tgt}}
-	started := time.Now()
-	fin := eng.Run(ctx, req, baker)
-	close(engineEvents)
-	<-teed
-	hub.Close()
-	close(events)
-	<-done
 	if console {
 		// The console has left the screen; say how the rollout ended where it stays.
-		(&linePrinter{w: a.stdout}).event(fin)
+		(&linePrinter{w: a.stdout}).event(res.Finished)
 	}
-	jr.record(fin, started)
-	if fin.Outcome == rollout.Promoted {
-		var inUse []string
-		if spec, ok, err := tgt.Current(ctx); err == nil && ok {
-			for _, sl := range fleet.Slots {
-				if r := spec.Slots[sl].Release; r != nil {
-					inUse = append(inUse, r.Image.Digest)
-				}
-			}
-		}
-		if removed, err := p.store().GC(p.m.Service, p.m.Images.Keep, inUse); err != nil {
-			fmt.Fprintf(a.stderr, "kiln: image gc: %v\n", err)
-		} else if len(removed) > 0 && !a.jsonOutput() && !ro.quiet {
-			fmt.Fprintf(a.stdout, "removed %d old image(s), keeping the last %d\n", len(removed), p.m.Images.Keep)
-		}
+	switch {
+	case res.GCErr != nil:
+		fmt.Fprintf(a.stderr, "kiln: %v\n", res.GCErr)
+	case len(res.RemovedImages) > 0 && !a.jsonOutput() && !ro.quiet:
+		fmt.Fprintf(a.stdout, "removed %d old image(s), keeping the last %d\n", len(res.RemovedImages), p.Manifest.Images.Keep)
 	}
-	return fin, nil
+	return res.Finished, nil
 }
 
 // statusReport is `kiln status` as JSON.
@@ -301,8 +248,8 @@ type statusReport struct {
 }
 
 // newStatusReport is what kiln status shows of spec, but the instances' health.
-func newStatusReport(ctx context.Context, p *project, tgt rollout.Target, spec fleet.Spec, exists bool) statusReport {
-	rep := statusReport{Service: p.m.Service, Target: tgt.Name(), Weights: map[fleet.Slot]int{}, Slots: map[fleet.Slot]any{}}
+func newStatusReport(ctx context.Context, p *project.Project, tgt rollout.Target, spec fleet.Spec, exists bool) statusReport {
+	rep := statusReport{Service: p.Manifest.Service, Target: tgt.Name(), Weights: map[fleet.Slot]int{}, Slots: map[fleet.Slot]any{}}
 	if !exists {
 		return rep
 	}
@@ -391,11 +338,11 @@ func (a *app) destroyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := p.releases()
+			store, err := p.Releases()
 			if err != nil {
 				return err
 			}
-			unlock, _, err := lockStack(ctx, store, "kiln destroy", breakLock)
+			unlock, _, err := project.LockStack(ctx, store, "kiln destroy", breakLock)
 			if err != nil {
 				return err
 			}
@@ -419,7 +366,7 @@ func (a *app) destroyCmd() *cobra.Command {
 			if err := store.ClearState(); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "destroyed %s: %d resource(s) removed, no process left\n", p.m.Service, n)
+			fmt.Fprintf(a.stdout, "destroyed %s: %d resource(s) removed, no process left\n", p.Manifest.Service, n)
 			return nil
 		},
 	}
@@ -437,7 +384,7 @@ func (a *app) imagesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := p.store().List()
+			list, err := p.Images().List()
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/kilnhq/kiln/tui"
@@ -33,7 +34,7 @@ func (a *app) consoleFiles() (in, out *os.File, ok bool) {
 // console consumes a rollout's events with the full-screen console until the operator
 // detaches (q) or the rollout finishes, then drains the rest silently so the engine never
 // blocks. Logs are held back while the console owns the screen and written afterwards.
-func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req rollout.Request, in, out *os.File, events <-chan rollout.Event) {
+func (a *app) console(ctx context.Context, p *project.Project, tgt rollout.Target, req rollout.Request, in, out *os.File, events <-chan rollout.Event) {
 	var plan []tui.PlannedPhase
 	if cur, exists, err := tgt.Current(ctx); err == nil {
 		for _, ph := range rollout.Plan(cur, exists, req, fleet.Release{}) {
@@ -42,7 +43,7 @@ func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req r
 	}
 	opts := tui.Options{Plan: plan, ExitWhenDone: true, StatusInterval: time.Second, Health: healthOf(ctx, tgt)}
 	if a.runConsole(ctx, p, in, out, events, opts) {
-		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort, or kiln watch\n", p.m.Service)
+		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort, or kiln watch\n", p.Manifest.Service)
 	}
 	for range events {
 	}
@@ -51,8 +52,8 @@ func (a *app) console(ctx context.Context, p *project, tgt rollout.Target, req r
 // runConsole shows events in the console until the operator leaves (it returns whether
 // a rollout was still running) or, with opts.ExitWhenDone, the rollout ends. Controls go to
 // the service's control socket.
-func (a *app) runConsole(ctx context.Context, p *project, in, out *os.File, events <-chan rollout.Event, opts tui.Options) bool {
-	sock := control.SocketPath(p.stateDir, p.m.Service)
+func (a *app) runConsole(ctx context.Context, p *project.Project, in, out *os.File, events <-chan rollout.Event, opts tui.Options) bool {
+	sock := p.ControlSocket()
 	send := func(c rollout.Command) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

@@ -80,7 +80,7 @@ func (a *app) demo(c *cobra.Command, keep bool) error {
 		if err != nil {
 			return err
 		}
-		p.m.Version, p.m.App.Env = v, st.env
+		p.Manifest.Version, p.Manifest.App.Env = v, st.env
 		fin, err := a.rollout(ctx, p, tgt, rolloutOptions{})
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 )
@@ -74,7 +75,8 @@ func exitCode(err error) int {
 	}
 	var me manifests.Errors
 	var ue *usageError
-	if errors.As(err, &me) || errors.As(err, &ue) {
+	var ie *project.InputError
+	if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &ie) {
 		return ExitInvalid
 	}
 	var one *manifests.Error

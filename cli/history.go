@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
-	"github.com/kilnhq/kiln/releases"
+	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +26,7 @@ func (a *app) historyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := p.releases()
+			store, err := p.Releases()
 			if err != nil {
 				return err
 			}
@@ -70,10 +71,10 @@ blue-green, through the same health gates and steps as any release.`,
 			}
 			if to == "" {
 				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				err := control.Send(sctx, control.SocketPath(p.stateDir, p.m.Service), rollout.CmdAbort)
+				err := control.Send(sctx, p.ControlSocket(), rollout.CmdAbort)
 				cancel()
 				if err == nil {
-					fmt.Fprintf(a.stdout, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.m.Service)
+					fmt.Fprintf(a.stdout, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.Manifest.Service)
 					return nil
 				}
 				if !errors.Is(err, control.ErrNoRollout) {
@@ -92,7 +93,7 @@ blue-green, through the same health gates and steps as any release.`,
 			if sl, ok := spec.Live(); ok && exists {
 				live = spec.Slots[sl].Release
 			}
-			rel, err := a.rollbackTarget(p, live, to)
+			rel, err := p.RollbackRelease(ctx, tgt, live, to)
 			if err != nil {
 				return err
 			}
@@ -114,51 +115,7 @@ blue-green, through the same health gates and steps as any release.`,
 
 // redeploy rolls a kept release out again, through the same gates as any release; it may
 // be older than the live one.
-func (a *app) redeploy(ctx context.Context, p *project, tgt rollout.Target, rel fleet.Release, ro rolloutOptions) (rollout.Finished, error) {
-	ro.allowDowngrade, ro.version = true, rel.Version
-	ro.baker = rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return rel, nil })
+func (a *app) redeploy(ctx context.Context, p *project.Project, tgt targets.Target, rel fleet.Release, ro rolloutOptions) (rollout.Finished, error) {
+	ro.release = &rel
 	return a.rollout(ctx, p, tgt, ro)
-}
-
-// rollbackTarget picks the release to return to from the history: the newest promoted
-// release other than the live one (or the newest of version to), whose image is kept.
-func (a *app) rollbackTarget(p *project, live *fleet.Release, to string) (fleet.Release, error) {
-	store, err := p.releases()
-	if err != nil {
-		return fleet.Release{}, err
-	}
-	hist, err := store.History()
-	if err != nil {
-		return fleet.Release{}, err
-	}
-	return rollbackTargetIn(p, hist, live, to)
-}
-
-// rollbackTargetIn is rollbackTarget on a history already read (newest first).
-func rollbackTargetIn(p *project, hist []releases.Record, live *fleet.Release, to string) (fleet.Release, error) {
-	var seen []string
-	for _, r := range hist {
-		if r.Outcome != string(rollout.Promoted) {
-			continue
-		}
-		seen = append(seen, r.Version)
-		if live != nil && r.Digest == live.Image.Digest {
-			continue
-		}
-		if to != "" && r.Version != to {
-			continue
-		}
-		img, err := p.store().Get(r.Digest)
-		if err != nil {
-			if to != "" {
-				return fleet.Release{}, &usageError{msg: fmt.Sprintf("the image of %s is no longer kept (images.keep is %d): %v", to, p.m.Images.Keep, err)}
-			}
-			continue
-		}
-		return fleet.Release{Version: r.Version, Image: fleet.Image{Digest: img.Digest, Location: img.Dir}}, nil
-	}
-	if to != "" {
-		return fleet.Release{}, &usageError{msg: fmt.Sprintf("%s was never promoted here (promoted: %v)", to, seen)}
-	}
-	return fleet.Release{}, &usageError{msg: "no earlier promoted release with a kept image to roll back to"}
 }

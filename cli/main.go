@@ -56,6 +56,7 @@ type app struct {
 	stdout, stderr io.Writer
 	file           string
 	stateDir       string
+	backend        string
 	catalogDir     string
 	output         string
 	logLevel       string
@@ -81,6 +82,7 @@ traffic back and removes the new ones when anything goes wrong.`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&a.file, "file", "f", "kiln.yaml", "the manifest")
 	pf.StringVar(&a.stateDir, "state-dir", "", "kiln's state directory (default $KILN_STATE_DIR, else .kiln beside the manifest)")
+	pf.StringVar(&a.backend, "backend", "", "where the stack's state lives: file:///dir or s3://bucket/prefix?region=… (default $KILN_BACKEND, else the file backend in the state directory)")
 	pf.StringVar(&a.catalogDir, "catalog", os.Getenv("KILN_CATALOG"), "an extra component catalog directory (<dir>/<name>/<version>/component.yaml)")
 	pf.StringVarP(&a.output, "output", "o", "auto", "output format: auto (text on a terminal, json lines otherwise), text or json")
 	pf.StringVar(&a.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn, error")
@@ -100,7 +102,6 @@ traffic back and removes the new ones when anything goes wrong.`,
 	root.AddCommand(
 		a.initCmd(), a.validateCmd(), a.bakeCmd(), a.rolloutCmd(), a.statusCmd(),
 		a.watchCmd(), a.historyCmd(), a.rollbackCmd(), a.destroyCmd(), a.imagesCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
-		a.bootCmd(), a.lbCmd(),
 	)
 	return root
 }

@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/targets"
 )
 
 // previewPhase is one phase of `kiln rollout --preview`.
@@ -22,16 +24,16 @@ type previewPhase struct {
 
 // preview prints what a rollout of the manifest's release would do, phase by phase,
 // changing nothing but the local image cache (the bake).
-func (a *app) preview(ctx context.Context, p *project, tgt rollout.Target) error {
+func (a *app) preview(ctx context.Context, p *project.Project, tgt targets.Target) error {
 	cur, exists, err := tgt.Current(ctx)
 	if err != nil {
 		return err
 	}
-	rel, _, err := p.bake(ctx)
+	rel, err := p.Bake(ctx, tgt)
 	if err != nil {
 		return err
 	}
-	req := p.request()
+	req := p.Request()
 	plan := rollout.Plan(cur, exists, req, rel)
 	prev := cur
 	if !exists {
@@ -68,7 +70,7 @@ func (a *app) preview(ctx context.Context, p *project, tgt rollout.Target) error
 	if l, ok := cur.Live(); ok && exists {
 		live = fmt.Sprintf("%s on slot %s", cur.Slots[l].Release, l)
 	}
-	fmt.Fprintf(w, "preview: rollout of %s %s on %s; live: %s\n", p.m.Service, rel, tgt.Name(), live)
+	fmt.Fprintf(w, "preview: rollout of %s %s on %s; live: %s\n", p.Manifest.Service, rel, tgt.Name(), live)
 	for _, pp := range out {
 		fmt.Fprintf(w, "\n%s\n", phaseName(pp.Phase, pp.Step))
 		if len(pp.Operations) > 0 {

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
-	"github.com/kilnhq/kiln/targets/local"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/tui"
 )
 
@@ -57,8 +58,8 @@ func follow(ctx context.Context, sock string, events chan<- rollout.Event, finis
 // and what r returns to when they may have changed (at first, after each rollout, and
 // every specMaxAge), instance health each time.
 type fleetReader struct {
-	p   *project
-	tgt *local.Target
+	p   *project.Project
+	tgt targets.Target
 
 	mu      sync.Mutex
 	st      tui.Status // all but the instances
@@ -111,7 +112,7 @@ func (r *fleetReader) fleet(ctx context.Context) (tui.Status, error) {
 	if !exists {
 		return st, nil
 	}
-	store, err := r.p.releases()
+	store, err := r.p.Releases()
 	if err != nil {
 		return st, nil // no history: nothing to list or return to
 	}
@@ -119,7 +120,7 @@ func (r *fleetReader) fleet(ctx context.Context) (tui.Status, error) {
 	if err != nil {
 		return st, nil
 	}
-	if prev, err := rollbackTargetIn(r.p, hist, st.Live, ""); err == nil {
+	if prev, err := r.p.RollbackReleaseIn(ctx, r.tgt, hist, st.Live, ""); err == nil {
 		st.Previous = &prev
 	}
 	for _, h := range hist[:min(len(hist), 20)] {
@@ -136,7 +137,7 @@ func (r *fleetReader) fleet(ctx context.Context) (tui.Status, error) {
 // between rollouts, follows every rollout of the service (started anywhere) as it runs,
 // and r rolls back, here in this process. It returns when the operator leaves; the error
 // carries the outcome of the last rollout that ended while it watched.
-func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) error {
+func (a *app) watchConsole(ctx context.Context, p *project.Project, in, out *os.File) error {
 	tgt, err := a.target(ctx, p)
 	if err != nil {
 		return err
@@ -151,7 +152,7 @@ func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) er
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		follow(sctx, control.SocketPath(p.stateDir, p.m.Service), events, func(f rollout.Finished) {
+		follow(sctx, p.ControlSocket(), events, func(f rollout.Finished) {
 			mu.Lock()
 			last = &f
 			mu.Unlock()
@@ -204,9 +205,9 @@ func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) er
 	mu.Unlock()
 	switch {
 	case leftRolling:
-		fmt.Fprintf(a.stdout, "left the console of %s: the rollback started from it goes on in this process until it ends (ctrl+c interrupts it; kiln watch follows it)\n", p.m.Service)
+		fmt.Fprintf(a.stdout, "left the console of %s: the rollback started from it goes on in this process until it ends (ctrl+c interrupts it; kiln watch follows it)\n", p.Manifest.Service)
 	case detached:
-		fmt.Fprintf(a.stdout, "left the console of %s: its rollout goes on (kiln watch re-attaches)\n", p.m.Service)
+		fmt.Fprintf(a.stdout, "left the console of %s: its rollout goes on (kiln watch re-attaches)\n", p.Manifest.Service)
 	}
 	rolling.Wait()
 	mu.Lock()
@@ -227,7 +228,7 @@ func (a *app) watchConsole(ctx context.Context, p *project, in, out *os.File) er
 
 // rollbackOnce rolls the kept release to out again, printing nothing: the console that
 // started it follows its events through the control socket.
-func (a *app) rollbackOnce(ctx context.Context, p *project, to fleet.Release) (rollout.Finished, error) {
+func (a *app) rollbackOnce(ctx context.Context, p *project.Project, to fleet.Release) (rollout.Finished, error) {
 	tgt, err := a.target(ctx, p)
 	if err != nil {
 		return rollout.Finished{}, err

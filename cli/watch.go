@@ -36,9 +36,9 @@ exit code; with no rollout running it fails.`,
 			}
 			ctx, cancel := context.WithCancel(c.Context())
 			defer cancel()
-			lines, err := control.Watch(ctx, control.SocketPath(p.stateDir, p.m.Service))
+			lines, err := control.Watch(ctx, p.ControlSocket())
 			if errors.Is(err, control.ErrNoRollout) {
-				return fmt.Errorf("no rollout of %s is running (kiln status shows the fleet, kiln history the past)", p.m.Service)
+				return fmt.Errorf("no rollout of %s is running (kiln status shows the fleet, kiln history the past)", p.Manifest.Service)
 			}
 			if err != nil {
 				return err
@@ -66,7 +66,7 @@ exit code; with no rollout running it fails.`,
 				pr.event(ev)
 			}
 			if fin == nil {
-				return fmt.Errorf("the rollout of %s stopped sending events before it finished (was its kiln killed? kiln rollout --resume continues it)", p.m.Service)
+				return fmt.Errorf("the rollout of %s stopped sending events before it finished (was its kiln killed? kiln rollout --resume continues it)", p.Manifest.Service)
 			}
 			a.reported = true
 			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -11,7 +13,7 @@ import (
 	"time"
 )
 
-// bootProcesses lists the instance dirs of live kiln boot processes under dir.
+// bootProcesses lists the instance dirs of live kiln-boot processes under dir.
 func bootProcesses(dir string) []string {
 	var out []string
 	for _, l := range leftovers(dir) {
@@ -72,7 +74,7 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 				t.Fatalf("instance dirs %v, want the 2 of %s", got, version)
 			}
 			if got := bootProcesses(dir); len(got) != 2 {
-				t.Fatalf("kiln boot processes for %v, want exactly 2 (no orphan)", got)
+				t.Fatalf("kiln-boot processes for %v, want exactly 2 (no orphan)", got)
 			}
 		})
 	}
@@ -95,7 +97,7 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
 		t.Fatalf("serving %s after the undo, want 1.4.0", v)
 	}
 	if got := bootProcesses(dir); len(got) != 2 {
-		t.Fatalf("kiln boot processes for %v after the undo, want 2", got)
+		t.Fatalf("kiln-boot processes for %v after the undo, want 2", got)
 	}
 	rep := load.Stop()
 	t.Logf("load through five kills: %s", rep)

@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Package e2e drives the kiln binary end to end: the real Pulumi CLI, the real
 // pulumi-resource-kiln, real instance and load balancer processes, real requests.
 package e2e

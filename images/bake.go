@@ -27,6 +27,9 @@ type Recipe struct {
 	App     App
 	// Components are the resolved baked components, in any order.
 	Components []ComponentSource
+	// Init is the absolute path of kiln-boot, the instance's init, baked into every image
+	// so an instance runs the init its image was baked with.
+	Init string
 }
 
 // App is the application: a Go main package built at bake time, or a prebuilt binary.
@@ -106,6 +109,12 @@ func (r Recipe) check() error {
 		return fmt.Errorf("bake %s: the app needs exactly one of a Go main package or a binary", r.Name)
 	}
 	seen := map[string]bool{r.Name: true}
+	if r.Init != "" {
+		if seen[InitName] {
+			return fmt.Errorf("bake %s: the app's binary would overwrite the init, %s", r.Name, InitName)
+		}
+		seen[InitName] = true
+	}
 	for _, c := range r.Components {
 		if seen[c.Name] {
 			return fmt.Errorf("bake %s: component %s would overwrite another binary of the image", r.Name, c.Name)
@@ -126,6 +135,14 @@ func (r Recipe) key(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("component %s: %w", comps[i].Name, err)
 		}
 		comps[i].Binary = sum // the content matters, not where it lies
+	}
+	var initSum string
+	if r.Init != "" {
+		sum, _, err := hashFile(r.Init)
+		if err != nil {
+			return "", fmt.Errorf("init: %w", err)
+		}
+		initSum = sum
 	}
 	app := r.App
 	var appInput string
@@ -151,7 +168,8 @@ func (r Recipe) key(ctx context.Context) (string, error) {
 		App        App
 		AppInput   string
 		Components []ComponentSource
-	}{SchemaVersion, r.Name, r.Version, app, appInput, comps})
+		Init       string
+	}{SchemaVersion, r.Name, r.Version, app, appInput, comps, initSum})
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
@@ -252,6 +270,16 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 		units = append(units, u)
 		ports = append(ports, c.Ports...)
 	}
+	var init *Binary
+	if r.Init != "" {
+		init = &Binary{Name: InitName, Path: filepath.Join("bin", InitName), Source: filepath.Base(r.Init)}
+		if err := copyFile(r.Init, filepath.Join(tmp, init.Path), 0o755); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if init.SHA256, _, err = hashFile(filepath.Join(tmp, init.Path)); err != nil {
+			return nil, err
+		}
+	}
 	sort.Slice(comps, func(i, j int) bool { return comps[i].Name < comps[j].Name })
 	sort.Strings(ports)
 	for _, u := range units {
@@ -271,7 +299,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 			return nil, err
 		}
 	}
-	meta := Meta{SchemaVersion: SchemaVersion, Name: r.Name, Version: r.Version, App: app, Components: nonNilComps(comps), Ports: ports}
+	meta := Meta{SchemaVersion: SchemaVersion, Name: r.Name, Version: r.Version, App: app, Components: nonNilComps(comps), Ports: ports, Init: init}
 	sbom, err := sbomFor(tmp, meta)
 	if err != nil {
 		return nil, err

@@ -28,8 +28,13 @@ type Meta struct {
 	Components []Component `json:"components"`
 	// Ports are the named ports the units need besides the application's own.
 	Ports []string `json:"ports"`
-	Files []File   `json:"files"`
+	// Init is kiln-boot, the instance's init; images baked before it was baked in have none.
+	Init  *Binary `json:"init,omitempty"`
+	Files []File  `json:"files"`
 }
+
+// InitName is the name of the init's binary in an image's bin/.
+const InitName = "kiln-boot"
 
 // Binary is one executable in the image.
 type Binary struct {
@@ -110,20 +115,39 @@ func ReadMeta(dir string) (Meta, error) {
 	return m, nil
 }
 
-// Verify re-hashes every file of the image against its listing.
-func Verify(dir string) error {
+// Verify re-hashes the image in dir against its image.json: every listed file present
+// with its mode, size and sha256, and no file it does not list. want, if not empty, is the
+// digest the image must have (the one a deployment recorded).
+func Verify(dir, want string) error {
 	m, err := ReadMeta(dir)
 	if err != nil {
 		return err
 	}
+	if want != "" && m.Digest != want {
+		return fmt.Errorf("image at %s is %s, want %s", dir, m.Digest, want)
+	}
+	got, err := listing(dir)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", m.Digest, err)
+	}
+	listed := map[string]File{}
 	for _, f := range m.Files {
-		sum, size, err := hashFile(filepath.Join(dir, f.Path))
-		if err != nil {
-			return fmt.Errorf("image %s: %w", m.Digest, err)
-		}
-		if sum != f.SHA256 || size != f.Size {
+		listed[f.Path] = f
+	}
+	for _, f := range got {
+		l, ok := listed[f.Path]
+		switch {
+		case !ok:
+			return fmt.Errorf("image %s: %s was added since it was baked", m.Digest, f.Path)
+		case l.SHA256 != f.SHA256 || l.Size != f.Size:
 			return fmt.Errorf("image %s: %s changed since it was baked", m.Digest, f.Path)
+		case l.Mode != f.Mode:
+			return fmt.Errorf("image %s: %s changed mode since it was baked (%v, baked %v)", m.Digest, f.Path, f.Mode, l.Mode)
 		}
+		delete(listed, f.Path)
+	}
+	for p := range listed {
+		return fmt.Errorf("image %s: %s is missing", m.Digest, p)
 	}
 	return nil
 }

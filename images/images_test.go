@@ -78,7 +78,7 @@ func TestSameRecipeBakesToTheSameBytesAndTheSecondBakeIsCached(t *testing.T) {
 	if !before.ModTime().Equal(after.ModTime()) {
 		t.Fatal("a cached bake rewrote the image")
 	}
-	if err := Verify(r1.Image.Dir); err != nil {
+	if err := Verify(r1.Image.Dir, r1.Image.Digest); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -192,7 +192,7 @@ func TestTamperingIsDetected(t *testing.T) {
 	bin := filepath.Join(res.Image.Dir, "bin", "svc")
 	os.Chmod(bin, 0o755)
 	os.WriteFile(bin, []byte("#!/bin/sh\necho evil\n"), 0o755)
-	if err := Verify(res.Image.Dir); err == nil || !strings.Contains(err.Error(), "bin/svc changed") {
+	if err := Verify(res.Image.Dir, ""); err == nil || !strings.Contains(err.Error(), "bin/svc changed") {
 		t.Fatalf("verify of a changed binary: %v", err)
 	}
 	meta := filepath.Join(res.Image.Dir, "image.json")
@@ -260,5 +260,46 @@ func TestGCKeepsTheLastNAndEveryImageInUse(t *testing.T) {
 	res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.1.0", App: App{Binary: bin}})
 	if err != nil || res.Cached || res.Image.Digest != digests[1] {
 		t.Fatalf("re-bake after gc: %v cached=%v", err, res.Cached)
+	}
+}
+
+// An instance boots only the image its deployment recorded, byte for byte: a file added,
+// removed or re-moded since the bake, or another image in its place, is refused.
+func TestVerifyRefusesEveryChangeSinceTheBake(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(dir string)
+		want   string
+		digest func(real string) string
+	}{
+		{"an added unit", func(dir string) {
+			os.Chmod(filepath.Join(dir, "units"), 0o755)
+			os.WriteFile(filepath.Join(dir, "units", "evil.json"), []byte(`{}`), 0o644)
+		}, "units/evil.json was added", nil},
+		{"a removed file", func(dir string) {
+			os.Chmod(filepath.Join(dir, "units"), 0o755)
+			os.Remove(filepath.Join(dir, "units", "app.json"))
+		}, "units/app.json is missing", nil},
+		{"a mode changed", func(dir string) { os.Chmod(filepath.Join(dir, "sbom.cdx.json"), 0o777) }, "changed mode", nil},
+		{"another image", func(string) {}, "want sha256:0000", func(string) string { return "sha256:0000" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Store{Dir: t.TempDir()}
+			res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.0.0", App: App{Binary: writeExecutable(t, "echo hi")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Verify(res.Image.Dir, res.Image.Digest); err != nil {
+				t.Fatalf("the untouched image: %v", err)
+			}
+			tc.tamper(res.Image.Dir)
+			want := res.Image.Digest
+			if tc.digest != nil {
+				want = tc.digest(want)
+			}
+			if err := Verify(res.Image.Dir, want); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("verify: %v, want an error saying %q", err, tc.want)
+			}
+		})
 	}
 }

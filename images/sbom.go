@@ -61,6 +61,11 @@ func sbomFor(root string, m Meta) ([]byte, error) {
 			Hashes: []cdxHash{{Alg: "SHA-256", Content: c.SHA256}}})
 		addModules(c.Path)
 	}
+	if m.Init != nil {
+		bom.Components = append(bom.Components, cdxComponent{BOMRef: m.Init.Name, Type: "application", Name: m.Init.Name,
+			Hashes: []cdxHash{{Alg: "SHA-256", Content: m.Init.SHA256}}})
+		addModules(m.Init.Path)
+	}
 	refs := make([]string, 0, len(mods))
 	for r := range mods {
 		refs = append(refs, r)

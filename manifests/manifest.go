@@ -132,6 +132,14 @@ type Target struct {
 	AWS   *AWSTarget
 }
 
+// Name is the name of the target the manifest deploys to: "local" or "aws".
+func (t Target) Name() string {
+	if t.AWS != nil {
+		return "aws"
+	}
+	return "local"
+}
+
 // LocalTarget runs instances as process trees on this machine behind kiln's own load balancer.
 type LocalTarget struct {
 	// Listen is the load balancer's host:port. Port 0 means kiln picks a free port once and

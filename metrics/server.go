@@ -15,7 +15,7 @@ import (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// Handler serves /metrics (Prometheus text), /v1/summary (JSON for the rollout analysis)
+// Handler serves /metrics (Prometheus text), /v1/summary (the app's request summary, JSON)
 // and /healthz.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -23,7 +23,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/summary", d.serveSummary)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "kiln-metrics %s\n/metrics      Prometheus text\n/v1/summary   rollout summary (JSON, ?window=5m)\n", Version)
+		fmt.Fprintf(w, "kiln-metrics %s\n/metrics      Prometheus text\n/v1/summary   app request summary (JSON, ?window=5m)\n", Version)
 	})
 	return mux
 }

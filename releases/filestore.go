@@ -234,15 +234,6 @@ func (s *FileStore) BreakLock(expected Holder) error {
 	})
 }
 
-// LockHolder implements [Store.LockHolder].
-func (s *FileStore) LockHolder() (Holder, bool, error) {
-	h, _, ok, err := s.readLock()
-	if err != nil {
-		return Holder{}, true, fmt.Errorf("stack %s: %w", s.stack, err)
-	}
-	return h, ok, nil
-}
-
 // readLock reads lock.json. ok is false when there is none; err is set (with ok true)
 // when it exists but cannot be read or decoded.
 func (s *FileStore) readLock() (h Holder, raw []byte, ok bool, err error) {

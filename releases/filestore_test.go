@@ -34,8 +34,8 @@ func TestLockExcludesUntilUnlocked(t *testing.T) {
 	if !le.Holder.Same(me) || le.Stale || le.OtherHost || le.Stack != "shop" {
 		t.Fatalf("LockedError %+v, want holder %+v, live, stack shop", le, me)
 	}
-	if h, ok, err := b.LockHolder(); err != nil || !ok || !h.Same(me) {
-		t.Fatalf("LockHolder = %+v, %v, %v", h, ok, err)
+	if h, ok, err := b.lockHolder(); err != nil || !ok || !h.Same(me) {
+		t.Fatalf("lockHolder = %+v, %v, %v", h, ok, err)
 	}
 	if err := unlock(); err != nil {
 		t.Fatal(err)
@@ -43,8 +43,8 @@ func TestLockExcludesUntilUnlocked(t *testing.T) {
 	if err := unlock(); err != nil {
 		t.Fatalf("second unlock: %v", err)
 	}
-	if _, ok, err := b.LockHolder(); ok || err != nil {
-		t.Fatalf("LockHolder after unlock = %v, %v", ok, err)
+	if _, ok, err := b.lockHolder(); ok || err != nil {
+		t.Fatalf("lockHolder after unlock = %v, %v", ok, err)
 	}
 	unlock, err = b.Lock(context.Background(), CurrentHolder("kiln rollback"))
 	if err != nil {
@@ -64,7 +64,7 @@ func TestLockSetsSinceFromTheClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	got, _, _ := s.LockHolder()
+	got, _, _ := s.lockHolder()
 	if !got.Since.Equal(at) {
 		t.Errorf("Since = %v, want %v", got.Since, at)
 	}
@@ -81,7 +81,7 @@ func TestLockWithCancelledContext(t *testing.T) {
 	if _, err := s.Lock(ctx, CurrentHolder("kiln rollout")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Lock = %v, want context.Canceled", err)
 	}
-	if _, ok, _ := s.LockHolder(); ok {
+	if _, ok, _ := s.lockHolder(); ok {
 		t.Fatal("a cancelled Lock left a lock")
 	}
 }
@@ -114,7 +114,7 @@ func TestHolderOnAnotherHostIsNeverStale(t *testing.T) {
 	if err := s.BreakLock(h); err != nil {
 		t.Fatalf("BreakLock of a holder on another host: %v", err)
 	}
-	if _, ok, _ := s.LockHolder(); ok {
+	if _, ok, _ := s.lockHolder(); ok {
 		t.Fatal("lock still there")
 	}
 }
@@ -174,7 +174,7 @@ func TestBrokenHolderStopsWriting(t *testing.T) {
 			t.Errorf("%s after the lock changed hands: %v, want ErrLockLost", name, err)
 		}
 	}
-	if h, ok, _ := thief.LockHolder(); !ok || !h.Same(me) {
+	if h, ok, _ := thief.lockHolder(); !ok || !h.Same(me) {
 		t.Fatalf("the new holder's lock is gone or changed: %+v %v", h, ok)
 	}
 	if st, _, _ := thief.LoadState(); st.Phase != "deploy" {
@@ -200,8 +200,8 @@ func TestUnreadableLockFile(t *testing.T) {
 	if le.Err == nil || !strings.Contains(le.Error(), "cannot be read") || !strings.Contains(le.Error(), "--break-lock") {
 		t.Fatalf("LockedError %q, want an unreadable lock file and --break-lock", le.Error())
 	}
-	if _, _, err := s.LockHolder(); err == nil {
-		t.Error("LockHolder of an unreadable lock file: no error")
+	if _, _, err := s.lockHolder(); err == nil {
+		t.Error("lockHolder of an unreadable lock file: no error")
 	}
 	if err := s.BreakLock(CurrentHolder("kiln rollout")); !errors.Is(err, ErrLockChanged) {
 		t.Fatalf("BreakLock(a holder) of an unreadable lock: %v, want ErrLockChanged", err)
@@ -209,7 +209,7 @@ func TestUnreadableLockFile(t *testing.T) {
 	if err := s.BreakLock(Holder{}); err != nil {
 		t.Fatalf("BreakLock(Holder{}): %v", err)
 	}
-	if _, ok, _ := s.LockHolder(); ok {
+	if _, ok, _ := s.lockHolder(); ok {
 		t.Fatal("unreadable lock file still there")
 	}
 }
@@ -289,7 +289,7 @@ func TestStateRoundTrip(t *testing.T) {
 	want := State{ID: "r7", Phase: "traffic", Step: 2,
 		Stable:    &Release{Version: "1.0.0", Digest: "sha256:aa", Location: "/images/aa"},
 		Desired:   &Release{Version: "1.1.0", Digest: "sha256:bb", Location: "/images/bb"},
-		StartedAt: at, UpdatedAt: at.Add(time.Minute), Paused: true, Reason: "InconclusiveAnalysis",
+		StartedAt: at, UpdatedAt: at.Add(time.Minute), Reason: "InconclusiveAnalysis",
 		Extra: json.RawMessage(`{"weights":[10,50,100]}`)}
 	if err := s.SaveState(want); err != nil {
 		t.Fatal(err)

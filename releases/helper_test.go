@@ -235,3 +235,13 @@ func (h *helper) kill() {
 	h.cmd.Wait()
 	h.done = true
 }
+
+// lockHolder reports who holds the lock, if anyone: what the tests check after a lock
+// changes hands. kiln itself only learns the holder from a *LockedError.
+func (s *FileStore) lockHolder() (Holder, bool, error) {
+	h, _, ok, err := s.readLock()
+	if err != nil {
+		return Holder{}, true, fmt.Errorf("stack %s: %w", s.stack, err)
+	}
+	return h, ok, nil
+}

@@ -110,6 +110,9 @@ type LockedError struct {
 	OtherHost bool
 	// At is when the lock was found held, for "3m ago".
 	At time.Time
+	// Expires is when the holder's lease runs out (shared backends; zero for the file
+	// backend, whose holders are judged by their pid).
+	Expires time.Time
 	// Err is set when the lock file exists but cannot be decoded; BreakLock(Holder{})
 	// removes such a file.
 	Err error
@@ -124,8 +127,12 @@ func (e *LockedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "stack %s is locked by %s since %s", e.Stack, e.Holder, sinceText(e.Holder.Since, e.At))
 	switch {
+	case e.OtherHost && !e.Expires.IsZero() && !e.At.Before(e.Expires):
+		fmt.Fprintf(&b, "; its lease expired at %s without renewal: the holder is gone; clear it with --break-lock, or resume its rollout with --resume", e.Expires.Local().Format("15:04:05"))
 	case e.Stale:
 		b.WriteString("; that process is gone; clear it with --break-lock")
+	case e.OtherHost && !e.Expires.IsZero():
+		fmt.Fprintf(&b, "; its lease runs until %s and is renewed while it works: wait for it, or once the lease has expired, clear it with --break-lock", e.Expires.Local().Format("15:04:05"))
 	case e.OtherHost:
 		b.WriteString("; kiln cannot see processes on that host: if it is no longer running, clear it with --break-lock")
 	}

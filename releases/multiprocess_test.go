@@ -81,7 +81,7 @@ func TestKilledHolderIsStale(t *testing.T) {
 	if err := s.BreakLock(other); !errors.Is(err, ErrLockChanged) {
 		t.Fatalf("BreakLock of another holder: %v, want ErrLockChanged", err)
 	}
-	if _, ok, _ := s.LockHolder(); !ok {
+	if _, ok, _ := s.lockHolder(); !ok {
 		t.Fatal("a refused BreakLock removed the lock")
 	}
 	if err := s.BreakLock(le.Holder); err != nil {
@@ -213,7 +213,7 @@ func TestKillDuringLockAndUnlock(t *testing.T) {
 		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // moves the kill only
 		pid := h.cmd.Process.Pid
 		h.kill()
-		holder, ok, err := s.LockHolder()
+		holder, ok, err := s.lockHolder()
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}

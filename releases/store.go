@@ -49,8 +49,6 @@ type State struct {
 	// StartedAt is when the rollout began; UpdatedAt when this state was saved.
 	StartedAt time.Time `json:"startedAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
-	// Paused is set while the rollout waits for a human (pause, inconclusive analysis).
-	Paused bool `json:"paused,omitempty"`
 	// Reason is the named reason of the last phase change, for resume and for display.
 	Reason string `json:"reason,omitempty"`
 	// Extra is the engine's own data; it is stored as given (compacted).
@@ -88,8 +86,6 @@ type Store interface {
 	// BreakLock removes the lock only if it is still held by expected (compare and
 	// delete), so a lock taken by someone else since it was reported stays.
 	BreakLock(expected Holder) error
-	// LockHolder reports who holds the lock, if anyone.
-	LockHolder() (Holder, bool, error)
 	// SaveState replaces the rollout state atomically and durably.
 	SaveState(s State) error
 	// LoadState returns the saved rollout state, if there is one.

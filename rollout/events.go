@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
@@ -48,7 +49,6 @@ type Reason string
 
 // Reasons.
 const (
-	ReasonNone            Reason = ""
 	ReasonBakeFailed      Reason = "BakeFailed"
 	ReasonDeployFailed    Reason = "DeployFailed"
 	ReasonNotHealthy      Reason = "NewSlotNotHealthy"
@@ -197,6 +197,18 @@ type Finished struct {
 	// Phases holds each phase's duration, in the order they ran.
 	Phases []PhaseFinished `json:"phases"`
 }
+
+// eventTypes holds one zero value of every event type: the one list of the events there
+// are. UnmarshalEvent and the tests derive from it; a test checks that every type with an
+// EventName method is in it.
+var eventTypes = []Event{
+	RolloutStarted{}, PhaseStarted{}, PhaseFinished{}, Baked{}, ResourceChanged{},
+	HealthChanged{}, TrafficShifted{}, Finished{}, Recovered{}, Healing{}, Paused{},
+	Resumed{}, AnalysisMeasured{}, AnalysisFinished{},
+}
+
+// EventTypes returns a zero value of every event type.
+func EventTypes() []Event { return slices.Clone(eventTypes) }
 
 func (RolloutStarted) EventName() string   { return "rollout-started" }
 func (PhaseStarted) EventName() string     { return "phase-started" }

@@ -4,65 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/kilnhq/kiln/fleet"
 )
-
-// Step is one traffic step: the new slot's share of traffic, then a pause, then an
-// optional analysis.
-type Step struct {
-	Weight int
-	// Pause holds the step for this long; Indefinite holds it until promoted or resumed.
-	Pause      time.Duration
-	Indefinite bool
-	// Analysis names an analysis to run at this step ("" for none).
-	Analysis string
-}
-
-// Analyzer measures the new slot's instances. The engine only needs the verdict.
-type Analyzer interface {
-	// Analyze runs the named analysis against slot and reports each measurement.
-	Analyze(ctx context.Context, name string, slot fleet.Slot, report func(AnalysisMeasured)) (AnalysisOutcome, string, error)
-}
-
-// AnalysisOutcome is an analysis' verdict.
-type AnalysisOutcome string
-
-// Verdicts. Inconclusive pauses the rollout for a human instead of rolling back.
-const (
-	AnalysisSuccessful   AnalysisOutcome = "successful"
-	AnalysisFailed       AnalysisOutcome = "failed"
-	AnalysisInconclusive AnalysisOutcome = "inconclusive"
-)
-
-// Checkpoint is a rollout's progress as persisted after every stage, so that a killed
-// kiln resumes where it was.
-type Checkpoint struct {
-	ID      string         `json:"id"`
-	Stage   int            `json:"stage"`
-	Phase   Phase          `json:"phase"`
-	Step    int            `json:"step"`
-	Slot    fleet.Slot     `json:"slot"`
-	Stable  *fleet.Release `json:"stable,omitempty"`
-	Desired fleet.Release  `json:"desired"`
-	// Started is when the rollout began; StageStarted when the current stage did
-	// (deadlines survive a restart).
-	Started      time.Time `json:"started"`
-	StageStarted time.Time `json:"stageStarted"`
-	// Aborting is set once the rollout is being undone: a resume finishes the undo.
-	Aborting bool   `json:"aborting,omitempty"`
-	Reason   Reason `json:"reason,omitempty"`
-	Message  string `json:"message,omitempty"`
-}
-
-// Journal persists checkpoints. A nil Journal keeps nothing (a killed rollout cannot be
-// resumed, only undone by the next one).
-type Journal interface {
-	Save(Checkpoint) error
-	Load() (Checkpoint, bool, error)
-	Clear() error
-}
 
 // stage is one idempotent unit of a rollout: running it again after a crash converges to
 // the same place.
@@ -71,9 +15,9 @@ type stage struct {
 	step  int // 1-based traffic step, 0 otherwise
 	run   func(ctx context.Context) error
 	// spec is the change the stage makes to the applied spec (nil: it only waits or
-	// measures); Preview folds these to show each phase.
+	// measures); Plan folds these to show each phase.
 	spec func(fleet.Spec) fleet.Spec
-	// waits says what the stage waits for, for Preview.
+	// waits says what the stage waits for, for Plan.
 	waits string
 }
 
@@ -81,7 +25,7 @@ type stage struct {
 // first checkpoint, because the checkpoint names the baked release.
 func (r *run) plan() []stage {
 	req := r.req
-	slot, live, stable := r.cp.Slot, r.live, r.hasStable()
+	slot, stableSlot, stable := r.cp.Slot, r.stableSlot, r.hasStable()
 	var st []stage
 	st = append(st, stage{phase: PhaseDeploy, run: r.deploy,
 		spec: func(cur fleet.Spec) fleet.Spec { return deploySpec(cur, req, slot, r.cp.Desired, stable) }})
@@ -119,7 +63,7 @@ func (r *run) plan() []stage {
 				run: func(ctx context.Context) error { return r.hold(ctx, req.ScaleDownDelay, false) }})
 		}
 		st = append(st, stage{phase: PhaseRetire, run: r.retire,
-			spec: func(cur fleet.Spec) fleet.Spec { return retireSpec(cur, live) }})
+			spec: func(cur fleet.Spec) fleet.Spec { return retireSpec(cur, stableSlot) }})
 	}
 	return st
 }
@@ -138,18 +82,13 @@ type PlannedPhase struct {
 // false when nothing was ever applied), without running any. It walks the engine's own
 // stages, so it cannot disagree with what a rollout does.
 func Plan(cur fleet.Spec, exists bool, req Request, rel fleet.Release) []PlannedPhase {
-	r := &run{req: req, spec: cur.Clone()}
-	if !exists || r.spec.Slots == nil {
-		r.spec = fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{}}
+	r := &run{req: req, applied: cur.Clone()}
+	if !exists || r.applied.Slots == nil {
+		r.applied = fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{}}
 	}
-	slot := fleet.Blue
-	if live, ok := r.spec.Live(); ok {
-		slot = live.Other()
-		from := *r.spec.Slots[live].Release
-		r.cp.Stable = &from
-	}
-	r.cp.Slot, r.cp.Desired, r.live = slot, rel, slot.Other()
-	spec := r.spec
+	slot, stable := origin(r.applied, nil)
+	r.cp.Slot, r.cp.Stable, r.cp.Desired, r.stableSlot = slot, stable, rel, slot.Other()
+	spec := r.applied
 	var out []PlannedPhase
 	for _, st := range r.plan() {
 		p := PlannedPhase{Phase: st.phase, Step: st.step, Spec: spec, Waits: st.waits}
@@ -169,19 +108,4 @@ func (r *run) steps() []Step {
 		return []Step{{Weight: 100}}
 	}
 	return r.req.Steps
-}
-
-// ValidateSteps checks what the engine relies on: weights strictly increasing, last 100.
-func ValidateSteps(steps []Step) error {
-	prev := 0
-	for i, s := range steps {
-		if s.Weight <= prev || s.Weight > 100 {
-			return fmt.Errorf("step %d: weight %d must be more than %d and at most 100", i+1, s.Weight, prev)
-		}
-		prev = s.Weight
-	}
-	if len(steps) > 0 && prev != 100 {
-		return fmt.Errorf("the last step must send 100%% of traffic, not %d%%", prev)
-	}
-	return nil
 }

@@ -1,12 +1,13 @@
-// Package stacks holds kiln's Pulumi programs and drives them through the Automation API
-// as inline programs, against a file backend in kiln's state directory, with the
-// passphrase secrets provider. Nothing here needs the network.
+// Package stacks is kiln's Pulumi driver: it runs a target's inline program through the
+// Automation API with the pinned Pulumi CLI, against the stack's backend (a file backend
+// in kiln's state directory unless told otherwise) and secrets provider (a passphrase
+// kept beside the state by default), and reports the engine's steps as fleet.ResourceOps.
+// It knows no target: programs come from targets. What only the file backend needs
+// (stale update locks of killed engines, the generated passphrase) is in filebackend.go.
 package stacks
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/blang/semver"
@@ -37,10 +37,20 @@ import (
 // service.
 const Project = "kiln"
 
+// OutputSpec is the stack output every fleet program exports: the fleet.Spec it applied,
+// as JSON, so the next rollout starts from what really happened.
+const OutputSpec = "spec"
+
 // Options say where a stack lives and what the engine runs with.
 type Options struct {
-	// StateDir is kiln's state directory (absolute); the file backend is StateDir/pulumi.
+	// StateDir is kiln's state directory on this host (absolute): the Pulumi home and
+	// work directories, and the file backend unless Backend names another.
 	StateDir string
+	// Backend is the Pulumi backend URL; empty is the file backend in StateDir/pulumi.
+	Backend string
+	// SecretsProvider encrypts the stack's secrets; empty is "passphrase", with the
+	// passphrase from PULUMI_CONFIG_PASSPHRASE(_FILE), else one kept in StateDir.
+	SecretsProvider string
 	// Stack is the stack name: the service.
 	Stack string
 	// PulumiRoot is a Pulumi CLI installation (root/bin/pulumi), from pulumicli.Ensure.
@@ -68,11 +78,21 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	backend := filepath.Join(opts.StateDir, "pulumi")
+	if opts.Backend == "" {
+		opts.Backend = fileBackendURL(opts.StateDir)
+	}
+	if opts.SecretsProvider == "" {
+		opts.SecretsProvider = "passphrase"
+	}
 	home := filepath.Join(opts.StateDir, "pulumi-home")
 	work := filepath.Join(opts.StateDir, "pulumi-work", opts.Stack)
-	for _, d := range []string{backend, home, work} {
+	for _, d := range []string{home, work} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
+		}
+	}
+	if fb, isFile := fileBackendOf(opts.Backend); isFile {
+		if err := fb.prepare(opts.Stack); err != nil {
 			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
 		}
 	}
@@ -80,7 +100,7 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 		"PULUMI_SKIP_UPDATE_CHECK":                 "true",
 		"PULUMI_DIY_BACKEND_NO_LEGACY_WARNING":     "true",
 		"PULUMI_SKIP_CONFIRMATIONS":                "true",
-		"PULUMI_BACKEND_URL":                       "file://" + backend,
+		"PULUMI_BACKEND_URL":                       opts.Backend,
 		"PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
 		// kiln runs offline with its own provider: never look for plugins to download.
 		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -89,12 +109,10 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 		// copies of each one, which cost every update time and disk.
 		"PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true",
 	}
-	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
-		pp, err := passphraseFile(opts.StateDir)
-		if err != nil {
+	if opts.SecretsProvider == "passphrase" {
+		if err := passphraseEnv(env, opts); err != nil {
 			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
 		}
-		env["PULUMI_CONFIG_PASSPHRASE_FILE"] = pp
 	}
 	path := os.Getenv("PATH")
 	if opts.PluginDir != "" {
@@ -103,9 +121,6 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	env["PATH"] = path
 	for k, v := range opts.Env {
 		env[k] = v
-	}
-	if err := clearDeadLocks(backend, Project, opts.Stack); err != nil {
-		return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
 	}
 	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{
 		Root:             opts.PulumiRoot,
@@ -122,11 +137,11 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 			auto.WorkDir(work),
 			auto.PulumiHome(home),
 			auto.EnvVars(env),
-			auto.SecretsProvider("passphrase"),
+			auto.SecretsProvider(opts.SecretsProvider),
 			auto.Project(workspace.Project{
 				Name:    tokens.PackageName(Project),
 				Runtime: workspace.NewProjectRuntimeInfo("go", nil),
-				Backend: &workspace.ProjectBackend{URL: "file://" + backend},
+				Backend: &workspace.ProjectBackend{URL: opts.Backend},
 			}),
 		)
 		return err
@@ -137,27 +152,27 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	return &Stack{opts: opts, stack: s, ws: s.Workspace()}, nil
 }
 
-// passphraseFile returns the file holding the stack secrets' passphrase, creating it with
-// a random passphrase the first time. It never leaves the state directory.
-func passphraseFile(stateDir string) (string, error) {
-	p := filepath.Join(stateDir, "passphrase")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
+// passphraseEnv tells the engine the passphrase of the stack's secrets: $KILN_PASSPHRASE
+// (CI), else Pulumi's own variables, else, for a file backend only, a passphrase kiln
+// generates and keeps in the state directory. A shared backend is read from several
+// machines, which must all use the same passphrase: kiln does not invent one there.
+func passphraseEnv(env map[string]string, opts Options) error {
+	if pp := os.Getenv("KILN_PASSPHRASE"); pp != "" {
+		env["PULUMI_CONFIG_PASSPHRASE"] = pp
+		return nil
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
+	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") != "" || os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") != "" {
+		return nil
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return p, nil
+	if _, isFile := fileBackendOf(opts.Backend); !isFile {
+		return fmt.Errorf("the stack's state is shared (%s) and encrypted with a passphrase every machine must know: set KILN_PASSPHRASE (in CI, from the pipeline's secrets), or use a secrets provider such as awskms://", opts.Backend)
 	}
+	pp, err := passphraseFile(opts.StateDir)
 	if err != nil {
-		return "", err
+		return err
 	}
-	defer f.Close()
-	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
-	return p, err
+	env["PULUMI_CONFIG_PASSPHRASE_FILE"] = pp
+	return nil
 }
 
 // Preview runs program without changing anything and returns the engine's summary:
@@ -268,94 +283,6 @@ func drained(done <-chan struct{}) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
-}
-
-// engineLocks lists the Pulumi backend's update locks of the stack held from this host:
-// lock file and engine pid.
-func engineLocks(backend, project, stack string) (map[string]int, error) {
-	dir := filepath.Join(backend, ".pulumi", "locks", "organization", project, stack)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	host, _ := os.Hostname()
-	locks := map[string]int{}
-	for _, e := range ents {
-		if filepath.Ext(e.Name()) != ".json" {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		var l struct {
-			PID      int    `json:"pid"`
-			Hostname string `json:"hostname"`
-		}
-		if json.Unmarshal(b, &l) == nil && l.PID > 0 && l.Hostname == host {
-			locks[p] = l.PID
-		}
-	}
-	return locks, nil
-}
-
-func removeLock(p string) error {
-	os.Remove(p + ".attrs")
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// clearDeadLocks removes the Pulumi backend's update locks left by an engine that was
-// killed on this host (its pid is gone); a live engine's lock, or one from another
-// host, stays.
-func clearDeadLocks(backend, project, stack string) error {
-	locks, err := engineLocks(backend, project, stack)
-	if err != nil {
-		return err
-	}
-	for p, pid := range locks {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			if err := removeLock(p); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// TakeOver ends updates of this stack that an engine on this host still runs for a kiln
-// that was killed: they are interrupted (the engine saves what it did), killed after
-// grace, and their locks removed. Only call it holding the stack's kiln lock, which
-// proves no live kiln owns those engines.
-func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
-	backend := filepath.Join(s.opts.StateDir, "pulumi")
-	locks, err := engineLocks(backend, Project, s.opts.Stack)
-	if err != nil {
-		return err
-	}
-	for p, pid := range locks {
-		if syscall.Kill(pid, syscall.SIGINT) == nil {
-			deadline := time.Now().Add(grace)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		if err := removeLock(p); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // diagnostics collects the engine's error messages: they say what went wrong far better

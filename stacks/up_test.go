@@ -1,3 +1,5 @@
+//go:build e2e
+
 package stacks
 
 import (
@@ -18,9 +20,6 @@ import (
 // uses (found, or built once into the tools cache).
 func openTestStack(t *testing.T) *Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs the Pulumi CLI")
-	}
 	root, err := pulumicli.Ensure(context.Background(), pulumicli.Options{Progress: os.Stderr})
 	if err != nil {
 		t.Fatalf("pulumi cli: %v", err)

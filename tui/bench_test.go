@@ -20,7 +20,7 @@ import (
 func burstEvent(i int, now time.Time) rollout.Event {
 	switch i % 6 {
 	case 0:
-		return rollout.ResourceChanged{At: now, ResourceOp: fleet.ResourceOp{Op: "update", Type: "kiln:local:Instance", Name: fmt.Sprint("web-", i), Status: fleet.OpDone, Duration: time.Millisecond}}
+		return rollout.ResourceChanged{At: now, ResourceOp: fleet.ResourceOp{Op: "update", Type: "test:fake:Instance", Name: fmt.Sprint("web-", i), Status: fleet.OpDone, Duration: time.Millisecond}}
 	case 1:
 		return rollout.HealthChanged{At: now, Slot: fleet.Green, Instances: []fleet.InstanceHealth{
 			{ID: "web-green-0", Slot: fleet.Green, State: fleet.Healthy, LastCheck: now, Restarts: i},

@@ -39,9 +39,9 @@ func midRollout() []rollout.Event {
 		rollout.Baked{At: at(1.2), Release: v2},
 		rollout.PhaseFinished{At: at(1.2), Phase: rollout.PhaseBake, Duration: 1200 * time.Millisecond},
 		rollout.PhaseStarted{At: at(1.2), Phase: rollout.PhaseDeploy},
-		rollout.ResourceChanged{At: at(1.3), ResourceOp: fleet.ResourceOp{Op: "create", Type: "kiln:local:Instance", Name: "web-green-0", Status: fleet.OpStarted}},
-		rollout.ResourceChanged{At: at(2.5), ResourceOp: fleet.ResourceOp{Op: "create", Type: "kiln:local:Instance", Name: "web-green-0", Status: fleet.OpDone, Duration: 1200 * time.Millisecond}},
-		rollout.ResourceChanged{At: at(2.6), ResourceOp: fleet.ResourceOp{Op: "create", Type: "kiln:local:Instance", Name: "web-green-1", Status: fleet.OpDone, Duration: 1300 * time.Millisecond}},
+		rollout.ResourceChanged{At: at(1.3), ResourceOp: fleet.ResourceOp{Op: "create", Type: "test:fake:Instance", Name: "web-green-0", Status: fleet.OpStarted}},
+		rollout.ResourceChanged{At: at(2.5), ResourceOp: fleet.ResourceOp{Op: "create", Type: "test:fake:Instance", Name: "web-green-0", Status: fleet.OpDone, Duration: 1200 * time.Millisecond}},
+		rollout.ResourceChanged{At: at(2.6), ResourceOp: fleet.ResourceOp{Op: "create", Type: "test:fake:Instance", Name: "web-green-1", Status: fleet.OpDone, Duration: 1300 * time.Millisecond}},
 		rollout.PhaseFinished{At: at(3.4), Phase: rollout.PhaseDeploy, Duration: 2200 * time.Millisecond},
 		rollout.PhaseStarted{At: at(3.4), Phase: rollout.PhaseHealth},
 		rollout.HealthChanged{At: at(4), Slot: fleet.Blue, Instances: []fleet.InstanceHealth{

@@ -1,13 +1,13 @@
 package tui
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/rollout/eventtext"
 )
 
 // Caps on everything the console keeps, so memory stays bounded whatever the engine sends.
@@ -126,10 +126,6 @@ func clip(s string) string {
 	return s
 }
 
-func (s *state) logf(at time.Time, bad bool, format string, args ...any) {
-	s.log.push(logLine{at: at, bad: bad, text: clip(fmt.Sprintf(format, args...))})
-}
-
 // row returns the timeline row of a phase, adding it (before the rollback row, if any)
 // when the plan did not list it.
 func (s *state) row(ph rollout.Phase, step int) *phaseRow {
@@ -156,17 +152,6 @@ func (s *state) apply(ev rollout.Event) {
 		}
 		s.service, s.target, s.slot, s.started = e.Service, e.Target, e.Slot, e.At
 		s.from = e.From
-		from := "nothing live"
-		if e.From != nil {
-			from = e.From.String()
-		}
-		s.logf(e.At, false, "rollout %s on %s: live %s; new release goes to slot %s", e.Service, e.Target, from, e.Slot)
-	case rollout.Recovered:
-		what := "resuming"
-		if e.Aborting {
-			what = "undoing"
-		}
-		s.logf(e.At, false, "%s rollout %s, left at %s by a kiln that stopped", what, e.ID, phaseName(e.Phase, e.Step))
 	case rollout.PhaseStarted:
 		// A pause lives inside one phase: a phase starting or ending means it is over
 		// (an abort ends a pause without a Resumed).
@@ -182,7 +167,6 @@ func (s *state) apply(ev rollout.Event) {
 				s.phases[i].state = skipped
 			}
 		}
-		s.logf(e.At, false, "%s started", phaseName(e.Phase, e.Step))
 	case rollout.PhaseFinished:
 		s.paused = nil
 		r := s.row(e.Phase, e.Step)
@@ -191,60 +175,37 @@ func (s *state) apply(ev rollout.Event) {
 			r.state, r.err = failed, clip(e.Error)
 			s.problem = &problem{what: phaseName(e.Phase, e.Step) + " failed", why: r.err,
 				todo: "kiln is sending traffic back to the stable slot; watch the rollback below"}
-			s.logf(e.At, true, "%s FAILED after %s: %s", phaseName(e.Phase, e.Step), round(e.Duration), e.Error)
 		} else {
 			r.state = done
-			s.logf(e.At, false, "%s done in %s", phaseName(e.Phase, e.Step), round(e.Duration))
 		}
 	case rollout.Baked:
 		rel := e.Release
 		s.to = &rel
-		s.logf(e.At, false, "baked %s", rel)
 	case rollout.Paused:
 		p := e
 		s.paused = &p
-		if e.Indefinite {
-			s.logf(e.At, false, "paused until a human decides")
-		} else {
-			s.logf(e.At, false, "paused with %s of the pause left", round(e.Remaining))
-		}
 	case rollout.Resumed:
 		s.paused = nil
-		if e.Promoted {
-			s.logf(e.At, false, "promoted: remaining steps, pauses and step analyses skipped")
-		} else {
-			s.logf(e.At, false, "resumed")
-		}
 	case rollout.Healing:
 		if e.Error != "" {
 			s.healing = ""
 			s.problem = &problem{what: "repair failed", why: clip(e.Error), todo: "check kiln status; the rollout will roll back if health does not return"}
-			s.logf(e.At, true, "repair FAILED: %s", e.Error)
 		} else {
 			s.healing = clip(e.Cause)
-			s.logf(e.At, false, "repairing the target (%s)", e.Cause)
 		}
 	case rollout.AnalysisMeasured:
 		s.measure(e)
-	case rollout.AnalysisFinished:
-		bad := e.Outcome != rollout.AnalysisSuccessful
-		s.logf(e.At, bad, "analysis %s: %s %s", e.Analysis, e.Outcome, e.Message)
+		return // the ANALYSIS pane shows it
 	case rollout.ResourceChanged:
 		s.resourceOp(e)
-		switch e.Status {
-		case fleet.OpDone:
-			s.logf(e.At, false, "%s %s %s (%s)", e.Op, shortType(e.Type), e.Name, round(e.Duration))
-		case fleet.OpFailed:
-			s.logf(e.At, true, "%s %s %s FAILED: %s", e.Op, shortType(e.Type), e.Name, e.Error)
-		}
 	case rollout.HealthChanged:
 		s.setInstances(e.Slot, e.Instances)
 		s.healing = ""
+		return // the slots' panes show it
 	case rollout.TrafficShifted:
 		for _, sl := range fleet.Slots {
 			s.weights[sl] = e.Weights[sl]
 		}
-		s.logf(e.At, false, "traffic: blue %d%% / green %d%%", e.Weights[fleet.Blue], e.Weights[fleet.Green])
 	case rollout.Finished:
 		f := e
 		f.Message = clip(f.Message)
@@ -263,11 +224,9 @@ func (s *state) apply(ev rollout.Event) {
 		default:
 			s.problem = &problem{what: string(e.Outcome), why: reasonText(e.Reason, f.Message), todo: advice(e.Outcome, e.Reason)}
 		}
-		reason := ""
-		if e.Reason != "" {
-			reason = " [" + string(e.Reason) + "]"
-		}
-		s.logf(e.At, s.problem != nil, "%s%s in %s: %s", e.Outcome, reason, round(e.Duration), e.Message)
+	}
+	if l, ok := eventtext.Describe(ev, eventtext.Plain); ok {
+		s.log.push(logLine{at: l.At, bad: l.Bad, text: clip(l.Text)})
 	}
 }
 
@@ -351,27 +310,6 @@ func advice(o rollout.Outcome, r rollout.Reason) string {
 	return "see the log below and kiln history"
 }
 
-func phaseName(ph rollout.Phase, step int) string {
-	if step > 0 {
-		return fmt.Sprintf("%s %d", ph, step)
-	}
-	return string(ph)
-}
-
-func shortType(t string) string {
-	if i := strings.LastIndexByte(t, ':'); i >= 0 {
-		return t[i+1:]
-	}
-	return t
-}
-
-func round(d time.Duration) time.Duration {
-	if d > 10*time.Second {
-		return d.Round(time.Second)
-	}
-	return d.Round(10 * time.Millisecond)
-}
-
 // resourceOp records an operation; its end replaces its start, so each operation is one row.
 func (s *state) resourceOp(e rollout.ResourceChanged) {
 	if e.Status != fleet.OpStarted {
@@ -388,3 +326,10 @@ func (s *state) resourceOp(e rollout.ResourceChanged) {
 	op.Error = clip(op.Error)
 	s.resources.push(resourceRow{at: e.At, op: op})
 }
+
+// The view words durations, phases and resource types as the log's lines do.
+var (
+	round     = eventtext.Round
+	phaseName = eventtext.Phase
+	shortType = eventtext.ShortType
+)

@@ -12,8 +12,14 @@ import (
 // created by the caller.
 func S3(t TB) string {
 	t.Helper()
+	url, stop := StartS3()
+	t.Cleanup(stop)
+	return url
+}
+
+// StartS3 is S3 outside a test (a bench command): it returns the endpoint and a stop.
+func StartS3() (endpoint string, stop func()) {
 	faker := gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true))
 	srv := httptest.NewServer(faker.Server())
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, srv.Close
 }

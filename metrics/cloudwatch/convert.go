@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/metrics/collect"
+	"github.com/kilnhq/kiln/metrics/prommath"
 )
 
 // CloudWatch limits on one datum.
@@ -81,9 +82,7 @@ func (c *converter) datums(at time.Time, fams []collect.Family, out []Datum) []D
 				if !seen {
 					continue // the first observation only sets the baseline
 				}
-				if v >= last {
-					v -= last
-				} // else the counter reset and counted v from zero
+				v = prommath.Increase(last, v) // across a reset too
 			}
 			if v, ok = cloudWatchValue(v); !ok {
 				continue // CloudWatch rejects it and would fail the whole batch

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// maxProbeOutput bounds what an exec probe may print; the rest is discarded.
+// maxProbeOutput bounds what an exec probe may print: a probe that prints more fails, and
+// none of its output is served (a cut text could parse and silently lose series).
 const maxProbeOutput = 1 << 20
 
 // Exec runs a probe command with a timeout. Its standard output, when not empty, is read as
@@ -68,6 +69,9 @@ func (e *Exec) Collect(ctx context.Context, fams []Family) ([]Family, error) {
 			runFailure = fmt.Errorf("probe %s: %w", e.ProbeName, runErr)
 		}
 	}
+	if runFailure == nil && out.cut {
+		runFailure = fmt.Errorf("probe %s: output over the %d byte limit", e.ProbeName, maxProbeOutput)
+	}
 	var parsed []Family
 	var parseErr error
 	if runFailure == nil && len(bytes.TrimSpace(out.buf.Bytes())) > 0 {
@@ -93,21 +97,21 @@ func (e *Exec) Collect(ctx context.Context, fams []Family) ([]Family, error) {
 	return fams, errors.Join(runFailure, parseErr)
 }
 
-// limitedBuffer keeps the first max bytes written and silently discards the rest, so the
-// probe never blocks on a full pipe and never makes the daemon grow.
+// limitedBuffer keeps the first max bytes written and discards the rest, remembering that
+// it did, so the probe never blocks on a full pipe and never makes the daemon grow.
 type limitedBuffer struct {
 	buf bytes.Buffer
 	max int
+	cut bool // more than max bytes were written
 }
 
 // Write implements io.Writer; it never fails.
 func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := l.max - l.buf.Len(); room > 0 {
-		if len(p) > room {
-			l.buf.Write(p[:room])
-		} else {
-			l.buf.Write(p)
-		}
+	n := len(p)
+	if room := l.max - l.buf.Len(); n > room {
+		l.cut = true
+		p = p[:max(room, 0)]
 	}
-	return len(p), nil
+	l.buf.Write(p)
+	return n, nil
 }

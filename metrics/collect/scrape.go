@@ -2,9 +2,11 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -46,7 +48,7 @@ func (s *Scrape) Collect(ctx context.Context, fams []Family) ([]Family, error) {
 	up := 1.0
 	if err != nil {
 		up = 0
-		err = fmt.Errorf("scrape %s (%s): %w", s.Target, s.URL, err)
+		err = fmt.Errorf("scrape %s (%s): %w", s.Target, Redacted(s.URL), err)
 	} else {
 		if s.Raw != nil {
 			s.Raw(start, got)
@@ -72,48 +74,80 @@ func (s *Scrape) Collect(ctx context.Context, fams []Family) ([]Family, error) {
 func (s *Scrape) fetch(ctx context.Context) ([]Family, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
 	client := s.Client
 	if client == nil {
 		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("HTTP status %s", resp.Status)
 	}
 	max := s.MaxBytes
 	if max <= 0 {
 		max = DefaultMaxFileBytes
 	}
-	body := io.LimitReader(resp.Body, max+1)
-	lr := &countingReader{r: body}
-	fams, err := ParseText(lr)
-	if err != nil {
-		return nil, err
-	}
-	if lr.n > max {
-		return nil, fmt.Errorf("response is over the %d byte limit", max)
-	}
-	return fams, nil
+	return Fetch(ctx, client, s.URL, max)
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// Fetch GETs rawURL, an endpoint serving Prometheus text, and parses the body. A status other
+// than 200 is an error, and so is a body over maxBytes (reported as such, not as the parse
+// error of its cut end). The errors never quote the URL, which may hold a password: callers
+// name the endpoint, with Redacted.
+func Fetch(ctx context.Context, client *http.Client, rawURL string, maxBytes int64) ([]Family, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, errors.New("invalid URL") // err quotes it whole
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
+	resp, err := client.Do(req)
+	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err // the caller names the URL
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	body := &limitedReader{r: resp.Body, n: maxBytes}
+	fams, err := ParseText(body)
+	if body.exceeded {
+		return nil, fmt.Errorf("response larger than the %d byte limit", maxBytes)
+	}
+	return fams, err
+}
+
+// Redacted returns rawURL with its password, if any, replaced by "xxxxx", for messages and
+// logs.
+func Redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// limitedReader is io.LimitReader that remembers whether the limit was hit, so an oversized
+// body is reported as such rather than as a truncated-text parse error.
+type limitedReader struct {
+	r        io.Reader
+	n        int64
+	exceeded bool
 }
 
 // Read implements io.Reader.
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		// Probe one byte: a body of exactly the limit is fine.
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.exceeded = true
+			return 0, errors.New("body too large")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
 	return n, err
 }

@@ -178,6 +178,25 @@ func TestExecProbe(t *testing.T) {
 			t.Errorf("grandchild %d survived the probe timeout", pid)
 		}
 	})
+	t.Run("output cut at the limit fails the probe", func(t *testing.T) {
+		// Valid text past maxProbeOutput: the sample first, then comment lines, so that the
+		// part kept would parse and only the cut makes it wrong.
+		script := fmt.Sprintf("echo 'probe_value 1'; yes '# padding padding padding' | head -c %d", maxProbeOutput+4096)
+		mfs, errs := expose(t, &Exec{ProbeName: "chatty", Command: []string{"/bin/sh", "-c", script}, Timeout: 10 * time.Second})
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "limit") {
+			t.Errorf("errors = %v, want one naming the output limit", errs)
+		}
+		if value(t, mfs, "kiln_metrics_probe_success", "probe", "chatty") != 0 || mfs["probe_value"] != nil {
+			t.Error("a probe whose output was cut must fail and expose none of it")
+		}
+	})
+	t.Run("output of exactly the limit is fine", func(t *testing.T) {
+		script := fmt.Sprintf("echo 'probe_value 1'; yes '# padding padding padding' | head -c %d", maxProbeOutput-len("probe_value 1\n"))
+		mfs, errs := expose(t, &Exec{ProbeName: "full", Command: []string{"/bin/sh", "-c", script}, Timeout: 10 * time.Second})
+		if len(errs) != 0 || value(t, mfs, "probe_value") != 1 || value(t, mfs, "kiln_metrics_probe_success", "probe", "full") != 1 {
+			t.Errorf("errors = %v", errs)
+		}
+	})
 	t.Run("bad output", func(t *testing.T) {
 		mfs, errs := expose(t, &Exec{ProbeName: "garbage", Command: []string{"/bin/echo", "not { metrics"}, Timeout: 10 * time.Second})
 		if len(errs) != 1 || value(t, mfs, "kiln_metrics_probe_success", "probe", "garbage") != 0 {
@@ -236,6 +255,28 @@ func TestScrape(t *testing.T) {
 	s.MaxBytes = 100
 	if _, errs = expose(t, s); len(errs) != 1 || !strings.Contains(errs[0].Error(), "limit") {
 		t.Errorf("size limit: %v", errs)
+	}
+}
+
+func TestScrapeErrorsRedactThePassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "nope", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://scraper:s3cret@", 1) + "/metrics"
+	for _, tc := range []struct{ name, url string }{
+		{"HTTP status", u},
+		{"unreachable", "http://scraper:s3cret@127.0.0.1:1/metrics"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := expose(t, &Scrape{Target: "app", URL: tc.url, Timeout: 5 * time.Second})
+			if len(errs) != 1 {
+				t.Fatalf("errors = %v, want one", errs)
+			}
+			if msg := errs[0].Error(); strings.Contains(msg, "s3cret") || !strings.Contains(msg, "scraper:xxxxx@127.0.0.1") {
+				t.Errorf("error %q should name the URL with its password redacted", msg)
+			}
+		})
 	}
 }
 

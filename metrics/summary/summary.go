@@ -1,7 +1,8 @@
 // Package summary keeps a bounded window of the app's request counters and latency histogram
-// (as scraped from its Prometheus endpoint) and reduces it to the numbers kiln's rollout
-// analysis reads from GET /v1/summary: request rate, error ratio, latency quantiles and
-// process restarts.
+// (as scraped from its Prometheus endpoint) and reduces it to the numbers kiln-metrics serves
+// at GET /v1/summary, on the instance, for people and local tools: request rate, error ratio,
+// latency quantiles and process restarts. (The rollout analysis does not read it: it scrapes
+// the app itself, with the same maths, package prommath.)
 //
 // # What the app must expose
 //
@@ -12,7 +13,8 @@
 // Both names are configurable. Every label set of a metric is summed (methods, handlers).
 // When the counter is missing, the histogram's _count stands in for the request count (and
 // no errors can be computed). Counter resets (the app restarted) are handled as Prometheus'
-// increase() does: a decrease means the counter started again from zero.
+// increase() does: a decrease means the counter started again from zero; a counter that
+// appears inside the window counts from zero.
 //
 // # The /v1/summary document (schema "kiln.metrics.summary/v1")
 //
@@ -42,23 +44,24 @@
 //	  }
 //	}
 //
-// Quantiles are estimated from the histogram buckets by linear interpolation inside the
-// bucket that holds the rank, exactly like PromQL's histogram_quantile(); a rank in the
-// +Inf bucket yields the highest finite bucket bound.
+// Quantiles are estimated from the increase of each histogram bucket by linear interpolation
+// inside the bucket that holds the rank, exactly like PromQL's histogram_quantile(); a rank
+// in the +Inf bucket yields the highest finite bucket bound.
 package summary
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"math"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/kilnhq/kiln/metrics/collect"
+	"github.com/kilnhq/kiln/metrics/prommath"
 )
 
 // Schema identifies the version of the /v1/summary document.
@@ -66,8 +69,8 @@ const Schema = "kiln.metrics.summary/v1"
 
 // Default metric names read from the app.
 const (
-	DefaultRequestsMetric = "http_requests_total"
-	DefaultDurationMetric = "http_request_duration_seconds"
+	DefaultRequestsMetric = prommath.RequestsMetric
+	DefaultDurationMetric = prommath.LatencyMetric
 )
 
 // Options configures a Window.
@@ -86,19 +89,13 @@ type Options struct {
 	Service, Version, Instance string
 }
 
-// bucket is one cumulative histogram bucket.
-type bucket struct {
-	le    float64
-	count float64
-}
-
 // point is one scrape of the app reduced to the few numbers the summary needs.
 type point struct {
 	at          time.Time
 	requests    float64
 	errors      float64
 	hasRequests bool
-	buckets     []bucket // sorted by le, summed over label sets
+	buckets     []prommath.Bucket // sorted by upper bound, summed over label sets
 	restarts    float64
 	hasRestarts bool
 }
@@ -147,11 +144,7 @@ func (w *Window) Observe(at time.Time, fams []collect.Family) {
 				}
 				p.hasRequests = true
 				p.requests += s.Value
-				code := s.Label("code")
-				if code == "" {
-					code = s.Label("status")
-				}
-				if strings.HasPrefix(code, "5") {
+				if prommath.IsServerError(prommath.StatusCode(s.Label)) {
 					p.errors += s.Value
 				}
 			}
@@ -167,25 +160,17 @@ func (w *Window) Observe(at time.Time, fams []collect.Family) {
 				if err != nil {
 					continue
 				}
-				i, found := slices.BinarySearchFunc(p.buckets, le, func(b bucket, le float64) int {
-					switch {
-					case b.le < le:
-						return -1
-					case b.le > le:
-						return 1
-					}
-					return 0
-				})
+				i, found := slices.BinarySearchFunc(p.buckets, le, func(b prommath.Bucket, le float64) int { return cmp.Compare(b.Upper, le) })
 				if found {
-					p.buckets[i].count += s.Value
+					p.buckets[i].Count += s.Value
 				} else {
-					p.buckets = slices.Insert(p.buckets, i, bucket{le, s.Value})
+					p.buckets = slices.Insert(p.buckets, i, prommath.Bucket{Upper: le, Count: s.Value})
 				}
 			}
 		}
 	}
-	if !p.hasRequests && len(p.buckets) > 0 && math.IsInf(p.buckets[len(p.buckets)-1].le, 1) {
-		p.requests, p.hasRequests = p.buckets[len(p.buckets)-1].count, true
+	if n := len(p.buckets); !p.hasRequests && n > 0 && math.IsInf(p.buckets[n-1].Upper, 1) {
+		p.requests, p.hasRequests = p.buckets[n-1].Count, true
 	}
 	if st, err := w.readStatus(); err == nil {
 		p.restarts, p.hasRestarts = st.total, true
@@ -309,18 +294,21 @@ func (w *Window) Summarize(now time.Time, window time.Duration) Document {
 	first, last := pts[0], pts[len(pts)-1]
 	d.CoveredSeconds = last.at.Sub(first.at).Seconds()
 
-	var hist []bucket
-	for i := 1; i < len(pts); i++ {
-		prev, cur := pts[i-1], pts[i]
-		if prev.hasRequests && cur.hasRequests {
-			d.Requests.Count += increase(prev.requests, cur.requests)
-			d.Requests.Errors += increase(prev.errors, cur.errors)
+	// The first sample is the baseline; a counter that appears later counts from zero.
+	var requests, errs, restarts prommath.Counter
+	var hist prommath.HistogramIncrease[struct{}]
+	for i, p := range pts {
+		if p.hasRequests {
+			requests.Feed(p.requests, i == 0)
+			errs.Feed(p.errors, i == 0)
 		}
-		if prev.hasRestarts && cur.hasRestarts {
-			d.Restarts.InWindow += increase(prev.restarts, cur.restarts)
+		if p.hasRestarts {
+			restarts.Feed(p.restarts, i == 0)
 		}
-		hist = addBucketIncrease(hist, prev.buckets, cur.buckets)
+		hist.Add(struct{}{}, i == 0, p.buckets)
 	}
+	d.Requests.Count, d.Requests.Errors = requests.Increase(), errs.Increase()
+	d.Restarts.InWindow = restarts.Increase()
 	if d.CoveredSeconds > 0 {
 		d.Requests.RatePerSecond = d.Requests.Count / d.CoveredSeconds
 	}
@@ -328,80 +316,11 @@ func (w *Window) Summarize(now time.Time, window time.Duration) Document {
 		r := d.Requests.Errors / d.Requests.Count
 		d.Requests.ErrorRatio = &r
 	}
-	if n := len(hist); n > 0 && math.IsInf(hist[n-1].le, 1) && hist[n-1].count > 0 {
-		d.Latency = &Latency{Count: hist[n-1].count,
-			P50: quantile(0.5, hist), P90: quantile(0.9, hist), P99: quantile(0.99, hist)}
+	if bs := hist.Buckets(); prommath.Observations(bs) > 0 {
+		d.Latency = &Latency{Count: prommath.Observations(bs),
+			P50: prommath.Quantile(0.5, bs), P90: prommath.Quantile(0.9, bs), P99: prommath.Quantile(0.99, bs)}
 	}
 	return d
-}
-
-// increase is the growth of a counter between two samples; a decrease is a reset, after
-// which the counter counted cur from zero.
-func increase(prev, cur float64) float64 {
-	if cur < prev {
-		return cur
-	}
-	return cur - prev
-}
-
-// addBucketIncrease adds the per-bucket increase between two histogram samples to acc.
-// When the bucket layout changed (the app restarted with other buckets) or the total went
-// down, cur is counted from zero.
-func addBucketIncrease(acc, prev, cur []bucket) []bucket {
-	if len(cur) == 0 || len(prev) == 0 {
-		return acc
-	}
-	sameLayout := equalLayout(prev, cur)
-	reset := !sameLayout || cur[len(cur)-1].count < prev[len(prev)-1].count
-	if !equalLayout(acc, cur) {
-		// Start the accumulation over on the new layout: mixing layouts is meaningless.
-		acc = make([]bucket, len(cur))
-		for i := range cur {
-			acc[i].le = cur[i].le
-		}
-	}
-	for i := range cur {
-		if reset {
-			acc[i].count += cur[i].count
-		} else {
-			acc[i].count += cur[i].count - prev[i].count
-		}
-	}
-	return acc
-}
-
-func equalLayout(a, b []bucket) bool {
-	return slices.EqualFunc(a, b, func(x, y bucket) bool { return x.le == y.le })
-}
-
-// quantile estimates the q-quantile from cumulative buckets (the last one +Inf) the way
-// PromQL's histogram_quantile does.
-func quantile(q float64, b []bucket) float64 {
-	total := b[len(b)-1].count
-	rank := q * total
-	i, _ := slices.BinarySearchFunc(b, rank, func(x bucket, r float64) int {
-		if x.count < r {
-			return -1
-		}
-		return 1
-	})
-	if i >= len(b)-1 {
-		if len(b) < 2 {
-			return math.NaN()
-		}
-		return b[len(b)-2].le
-	}
-	lower, below := 0.0, 0.0
-	if i > 0 {
-		lower, below = b[i-1].le, b[i-1].count
-	} else if b[0].le <= 0 {
-		return b[0].le
-	}
-	inBucket := b[i].count - below
-	if inBucket <= 0 {
-		return b[i].le
-	}
-	return lower + (b[i].le-lower)*(rank-below)/inBucket
 }
 
 // status is the part of kiln boot's status.json the summary reads.

@@ -179,3 +179,16 @@ func TestScrapeFailureIsReported(t *testing.T) {
 		t.Errorf("source = %+v", d.Source)
 	}
 }
+
+// TestSummaryCountsSeriesCreatedInTheWindow: promhttp creates a series on its first request,
+// so an app's first scrape may have no counter at all; what comes after counts from zero,
+// as in the rollout analysis (package prommath).
+func TestSummaryCountsSeriesCreatedInTheWindow(t *testing.T) {
+	w := New(Options{})
+	observe(t, w, t0, "# TYPE up gauge\nup 1\n")
+	observe(t, w, t0.Add(10*time.Second), "# TYPE http_requests_total counter\nhttp_requests_total{status=\"200\"} 8\nhttp_requests_total{status=\"502\"} 2\nhttp_requests_total{code=\"404\",status=\"500\"} 5\n")
+	d := w.Summarize(t0.Add(10*time.Second), time.Minute)
+	if d.Requests.Count != 15 || d.Requests.Errors != 2 {
+		t.Errorf("requests = %+v, want 15 of which 2 errors (a status label counts when there is no code label)", d.Requests)
+	}
+}

@@ -18,15 +18,31 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
-	"github.com/kilnhq/kiln/targets/local/boot"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/targets/local/lb"
+	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-var _ rollout.Target = (*Target)(nil)
+var _ targets.Target = (*Target)(nil)
+
+func init() {
+	targets.Register("local", func(ctx context.Context, cfg targets.Config) (targets.Target, error) {
+		m := cfg.Manifest
+		if m.Target.Local == nil {
+			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
+		}
+		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen, LB: m.Target.Local.LB,
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend})
+	})
+}
 
 // Config says where the local target keeps its state and how it reaches the engine.
 type Config struct {
@@ -44,6 +60,11 @@ type Config struct {
 	BinDir string
 	// EngineLog receives the engine's raw output.
 	EngineLog io.Writer
+	// Images is the image store instances boot from: images stay on this host.
+	Images *images.Store
+	// Backend is where the stack's Pulumi state lives; the zero value is the file
+	// backend in StateDir.
+	Backend backend.Backend
 }
 
 // Target is the local target for one service.
@@ -59,10 +80,11 @@ type Target struct {
 func Open(ctx context.Context, cfg Config) (*Target, error) {
 	st, err := stacks.Open(ctx, stacks.Options{
 		StateDir:   cfg.StateDir,
+		Backend:    cfg.Backend.PulumiURL(),
+		Env:        cfg.Backend.EngineEnv(),
 		Stack:      cfg.Service,
 		PulumiRoot: cfg.PulumiRoot,
 		PluginDir:  cfg.BinDir,
-		Env:        map[string]string{"KILN_EXECUTABLE": filepath.Join(cfg.BinDir, "kiln")},
 		Log:        cfg.EngineLog,
 	})
 	if err != nil {
@@ -71,8 +93,44 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 	return &Target{cfg: cfg, stack: st}, nil
 }
 
-// RunDir is where instances and the load balancer keep their files.
-func (t *Target) RunDir() string { return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service) }
+// Publish returns the image as instances boot it: its directory in the image store.
+func (t *Target) Publish(_ context.Context, img *images.Image) (fleet.Image, error) {
+	return fleet.Image{Digest: img.Digest, Location: img.Dir}, nil
+}
+
+// CollectImages removes the service's images beyond the newest keep, sparing inUse.
+func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image) ([]string, error) {
+	var digests []string
+	for _, img := range inUse {
+		digests = append(digests, img.Digest)
+	}
+	if t.cfg.Images == nil {
+		return nil, errors.New("local target: no image store to collect")
+	}
+	return t.cfg.Images.GC(t.cfg.Service, keep, digests)
+}
+
+// RunDir is where instances and the load balancer keep their files: the directory the
+// stack's last update used (with a shared backend, another state directory of this host
+// may have deployed it), else one in this state directory.
+func (t *Target) RunDir() string {
+	t.mu.Lock()
+	outs := t.outs
+	t.mu.Unlock()
+	if d, ok := outs[schema.OutputRunDir].Value.(string); ok && filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(t.cfg.StateDir, "run", t.cfg.Service)
+}
+
+// program is the fleet program for spec. It reads the stack's outputs first, so the fleet
+// keeps its run directory whoever updates it.
+func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
+	if _, err := t.outputs(ctx); err != nil {
+		return nil, err
+	}
+	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), nil
+}
 
 // Name returns "local".
 func (t *Target) Name() string { return "local" }
@@ -121,7 +179,11 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
 		return err
 	}
-	outs, err := t.stack.Up(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), ops)
+	program, err := t.program(ctx, spec)
+	if err != nil {
+		return err
+	}
+	outs, err := t.stack.Up(ctx, program, ops)
 	t.mu.Lock()
 	t.outs = outs // nil after a failure: read them again next time
 	t.mu.Unlock()
@@ -132,7 +194,11 @@ var _ rollout.Previewer = (*Target)(nil)
 
 // Preview reports the resource operations applying spec would make, changing nothing.
 func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	_, err := t.stack.Preview(ctx, stacks.LocalFleet(spec, stacks.LocalConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), ops)
+	program, err := t.program(ctx, spec)
+	if err != nil {
+		return err
+	}
+	_, err = t.stack.Preview(ctx, program, ops)
 	return err
 }
 
@@ -159,7 +225,7 @@ func (t *Target) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.Resou
 // sweepOrphans stops instances the stack does not know: a kiln killed while the engine
 // was creating one can leave a process whose creation was never recorded.
 func (t *Target) sweepOrphans(ctx context.Context) error {
-	known, err := t.stack.ResourceIDs(ctx, stacks.LocalInstanceType)
+	known, err := t.stack.ResourceIDs(ctx, schema.InstanceType)
 	if err != nil {
 		return err
 	}
@@ -234,7 +300,7 @@ func (t *Target) output(ctx context.Context, name string) (string, error) {
 
 // Endpoint returns the load balancer's address.
 func (t *Target) Endpoint(ctx context.Context) (string, error) {
-	return t.output(ctx, stacks.OutputAddress)
+	return t.output(ctx, schema.OutputAddress)
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
@@ -242,7 +308,7 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 // Health reads the load balancer's view of every instance, with the restart counts the
 // instances' inits report.
 func (t *Target) Health(ctx context.Context) ([]fleet.InstanceHealth, error) {
-	admin, err := t.output(ctx, stacks.OutputAdmin)
+	admin, err := t.output(ctx, schema.OutputAdmin)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@
 // themselves took to become healthy (there are no pauses or analysis windows yet).
 //
 //	go tool task bench:rollout          (or: go run ./internal/bench/rollout -kiln bin/kiln)
+//	go tool task bench:rollout BASE=<git rev>   (the same, beside kiln built from BASE)
 package main
 
 import (
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/testpeers"
 )
 
 func main() {
@@ -59,14 +62,19 @@ target:
   local: {listen: "127.0.0.1:0"}
 `
 
+// series is one kiln binary's rollouts, each in its own directory and stack.
+type series struct {
+	name, kiln, dir, app string
+	env                  []string // added to the environment of its kiln
+	samples              []sample
+}
+
 func run() error {
-	kiln := flag.String("kiln", "bin/kiln", "the kiln binary (pulumi-resource-kiln beside it)")
+	kiln := flag.String("kiln", "bin/kiln", "the kiln binary (its provider and other binaries beside it)")
+	baseline := flag.String("baseline", "", "a second kiln binary to time in the same run, rollouts interleaved (e.g. the commit before a change)")
 	n := flag.Int("n", 5, "rollouts to time after the first release")
+	shared := flag.Bool("s3", false, "time the file backend beside a shared S3 backend (gofakes3 on 127.0.0.1, started here), same binary, rollouts interleaved")
 	flag.Parse()
-	abs, err := filepath.Abs(*kiln)
-	if err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", "kiln-bench-")
 	if err != nil {
 		return err
@@ -76,41 +84,86 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", app, "./examples/demo").CombinedOutput(); err != nil {
 		return fmt.Errorf("build demo: %v\n%s", err, out)
 	}
-	defer exec.Command(abs, "destroy").Run()
-	rollout := func(version string) (sample, error) {
-		if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(fmt.Sprintf(manifest, version, app)), 0o644); err != nil {
-			return sample{}, err
+	var all []*series
+	for i, bin := range []string{*kiln, *baseline} {
+		if bin == "" {
+			continue
 		}
-		cmd := exec.Command(abs, "rollout", "--output", "json")
-		cmd.Dir = dir
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		start := time.Now()
-		out, err := cmd.Output()
-		wall := time.Since(start)
-		if err != nil {
-			return sample{}, fmt.Errorf("rollout %s: %v\n%s%s", version, err, out, stderr.String())
-		}
-		s, err := measure(out)
-		s.wall = wall
-		return s, err
-	}
-	destroy := exec.Command(abs, "destroy")
-	destroy.Dir = dir
-	defer destroy.Run()
-	if _, err := rollout("1.0.0"); err != nil {
-		return err
-	}
-	var samples []sample
-	for i := 0; i < *n; i++ {
-		s, err := rollout(fmt.Sprintf("1.%d.0", i+1))
+		abs, err := filepath.Abs(bin)
 		if err != nil {
 			return err
 		}
-		samples = append(samples, s)
+		name := "kiln"
+		if i == 1 {
+			name = "baseline"
+		}
+		sd := filepath.Join(dir, name)
+		if err := os.MkdirAll(sd, 0o755); err != nil {
+			return err
+		}
+		all = append(all, &series{name: name, kiln: abs, dir: sd, app: app})
 	}
-	report(samples)
+	if *shared {
+		if *baseline != "" {
+			return fmt.Errorf("-s3 compares backends with one binary: drop -baseline")
+		}
+		endpoint, stop := testpeers.StartS3()
+		defer stop()
+		s3 := *all[0]
+		s3.name, s3.dir = "s3", filepath.Join(dir, "s3")
+		s3.env = []string{"KILN_BACKEND=s3://bench-state/kiln?region=us-east-1&endpoint=" + endpoint,
+			"KILN_PASSPHRASE=bench", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench"}
+		if err := os.MkdirAll(s3.dir, 0o755); err != nil {
+			return err
+		}
+		all[0].name = "file"
+		all = append(all, &s3)
+	}
+	for _, s := range all {
+		defer s.destroy()
+		if _, err := s.rollout("1.0.0"); err != nil {
+			return err
+		}
+	}
+	// Interleaved, so both binaries see the same machine, load and caches.
+	for i := 0; i < *n; i++ {
+		for _, s := range all {
+			smp, err := s.rollout(fmt.Sprintf("1.%d.0", i+1))
+			if err != nil {
+				return err
+			}
+			s.samples = append(s.samples, smp)
+		}
+	}
+	report(all)
 	return nil
+}
+
+func (s *series) rollout(version string) (sample, error) {
+	if err := os.WriteFile(filepath.Join(s.dir, "kiln.yaml"), []byte(fmt.Sprintf(manifest, version, s.app)), 0o644); err != nil {
+		return sample{}, err
+	}
+	cmd := exec.Command(s.kiln, "rollout", "--output", "json")
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), s.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: rollout %s: %v\n%s%s", s.name, version, err, out, stderr.String())
+	}
+	smp, err := measure(out)
+	smp.wall = wall
+	return smp, err
+}
+
+func (s *series) destroy() {
+	cmd := exec.Command(s.kiln, "destroy")
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), s.env...)
+	cmd.Run()
 }
 
 // measure reads a rollout's JSON events. The new instances' own time is from the moment
@@ -158,20 +211,22 @@ func median(xs []time.Duration) time.Duration {
 	return xs[len(xs)/2]
 }
 
-func report(samples []sample) {
-	col := func(get func(sample) time.Duration) (time.Duration, time.Duration, time.Duration) {
-		var xs []time.Duration
-		for _, s := range samples {
-			xs = append(xs, get(s))
-		}
-		m := median(xs)
-		return xs[0], m, xs[len(xs)-1]
-	}
+// report prints, per binary, the min, median and max of every measure, and with a
+// baseline the ratio of the engine overheads' medians.
+func report(all []*series) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%d rollouts of 2 instances, v(n) -> v(n+1)\tmin\tmedian\tmax\t\n", len(samples))
+	fmt.Fprintf(tw, "%d rollouts of 2 instances each, v(n) -> v(n+1)\t", len(all[0].samples))
+	for _, s := range all {
+		fmt.Fprintf(tw, "%s min\tmedian\tmax\t", s.name)
+	}
+	fmt.Fprintln(tw)
 	row := func(name string, get func(sample) time.Duration) {
-		lo, m, hi := col(get)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, r(lo), r(m), r(hi))
+		fmt.Fprintf(tw, "%s\t", name)
+		for _, s := range all {
+			lo, m, hi := spread(s.samples, get)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t", r(lo), r(m), r(hi))
+		}
+		fmt.Fprintln(tw)
 	}
 	for _, p := range []string{"bake", "deploy", "health", "step", "retire"} {
 		row("phase "+p, func(s sample) time.Duration { return s.phases[p] })
@@ -179,8 +234,24 @@ func report(samples []sample) {
 	row("total (engine events)", func(s sample) time.Duration { return s.total })
 	row("kiln rollout wall time", func(s sample) time.Duration { return s.wall })
 	row("new instances until healthy", func(s sample) time.Duration { return s.untilHealthy })
-	row("engine overhead", func(s sample) time.Duration { return s.overhead })
+	overhead := func(s sample) time.Duration { return s.overhead }
+	row("engine overhead", overhead)
 	tw.Flush()
+	if len(all) == 2 {
+		_, m, _ := spread(all[0].samples, overhead)
+		_, b, _ := spread(all[1].samples, overhead)
+		fmt.Printf("engine overhead, %s / %s medians: %.2f (%s vs %s); %s - %s: %s\n", all[0].name, all[1].name, float64(m)/float64(b), r(m), r(b),
+			all[1].name, all[0].name, r(b-m))
+	}
+}
+
+func spread(samples []sample, get func(sample) time.Duration) (lo, med, hi time.Duration) {
+	var xs []time.Duration
+	for _, s := range samples {
+		xs = append(xs, get(s))
+	}
+	m := median(xs)
+	return xs[0], m, xs[len(xs)-1]
 }
 
 func r(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }

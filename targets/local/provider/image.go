@@ -5,16 +5,14 @@ import (
 	"fmt"
 
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/targets/local/schema"
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
 // imageProps are the inputs (and outputs) of a kiln:local:Image.
 type imageProps struct {
-	// Digest is the image's content digest, "sha256:<hex>".
-	Digest string `json:"digest"`
-	// Dir is the image directory in kiln's image store.
-	Dir string `json:"dir"`
+	schema.Image
 	// Version is the release version recorded in the image (an output).
 	Version string `json:"version,omitempty"`
 }

@@ -12,36 +12,27 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/internal/atomicfile"
-	"github.com/kilnhq/kiln/targets/local/boot"
+	"github.com/kilnhq/kiln/targets/local/schema"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
 // instanceProps are the inputs and outputs of a kiln:local:Instance.
 type instanceProps struct {
-	Service string `json:"service"`
-	Slot    string `json:"slot"`
-	Index   int    `json:"index"`
-	Version string `json:"version"`
-	// ImageDir and Digest name the image the instance boots from.
-	ImageDir string `json:"imageDir"`
-	Digest   string `json:"digest"`
-	// RunDir is kiln's run directory; the instance's data dir is made under it.
-	RunDir       string            `json:"runDir"`
-	Env          map[string]string `json:"env,omitempty"`
-	DrainTimeout string            `json:"drainTimeout"`
+	schema.Instance
 
 	// Outputs.
-	Address    string         `json:"address,omitempty"`
+	schema.InstanceOutputs
 	Port       int            `json:"port,omitempty"`
 	NamedPorts map[string]int `json:"namedPorts,omitempty"`
 	DataDir    string         `json:"dataDir,omitempty"`
 	Process    *proc          `json:"process,omitempty"`
 }
 
-// instanceKind runs one instance: `kiln boot` and the image's units under it. Instances
+// instanceKind runs one instance: kiln-boot and the image's units under it. Instances
 // are immutable: any change of input replaces the instance (create before delete).
 type instanceKind struct{}
 
@@ -73,11 +64,11 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	if err := decode(inputs, &p); err != nil {
 		return "", nil, err
 	}
-	kiln, err := kilnExecutable()
+	meta, err := images.ReadMeta(p.ImageDir)
 	if err != nil {
 		return "", nil, err
 	}
-	meta, err := images.ReadMeta(p.ImageDir)
+	init, err := initExecutable(p.ImageDir, meta)
 	if err != nil {
 		return "", nil, err
 	}
@@ -117,7 +108,7 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	if err != nil {
 		return "", nil, fmt.Errorf("drainTimeout: %w", err)
 	}
-	spec, err := json.MarshalIndent(boot.Spec{Instance: id, ImageDir: p.ImageDir, DataDir: p.DataDir, Env: env, DrainTimeout: boot.Duration(drain)}, "", "  ")
+	spec, err := json.MarshalIndent(boot.Spec{Instance: id, ImageDir: p.ImageDir, Digest: p.Digest, DataDir: p.DataDir, Env: env, DrainTimeout: boot.Duration(drain)}, "", "  ")
 	if err != nil {
 		return "", nil, err
 	}
@@ -126,9 +117,9 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 		return "", nil, err
 	}
 	logPath := filepath.Join(p.DataDir, "boot.log")
-	pr, err := spawn([]string{kiln, "boot", "--spec", specPath}, childEnv(), logPath)
+	pr, err := spawn([]string{init, "--spec", specPath}, childEnv(), logPath)
 	if err != nil {
-		return "", nil, fmt.Errorf("start kiln boot: %w", err)
+		return "", nil, fmt.Errorf("start kiln-boot: %w", err)
 	}
 	p.Process = &pr
 	// Wait for the init to report its units started; the application's health is the
@@ -140,11 +131,11 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 			break
 		}
 		if !pr.alive() {
-			return "", nil, fmt.Errorf("kiln boot exited at start: %s", tailFile(logPath, 2048))
+			return "", nil, fmt.Errorf("kiln-boot exited at start: %s", tailFile(logPath, 2048))
 		}
 		if time.Now().After(deadline) {
 			stop(ctx, pr, time.Second)
-			return "", nil, fmt.Errorf("kiln boot did not start its units within 15s: %s", tailFile(logPath, 2048))
+			return "", nil, fmt.Errorf("kiln-boot did not start its units within 15s: %s", tailFile(logPath, 2048))
 		}
 		select {
 		case <-ctx.Done():
@@ -155,6 +146,15 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	}
 	outs, err := encode(p)
 	return id, outs, err
+}
+
+// initExecutable is the init an instance of the image runs: the kiln-boot baked into it,
+// or, for an image baked before kiln-boot was, the kiln-boot installed beside kiln.
+func initExecutable(imageDir string, meta images.Meta) (string, error) {
+	if meta.Init != nil {
+		return filepath.Join(imageDir, meta.Init.Path), nil
+	}
+	return binary(images.InitName)
 }
 
 func (instanceKind) read(_ context.Context, _ string, state map[string]any) (bool, error) {

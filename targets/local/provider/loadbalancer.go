@@ -13,24 +13,18 @@ import (
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
 	"github.com/kilnhq/kiln/targets/local/lb"
+	"github.com/kilnhq/kiln/targets/local/schema"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
 // lbProps are the inputs and outputs of a kiln:local:LoadBalancer.
 type lbProps struct {
-	Service      string         `json:"service"`
-	RunDir       string         `json:"runDir"`
-	Listen       string         `json:"listen"`
-	DrainTimeout lb.Duration    `json:"drainTimeout"`
-	Health       lb.HealthCheck `json:"health"`
-	Proxy        lb.Proxy       `json:"proxy"`
-	Groups       []lb.Group     `json:"groups"`
+	schema.LoadBalancer[string]
 
 	// Outputs.
-	Address    string `json:"address,omitempty"`
-	Admin      string `json:"admin,omitempty"`
-	Generation int64  `json:"generation,omitempty"`
-	Process    *proc  `json:"process,omitempty"`
+	schema.LoadBalancerOutputs
+	Generation int64 `json:"generation,omitempty"`
+	Process    *proc `json:"process,omitempty"`
 	// Bound is the listen and admin address written into the config the running
 	// daemon started with; a reload must repeat them unchanged.
 	Bound *[2]string `json:"bound,omitempty"`
@@ -64,7 +58,8 @@ func lbInputs(m map[string]any) (lbProps, error) {
 func (p lbProps) dir() string { return filepath.Join(p.RunDir, "lb", p.Service) }
 
 func (p lbProps) config(gen int64, listen, admin string) lb.Config {
-	return lb.Config{Generation: gen, Listen: listen, Admin: admin, DrainTimeout: p.DrainTimeout, Health: p.Health, Proxy: p.Proxy, Groups: p.Groups}
+	return lb.Config{Generation: gen, Listen: listen, Admin: admin, DrainTimeout: p.DrainTimeout, Health: p.Health, Proxy: p.Proxy,
+		Groups: schema.LBGroups(p.Groups)}
 }
 
 func mustJSON(v any) []byte {
@@ -77,7 +72,7 @@ func mustJSON(v any) []byte {
 
 // start writes the config and runs a new daemon, waiting until it is listening.
 func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) error {
-	kiln, err := kilnExecutable()
+	kilnLB, err := binary("kiln-lb")
 	if err != nil {
 		return err
 	}
@@ -90,7 +85,7 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 	if err := atomicfile.Write(cfgPath, mustJSON(p.config(gen, listen, admin)), 0o644); err != nil {
 		return err
 	}
-	pr, err := spawn([]string{kiln, "lb", "--config", cfgPath, "--ready-file", readyPath}, childEnv(), logPath)
+	pr, err := spawn([]string{kilnLB, "--config", cfgPath, "--ready-file", readyPath}, childEnv(), logPath)
 	if err != nil {
 		return fmt.Errorf("start kiln lb: %w", err)
 	}

@@ -2,26 +2,21 @@ package provider
 
 import (
 	"context"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kilnhq/kiln/targets/local/lb"
+	"github.com/kilnhq/kiln/targets/local/schema"
 )
 
-// TestMain lets this test binary stand in for `kiln lb` (KILN_EXECUTABLE points at it), so
-// that the balancer's daemon is real without building kiln.
+// TestMain lets this test binary stand in for kiln-lb when started under that name (a
+// link beside it, where the provider looks), so that the balancer's daemon is real without
+// building kiln.
 func TestMain(m *testing.M) {
-	if len(os.Args) == 6 && os.Args[1] == "lb" && os.Args[2] == "--config" && os.Args[4] == "--ready-file" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		defer stop()
-		if err := lb.Run(ctx, os.Args[3], os.Args[5], slog.New(slog.NewJSONHandler(os.Stderr, nil))); err != nil {
-			os.Exit(1)
-		}
-		os.Exit(0)
+	if filepath.Base(os.Args[0]) == "kiln-lb" {
+		os.Exit(lb.Main(os.Args[1:], os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -31,11 +26,16 @@ func TestBalancerRestartsOnItsAddressOnlyForListenerBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("KILN_EXECUTABLE", self)
+	link := filepath.Join(filepath.Dir(self), "kiln-lb")
+	if err := os.Symlink(self, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(link) })
 	ctx := context.Background()
-	p := lbProps{Service: "shop", RunDir: t.TempDir(), Listen: "127.0.0.1:0", DrainTimeout: lb.Duration(time.Second),
+	var p lbProps
+	p.LoadBalancer = schema.LoadBalancer[string]{Service: "shop", RunDir: t.TempDir(), Listen: "127.0.0.1:0", DrainTimeout: lb.Duration(time.Second),
 		Health: lb.HealthCheck{Path: "/healthz", Interval: lb.Duration(time.Second), Timeout: lb.Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1},
-		Groups: []lb.Group{{Name: "blue", Weight: 0, Targets: []lb.Target{}}}}
+		Groups: []schema.Group[string]{{Name: "blue", Weight: 0, Targets: []schema.Target[string]{}}}}
 	inputs, err := encode(p)
 	if err != nil {
 		t.Fatal(err)

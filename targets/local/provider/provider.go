@@ -1,9 +1,7 @@
 // Package provider is kiln's Pulumi resource provider for the local target
-// (pulumi-resource-kiln). It manages three resources:
-//
-//   - kiln:local:Image — a baked image directory, by digest;
-//   - kiln:local:Instance — a process tree booted from an image by `kiln boot`;
-//   - kiln:local:LoadBalancer — kiln's weighted reverse proxy, `kiln lb`.
+// (pulumi-resource-kiln). It manages the three resources package schema declares: a
+// baked image directory (by digest), an instance (a process tree booted from an image by
+// kiln-boot) and the load balancer (kiln's weighted reverse proxy, `kiln lb`).
 //
 // The processes it starts outlive the plugin (the engine stops plugins after every
 // operation); the resource outputs hold what is needed to find and stop them again.
@@ -17,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	pprovider "github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
@@ -26,17 +25,10 @@ import (
 )
 
 // Name is the plugin name: the engine runs it as pulumi-resource-kiln.
-const Name = "kiln"
+const Name = schema.Provider
 
 // Version is reported to the engine.
 const Version = "0.1.0"
-
-// Resource type tokens.
-const (
-	ImageType        = "kiln:local:Image"
-	InstanceType     = "kiln:local:Instance"
-	LoadBalancerType = "kiln:local:LoadBalancer"
-)
 
 // Main runs the provider until the engine stops it and returns the process exit code.
 func Main() int {
@@ -75,9 +67,9 @@ type resourceKind interface {
 }
 
 var kinds = map[string]resourceKind{
-	ImageType:        imageKind{},
-	InstanceType:     instanceKind{},
-	LoadBalancerType: lbKind{},
+	schema.ImageType:        imageKind{},
+	schema.InstanceType:     instanceKind{},
+	schema.LoadBalancerType: lbKind{},
 }
 
 type server struct {
@@ -303,20 +295,16 @@ func failure(prop, format string, args ...any) *pulumirpc.CheckFailure {
 	return &pulumirpc.CheckFailure{Property: prop, Reason: fmt.Sprintf(format, args...)}
 }
 
-// kilnExecutable is the kiln binary whose `boot` and `lb` commands run instances and the
-// load balancer: $KILN_EXECUTABLE (set by kiln when it drives the engine), else the
-// `kiln` beside this plugin.
-func kilnExecutable() (string, error) {
-	if p := os.Getenv("KILN_EXECUTABLE"); p != "" {
-		return p, nil
-	}
+// binary returns the path of one of kiln's binaries (kiln-lb, kiln-boot), installed beside
+// this plugin.
+func binary(name string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(filepath.Dir(self), "kiln")
+	p := filepath.Join(filepath.Dir(self), name)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("kiln executable not found beside %s and KILN_EXECUTABLE is not set", self)
+		return "", fmt.Errorf("%s is not installed beside %s: build kiln's binaries with `go tool task build`", name, self)
 	}
 	return p, nil
 }

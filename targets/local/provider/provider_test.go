@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -84,7 +85,7 @@ func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
 func TestDiffReplacesInstancesButUpdatesTheBalancerInPlace(t *testing.T) {
 	s := &server{}
 	ctx := context.Background()
-	inst := "urn:pulumi:shop::kiln::kiln:local:Instance::shop-blue-0"
+	inst := "urn:pulumi:shop::kiln::" + schema.InstanceType + "::shop-blue-0"
 	old := map[string]any{"version": "1.0.0", "digest": "sha256:a"}
 	resp, err := s.Diff(ctx, &pulumirpc.DiffRequest{Urn: inst, OldInputs: mustStruct(t, old), News: mustStruct(t, map[string]any{"version": "1.0.0", "digest": "sha256:b"})})
 	if err != nil {
@@ -97,7 +98,7 @@ func TestDiffReplacesInstancesButUpdatesTheBalancerInPlace(t *testing.T) {
 	if resp.Changes != pulumirpc.DiffResponse_DIFF_NONE {
 		t.Fatalf("no change diffed as %v", resp)
 	}
-	lbURN := "urn:pulumi:shop::kiln::kiln:local:LoadBalancer::shop-lb"
+	lbURN := "urn:pulumi:shop::kiln::" + schema.LoadBalancerType + "::shop-lb"
 	lbOld := map[string]any{"listen": "127.0.0.1:0", "groups": []any{map[string]any{"name": "blue", "weight": 100.0}}}
 	lbNew := map[string]any{"listen": "127.0.0.1:0", "groups": []any{map[string]any{"name": "blue", "weight": 0.0}}}
 	resp, _ = s.Diff(ctx, &pulumirpc.DiffRequest{Urn: lbURN, OldInputs: mustStruct(t, lbOld), News: mustStruct(t, lbNew)})
@@ -113,7 +114,7 @@ func TestDiffReplacesInstancesButUpdatesTheBalancerInPlace(t *testing.T) {
 
 func TestCheckRefusesAnInvalidBalancerButNotAPreviewWithUnknowns(t *testing.T) {
 	s := &server{}
-	urn := "urn:pulumi:shop::kiln::kiln:local:LoadBalancer::shop-lb"
+	urn := "urn:pulumi:shop::kiln::" + schema.LoadBalancerType + "::shop-lb"
 	bad := map[string]any{"service": "shop", "runDir": "/run", "listen": "127.0.0.1:0", "drainTimeout": "1s",
 		"health": map[string]any{"path": "/healthz", "interval": "1s", "timeout": "1s", "healthyThreshold": 0.0, "unhealthyThreshold": 2.0},
 		"groups": []any{}}
@@ -132,8 +133,8 @@ func TestCheckRefusesAnInvalidBalancerButNotAPreviewWithUnknowns(t *testing.T) {
 }
 
 func TestUnknownResourceTypeIsAnError(t *testing.T) {
-	_, err := (&server{}).Create(context.Background(), &pulumirpc.CreateRequest{Urn: "urn:pulumi:s::kiln::kiln:local:Nope::x", Properties: mustStruct(t, map[string]any{})})
-	if err == nil || !strings.Contains(err.Error(), "kiln:local:Nope") {
+	_, err := (&server{}).Create(context.Background(), &pulumirpc.CreateRequest{Urn: "urn:pulumi:s::kiln::" + schema.Provider + ":local:Nope::x", Properties: mustStruct(t, map[string]any{})})
+	if err == nil || !strings.Contains(err.Error(), schema.Provider+":local:Nope") {
 		t.Fatalf("err = %v", err)
 	}
 }

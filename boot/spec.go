@@ -1,5 +1,6 @@
-// Package boot is the init of one local instance (`kiln boot --spec FILE`):
-// it starts the units baked into the image as supervised child processes,
+// Package boot is kiln-boot, the init of one instance (`kiln-boot --spec FILE`), baked
+// into every image: the local target's provider starts it per instance, and on a cloud
+// target a service manager runs it inside the machine image. It starts the units baked into the image as supervised child processes,
 // restarts them per policy, runs scheduled units, appends their output to
 // rotated log files, keeps <dataDir>/status.json current, and stops them
 // all (SIGTERM, then SIGKILL after drainTimeout) when cancelled.
@@ -43,12 +44,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Spec describes one instance; kiln's provider writes it and starts
-// `kiln boot --spec FILE`.
+// `kiln-boot --spec FILE`.
 type Spec struct {
 	// Instance is the instance id, e.g. hello-green-0.
 	Instance string `json:"instance"`
 	// ImageDir is the absolute path of the (read-only) image root.
 	ImageDir string `json:"imageDir"`
+	// Digest, if set, is the image's digest as the deployment recorded it: boot
+	// re-hashes the image and refuses to start anything from one that differs.
+	Digest string `json:"digest,omitempty"`
 	// DataDir is the absolute path of the instance's writable directory;
 	// status.json and logs/ live there.
 	DataDir string `json:"dataDir"`

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/internal/envexpand"
 )
 
@@ -65,6 +66,11 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 		return err
 	}
 	log := opts.Logger.With("instance", spec.Instance)
+	if spec.Digest != "" {
+		if err := images.Verify(spec.ImageDir, spec.Digest); err != nil {
+			return fmt.Errorf("boot %s: refusing to start from a changed image: %w", spec.Instance, err)
+		}
+	}
 	units, err := LoadUnits(spec.ImageDir)
 	if err != nil {
 		return err

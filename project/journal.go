@@ -1,4 +1,4 @@
-package cli
+package project
 
 import (
 	"context"
@@ -61,8 +61,8 @@ func (j *journal) record(fin rollout.Finished, started time.Time) {
 		Message: fin.Message, User: j.who.User, Host: j.who.Host})
 }
 
-// lockStack takes the stack's lock for command, breaking a stale one only when asked to.
-func lockStack(ctx context.Context, store releases.Store, command string, breakStale bool) (func() error, releases.Holder, error) {
+// LockStack takes the stack's lock for command, breaking a stale one only when asked to.
+func LockStack(ctx context.Context, store releases.Store, command string, breakStale bool) (func() error, releases.Holder, error) {
 	who := releases.CurrentHolder(command)
 	unlock, err := store.Lock(ctx, who)
 	var le *releases.LockedError

@@ -1,4 +1,4 @@
-package cli
+package project
 
 import (
 	"context"
@@ -10,17 +10,18 @@ import (
 	"github.com/kilnhq/kiln/rollout"
 )
 
-// analyzer runs the manifest's analysis templates against a slot's instances, reading
-// each instance's Prometheus endpoint. Which instances exist comes from the target's
-// health view, so it works on any target.
-type analyzer struct {
+// scrapeAnalyzer runs the manifest's analysis templates against a slot's instances, reading
+// each instance's Prometheus endpoint (analysis.Scrape, the only Source so far). Which
+// instances exist comes from the target's health view, so it works on any target whose
+// instances the runner can reach.
+type scrapeAnalyzer struct {
 	templates map[string]analysis.Template
 	target    rollout.Target
 }
 
-var _ rollout.Analyzer = analyzer{}
+var _ rollout.Analyzer = scrapeAnalyzer{}
 
-func (a analyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, report func(rollout.AnalysisMeasured)) (rollout.AnalysisOutcome, string, error) {
+func (a scrapeAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, report func(rollout.AnalysisMeasured)) (rollout.AnalysisOutcome, string, error) {
 	t, ok := a.templates[name]
 	if !ok {
 		return "", "", fmt.Errorf("no analysis template %q in the manifest", name)
@@ -38,7 +39,9 @@ func (a analyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, rep
 		}
 		return eps, nil
 	}
-	sum, err := analysis.Run(ctx, t, endpoints, analysis.RealClock{}, func(m analysis.Measurement) {
+	src := analysis.NewScrape(t, endpoints)
+	defer src.Close()
+	sum, err := analysis.Run(ctx, t, src, nil, func(m analysis.Measurement) {
 		am := rollout.AnalysisMeasured{Metric: m.Metric, Threshold: m.Threshold, Result: string(m.Result), Reason: m.Reason,
 			Passed: m.Passed, Failed: m.Failed, Inconclusive: m.Inconclusive}
 		if !math.IsNaN(m.Value) && !math.IsInf(m.Value, 0) {

@@ -1,19 +1,18 @@
-package stacks
+package local
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets/local/lb"
+	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -31,10 +30,10 @@ func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	r.got[args.Name] = args.Inputs
 	r.typ[args.Name] = args.TypeToken
 	outs := args.Inputs.Copy()
-	if args.TypeToken == LocalInstanceType {
+	if args.TypeToken == schema.InstanceType {
 		outs["address"] = resource.NewStringProperty("127.0.0.1:1" + args.Name[len(args.Name)-1:])
 	}
-	if args.TypeToken == LocalLoadBalancerType {
+	if args.TypeToken == schema.LoadBalancerType {
 		outs["address"] = resource.NewStringProperty("127.0.0.1:8080")
 		outs["admin"] = resource.NewStringProperty("127.0.0.1:9090")
 	}
@@ -61,8 +60,8 @@ func testSpec() fleet.Spec {
 func TestLocalFleetRegistersBothSlotsBehindOneWeightedBalancer(t *testing.T) {
 	rec := &recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}
 	proxy := lb.Proxy{MaxHeaderBytes: 8192, RequestTimeout: lb.Duration(5 * time.Second), ExposeTarget: true}
-	err := pulumi.RunErr(LocalFleet(testSpec(), LocalConfig{Listen: "127.0.0.1:0", LB: proxy, RunDir: "/run"}),
-		pulumi.WithMocks(Project, "hello", rec))
+	err := pulumi.RunErr(fleetProgram(testSpec(), programConfig{Listen: "127.0.0.1:0", LB: proxy, RunDir: "/run"}),
+		pulumi.WithMocks(stacks.Project, "hello", rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +79,7 @@ func TestLocalFleetRegistersBothSlotsBehindOneWeightedBalancer(t *testing.T) {
 			t.Fatalf("resources = %v, want %v", names, want)
 		}
 	}
-	if rec.typ["hello-green-1"] != LocalInstanceType {
+	if rec.typ["hello-green-1"] != schema.InstanceType {
 		t.Errorf("hello-green-1 has type %s", rec.typ["hello-green-1"])
 	}
 	inst := rec.got["hello-green-1"]
@@ -120,11 +119,11 @@ func TestLocalFleetEmptySlotHasNoInstancesAndExportsTheSpec(t *testing.T) {
 	spec.Slots[fleet.Green] = fleet.SlotSpec{}
 	rec := &recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
-		if err := LocalFleet(spec, LocalConfig{Listen: "127.0.0.1:0", RunDir: "/run"})(ctx); err != nil {
+		if err := fleetProgram(spec, programConfig{Listen: "127.0.0.1:0", RunDir: "/run"})(ctx); err != nil {
 			return err
 		}
 		return nil
-	}, pulumi.WithMocks(Project, "hello", rec))
+	}, pulumi.WithMocks(stacks.Project, "hello", rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +143,7 @@ func TestLocalFleetRefusesAnInvalidSpec(t *testing.T) {
 	spec := testSpec()
 	spec.Slots[fleet.Green] = fleet.SlotSpec{Release: spec.Slots[fleet.Green].Release, Size: 2, Weight: 50}
 	rec := &recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}
-	err := pulumi.RunErr(LocalFleet(spec, LocalConfig{Listen: "127.0.0.1:0", RunDir: "/run"}), pulumi.WithMocks(Project, "hello", rec))
+	err := pulumi.RunErr(fleetProgram(spec, programConfig{Listen: "127.0.0.1:0", RunDir: "/run"}), pulumi.WithMocks(stacks.Project, "hello", rec))
 	if err == nil {
 		t.Fatal("weights adding up to 150 were accepted")
 	}
@@ -153,49 +152,31 @@ func TestLocalFleetRefusesAnInvalidSpec(t *testing.T) {
 	}
 }
 
-func TestClearDeadLocksRemovesOnlyLocksOfDeadEnginesOnThisHost(t *testing.T) {
-	backend := t.TempDir()
-	dir := filepath.Join(backend, ".pulumi", "locks", "organization", Project, "shop")
-	os.MkdirAll(dir, 0o755)
-	host, _ := os.Hostname()
-	dead := exec.Command("true")
-	dead.Run()
-	write := func(name string, pid int, h string) string {
-		p := filepath.Join(dir, name+".json")
-		os.WriteFile(p, []byte(fmt.Sprintf(`{"pid":%d,"username":"u","hostname":%q,"timestamp":"2026-11-22T00:00:00Z"}`, pid, h)), 0o644)
-		return p
-	}
-	deadLock := write("dead", dead.ProcessState.Pid(), host)
-	liveLock := write("live", os.Getpid(), host)
-	otherHost := write("other", dead.ProcessState.Pid(), host+"-elsewhere")
-	if err := clearDeadLocks(backend, Project, "shop"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(deadLock); !os.IsNotExist(err) {
-		t.Error("the lock of a dead engine stayed")
-	}
-	for _, p := range []string{liveLock, otherHost} {
-		if _, err := os.Stat(p); err != nil {
-			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+// The program reads the provider's outputs by their pulumi tags; they must be outputs the
+// schema declares, or the program would read nothing.
+func TestProgramStateReadsOnlyOutputsTheSchemaDeclares(t *testing.T) {
+	jsonTags := func(v any) map[string]bool {
+		tags := map[string]bool{}
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			tags[name] = true
 		}
+		return tags
 	}
-}
-
-func TestReadRetryStopsAtTheFirstSuccessAndGivesUpAfterFourTries(t *testing.T) {
-	calls := 0
-	err := readRetry(context.Background(), func() error {
-		calls++
-		if calls < 3 {
-			return fmt.Errorf("failed to select stack")
+	for _, c := range []struct {
+		state   any
+		outputs map[string]bool
+	}{
+		{instanceState{}, jsonTags(schema.InstanceOutputs{})},
+		{loadBalancerState{}, jsonTags(schema.LoadBalancerOutputs{})},
+	} {
+		rt := reflect.TypeOf(c.state)
+		for i := range rt.NumField() {
+			tag := rt.Field(i).Tag.Get("pulumi")
+			if tag != "" && !c.outputs[tag] {
+				t.Errorf("%s.%s reads output %q, which the schema does not declare", rt.Name(), rt.Field(i).Name, tag)
+			}
 		}
-		return nil
-	})
-	if err != nil || calls != 3 {
-		t.Fatalf("err %v after %d calls, want success on the third", err, calls)
-	}
-	calls = 0
-	err = readRetry(context.Background(), func() error { calls++; return fmt.Errorf("still broken") })
-	if err == nil || calls != 4 {
-		t.Fatalf("err %v after %d calls, want the error after 4", err, calls)
 	}
 }

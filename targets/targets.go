@@ -1,0 +1,105 @@
+// Package targets is the registry of kiln's targets: where a fleet runs. A target
+// registers itself by name (local, aws); kiln opens the one a manifest names through
+// Open and never imports a target's own packages.
+package targets
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/rollout"
+)
+
+// Target is a target opened for one service: the engine's rollout.Target, plus what kiln
+// does around a rollout that depends on where the fleet runs.
+type Target interface {
+	rollout.Target
+	// Publish makes a baked image bootable on the target and returns it as the fleet
+	// knows it (local: the image directory itself; aws: an AMI).
+	Publish(ctx context.Context, img *images.Image) (fleet.Image, error)
+	// CollectImages removes the service's published images beyond the newest keep,
+	// never one in inUse, and returns the digests it removed.
+	CollectImages(ctx context.Context, keep int, inUse []fleet.Image) ([]string, error)
+}
+
+// Config is what opening a target needs.
+type Config struct {
+	// Manifest is the service's manifest; a target reads its own settings from it.
+	Manifest *manifests.Manifest
+	// StateDir is kiln's state directory on this host (absolute).
+	StateDir string
+	// BinDir holds kiln's binaries (the provider plugins, kiln-boot, kiln-lb).
+	BinDir string
+	// PulumiRoot is the Pulumi CLI installation targets drive.
+	PulumiRoot string
+	// EngineLog receives the Pulumi engine's raw output.
+	EngineLog io.Writer
+	// Images is the image store on this host that bakes land in.
+	Images *images.Store
+	// Backend is where the stack's Pulumi state lives.
+	Backend backend.Backend
+}
+
+// Opener opens a target for the service of cfg.Manifest.
+type Opener func(ctx context.Context, cfg Config) (Target, error)
+
+var (
+	mu      sync.Mutex
+	openers = map[string]Opener{}
+)
+
+// Register makes a target available by name. It panics if the name is taken: two
+// targets of one name are a programming error.
+func Register(name string, open Opener) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := openers[name]; dup {
+		panic("targets: " + name + " registered twice")
+	}
+	openers[name] = open
+}
+
+// Names lists the registered targets.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var names []string
+	for n := range openers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// UnknownError is a manifest naming a target this kiln does not have.
+type UnknownError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownError) Error() string {
+	return fmt.Sprintf("target %q cannot be deployed by this kiln (it has: %v)", e.Name, e.Known)
+}
+
+// Open opens the target cfg.Manifest names.
+func Open(ctx context.Context, cfg Config) (Target, error) {
+	name := cfg.Manifest.Target.Name()
+	mu.Lock()
+	open, ok := openers[name]
+	mu.Unlock()
+	if !ok {
+		return nil, &UnknownError{Name: name, Known: Names()}
+	}
+	return open(ctx, cfg)
+}
+
+// Has reports whether a target of that name is registered.
+func Has(name string) bool { return slices.Contains(Names(), name) }
