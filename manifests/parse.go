@@ -16,7 +16,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kilnhq/kiln/internal/strictyaml"
-	"github.com/kilnhq/kiln/targets/local/lb"
 )
 
 // Load reads and decodes the manifest at path. Components are resolved against cat (nil means
@@ -488,7 +487,7 @@ func (p *parser) target(n *yaml.Node, t *Target) {
 }
 
 func (p *parser) local(n *yaml.Node) *LocalTarget {
-	lt := &LocalTarget{Listen: DefaultListen, LB: lb.DefaultProxy}
+	lt := &LocalTarget{Listen: DefaultListen}
 	m := p.d.Map(n, "target.local")
 	if v := m.Field("listen"); v != nil {
 		if s, ok := p.d.String(v, "target.local.listen"); ok {
@@ -506,16 +505,14 @@ func (p *parser) local(n *yaml.Node) *LocalTarget {
 }
 
 // localLB decodes target.local.lb, the bounds of kiln's own load balancer.
-func (p *parser) localLB(n *yaml.Node, px *lb.Proxy) {
+func (p *parser) localLB(n *yaml.Node, px *LocalLB) {
 	m := p.d.Map(n, "target.local.lb")
 	if v := m.Field("maxHeaderBytes"); v != nil {
-		if b, ok := p.d.Int(v, "target.local.lb.maxHeaderBytes", 1024, lb.MaxHeaderBytesLimit); ok {
-			px.MaxHeaderBytes = b
-		}
+		px.MaxHeaderBytes, _ = p.d.Int(v, "target.local.lb.maxHeaderBytes", MinLBHeaderBytes, MaxLBHeaderBytes)
 	}
 	for _, f := range []struct {
 		name string
-		to   *lb.Duration
+		to   *time.Duration
 	}{
 		{"readHeaderTimeout", &px.ReadHeaderTimeout},
 		{"idleTimeout", &px.IdleTimeout},
@@ -523,9 +520,7 @@ func (p *parser) localLB(n *yaml.Node, px *lb.Proxy) {
 		{"upstreamHeaderTimeout", &px.UpstreamHeaderTimeout},
 	} {
 		if v := m.Field(f.name); v != nil {
-			if d, ok := p.positive(v, "target.local.lb."+f.name); ok {
-				*f.to = lb.Duration(d)
-			}
+			*f.to, _ = p.positive(v, "target.local.lb."+f.name)
 		}
 	}
 	if v := m.Field("exposeTarget"); v != nil {

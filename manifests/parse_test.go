@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/go-version"
 
 	"github.com/kilnhq/kiln/manifests"
-	"github.com/kilnhq/kiln/targets/local/lb"
 )
 
 // fakeCatalog is a Catalog held in memory.
@@ -100,20 +99,18 @@ func TestParseLocalLB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := lb.Proxy{MaxHeaderBytes: 16384, ReadHeaderTimeout: lb.Duration(5 * time.Second), IdleTimeout: lb.Duration(2 * time.Minute),
-		RequestTimeout: lb.Duration(90 * time.Second), UpstreamHeaderTimeout: lb.Duration(45 * time.Second), ExposeTarget: true}
+	want := manifests.LocalLB{MaxHeaderBytes: 16384, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
+		RequestTimeout: 90 * time.Second, UpstreamHeaderTimeout: 45 * time.Second, ExposeTarget: true}
 	if got := m.Target.Local.LB; got != want {
 		t.Errorf("target.local.lb = %+v, want %+v", got, want)
 	}
-	// A field left out keeps its default.
+	// A field left out stays zero: the target gives it kiln lb's default.
 	doc = edit(t, "    listen: 127.0.0.1:8080\n", "    listen: 127.0.0.1:8080\n    lb:\n      requestTimeout: 5s\n")
 	if m, err = manifests.Parse("kiln.yaml", []byte(doc), testCatalog); err != nil {
 		t.Fatal(err)
 	}
-	want = lb.DefaultProxy
-	want.RequestTimeout = lb.Duration(5 * time.Second)
-	if got := m.Target.Local.LB; got != want {
-		t.Errorf("target.local.lb = %+v, want the defaults and requestTimeout 5s", got)
+	if got := m.Target.Local.LB; got != (manifests.LocalLB{RequestTimeout: 5 * time.Second}) {
+		t.Errorf("target.local.lb = %+v, want only requestTimeout 5s", got)
 	}
 }
 
@@ -141,7 +138,7 @@ func TestParseFullManifest(t *testing.T) {
 		}},
 		Rollout: manifests.Rollout{Strategy: "blue-green", ProgressDeadline: 10 * time.Minute, DrainTimeout: 15 * time.Second,
 			Steps: []manifests.Step{{Weight: 100}}, ScaleDownDelay: 30 * time.Second},
-		Target: manifests.Target{Local: &manifests.LocalTarget{Listen: "127.0.0.1:8080", LB: lb.DefaultProxy}},
+		Target: manifests.Target{Local: &manifests.LocalTarget{Listen: "127.0.0.1:8080"}},
 		Images: manifests.Images{Keep: 5},
 		Dir:    absDir,
 		File:   "dir/kiln.yaml",
@@ -518,23 +515,5 @@ func TestParseRejectsHugeFile(t *testing.T) {
 	_, err := manifests.Parse("kiln.yaml", data, testCatalog)
 	if err == nil || !strings.Contains(err.Error(), "kiln.yaml:1:1: (document): the file is") {
 		t.Errorf("Parse(huge) = %v", err)
-	}
-}
-
-// TestStarterLBExampleIsTheDefaults uncomments the starter's target.local.lb example: it must
-// decode, and the values it shows must be the defaults it claims they are.
-func TestStarterLBExampleIsTheDefaults(t *testing.T) {
-	text := string(manifests.Starter("hello"))
-	if !strings.Contains(text, "\n    # lb:\n") {
-		t.Fatal("the starter has no target.local.lb example")
-	}
-	text = strings.ReplaceAll(text, "\n    # lb:", "\n    lb:")
-	text = strings.ReplaceAll(text, "\n    #   ", "\n      ")
-	m, err := manifests.Parse("kiln.yaml", []byte(text), nil)
-	if err != nil {
-		t.Fatalf("uncommented starter does not validate: %v\n%s", err, text)
-	}
-	if got := m.Target.Local.LB; got != lb.DefaultProxy {
-		t.Errorf("the starter's lb example decodes to %+v, the defaults are %+v", got, lb.DefaultProxy)
 	}
 }

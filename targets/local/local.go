@@ -22,6 +22,7 @@ import (
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets"
@@ -39,9 +40,22 @@ func init() {
 		if m.Target.Local == nil {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
-		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen, LB: m.Target.Local.LB,
+		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen, LB: lbProxy(m.Target.Local.LB),
 			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend})
 	})
+}
+
+// lbProxy is the manifest's target.local.lb as kiln-lb's proxy settings. Fields the
+// manifest leaves out stay zero, and kiln-lb gives them lb.DefaultProxy's values.
+func lbProxy(m manifests.LocalLB) lb.Proxy {
+	return lb.Proxy{
+		MaxHeaderBytes:        m.MaxHeaderBytes,
+		ReadHeaderTimeout:     lb.Duration(m.ReadHeaderTimeout),
+		IdleTimeout:           lb.Duration(m.IdleTimeout),
+		RequestTimeout:        lb.Duration(m.RequestTimeout),
+		UpstreamHeaderTimeout: lb.Duration(m.UpstreamHeaderTimeout),
+		ExposeTarget:          m.ExposeTarget,
+	}
 }
 
 // Config says where the local target keeps its state and how it reaches the engine.
