@@ -5,7 +5,7 @@
 // neighbour on a shared machine hurts them alike; the table shows each path's median round.
 //
 // The backend and the lb run as child processes of this binary (-role), the lb through
-// lb.Run exactly as `kiln lb` does. HAProxy and wrk must be on PATH (taskfiles/lb.yml's
+// lb.Run exactly as kiln-lb (lb.Main) does. HAProxy and wrk must be on PATH (taskfiles/lb.yml's
 // bench task installs them).
 package main
 
@@ -85,7 +85,7 @@ func serveBackend(ctx context.Context) error {
 	return nil
 }
 
-// serveLB runs the lb as `kiln lb` does, optionally under the CPU profiler.
+// serveLB runs the lb as kiln-lb does, optionally under the CPU profiler.
 func serveLB(ctx context.Context, config, ready, profile string) error {
 	if profile != "" {
 		f, err := os.Create(profile)
