@@ -76,12 +76,7 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	instEnv := map[string]string{}
-	for k, v := range spec.Env {
-		instEnv[k] = v
-	}
-	instEnv["KILN_IMAGE_DIR"] = spec.ImageDir
-	instEnv["KILN_DATA_DIR"] = spec.DataDir
+	instEnv := spec.UnitEnv()
 
 	logDir := filepath.Join(spec.DataDir, "logs")
 	if err := os.MkdirAll(logDir, fileperm.Dir); err != nil {

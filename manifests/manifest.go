@@ -45,6 +45,8 @@ const (
 	MaxHealthyCount  = 10 // upper bound of healthyThreshold and unhealthyThreshold
 	MinImagesKeep    = 2  // the running release and one to roll back to
 	MaxServiceLength = 40
+	MaxLBHeaderBytes = 1 << 20 // upper bound of target.local.lb.maxHeaderBytes
+	MinLBHeaderBytes = 1 << 10
 )
 
 // Manifest is a decoded, validated kiln.yaml with defaults applied.
@@ -80,7 +82,8 @@ type App struct {
 	Binary string
 	// Args are passed to the program.
 	Args []string
-	// Env is extra environment for the program. PORT and KILN_* are set by kiln and reserved.
+	// Env is extra environment for the program. PORT, HOST and KILN_* are set by kiln and
+	// reserved.
 	Env map[string]string
 	// At is where Main or Binary is written, for problems found after decoding (what the
 	// bake needs: the package, the executable); see Manifest.ErrorAt.
@@ -159,6 +162,19 @@ type LocalTarget struct {
 	// Listen is the load balancer's host:port. Port 0 means kiln picks a free port once and
 	// keeps it for the life of the deployment.
 	Listen string
+	// LB bounds the load balancer's clients and targets (target.local.lb). Fields left out
+	// are zero: the local target gives them kiln lb's defaults.
+	LB LocalLB
+}
+
+// LocalLB is target.local.lb, the bounds of the local target's load balancer (kiln-lb).
+type LocalLB struct {
+	MaxHeaderBytes        int           // a request's header block; larger ones are answered 431
+	ReadHeaderTimeout     time.Duration // for a client to send a request's headers
+	IdleTimeout           time.Duration // of a client's keep-alive connection
+	RequestTimeout        time.Duration // deadline of one request (504); upgrades are exempt
+	UpstreamHeaderTimeout time.Duration // wait for an instance's response headers (504)
+	ExposeTarget          bool          // answers name the instance (X-Kiln-Target)
 }
 
 // AWSTarget is reserved for the aws target; decoding a manifest that sets it is an error today.

@@ -243,8 +243,8 @@ func (p *parser) env(n *yaml.Node, path string) map[string]string {
 		switch {
 		case !envKeyRE.MatchString(e.Name):
 			p.d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
-		case e.Name == "PORT" || strings.HasPrefix(e.Name, "KILN_"):
-			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT and KILN_* cannot be overridden)", e.Name)
+		case e.Name == "PORT" || e.Name == "HOST" || strings.HasPrefix(e.Name, "KILN_"):
+			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT, HOST and KILN_* cannot be overridden)", e.Name)
 		}
 		if s, ok := p.d.Literal(e.Value, e.Path); ok {
 			p.checkVars(e.Value, e.Path, s, nil)
@@ -554,8 +554,36 @@ func (p *parser) local(n *yaml.Node) *LocalTarget {
 			lt.Listen = s
 		}
 	}
+	if v := m.Field("lb"); v != nil {
+		p.localLB(v, &lt.LB)
+	}
 	m.Finish()
 	return lt
+}
+
+// localLB decodes target.local.lb, the bounds of kiln's own load balancer.
+func (p *parser) localLB(n *yaml.Node, px *LocalLB) {
+	m := p.d.Map(n, "target.local.lb")
+	if v := m.Field("maxHeaderBytes"); v != nil {
+		px.MaxHeaderBytes, _ = p.d.Int(v, "target.local.lb.maxHeaderBytes", MinLBHeaderBytes, MaxLBHeaderBytes)
+	}
+	for _, f := range []struct {
+		name string
+		to   *time.Duration
+	}{
+		{"readHeaderTimeout", &px.ReadHeaderTimeout},
+		{"idleTimeout", &px.IdleTimeout},
+		{"requestTimeout", &px.RequestTimeout},
+		{"upstreamHeaderTimeout", &px.UpstreamHeaderTimeout},
+	} {
+		if v := m.Field(f.name); v != nil {
+			*f.to, _ = p.positive(v, "target.local.lb."+f.name)
+		}
+	}
+	if v := m.Field("exposeTarget"); v != nil {
+		px.ExposeTarget, _ = p.d.Bool(v, "target.local.lb.exposeTarget")
+	}
+	m.Finish()
 }
 
 func checkListen(s string) string {

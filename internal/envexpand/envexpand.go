@@ -16,7 +16,7 @@ var (
 )
 
 // instanceVars are the variables kiln-boot gives every unit of an instance.
-var instanceVars = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
+var instanceVars = []string{"PORT", "HOST", "KILN_LISTEN", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
 
 // InstanceVars returns the names of the variables kiln-boot gives every unit of an
 // instance, besides KILN_PORT_<NAME> for each named port.

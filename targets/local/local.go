@@ -24,6 +24,7 @@ import (
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/internal/procstat"
+	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets"
@@ -41,9 +42,22 @@ func init() {
 		if m.Target.Local == nil {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
-		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
+		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen, LB: lbProxy(m.Target.Local.LB),
 			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend})
 	})
+}
+
+// lbProxy is the manifest's target.local.lb as kiln-lb's proxy settings. Fields the
+// manifest leaves out stay zero, and kiln-lb gives them lb.DefaultProxy's values.
+func lbProxy(m manifests.LocalLB) lb.Proxy {
+	return lb.Proxy{
+		MaxHeaderBytes:        m.MaxHeaderBytes,
+		ReadHeaderTimeout:     lb.Duration(m.ReadHeaderTimeout),
+		IdleTimeout:           lb.Duration(m.IdleTimeout),
+		RequestTimeout:        lb.Duration(m.RequestTimeout),
+		UpstreamHeaderTimeout: lb.Duration(m.UpstreamHeaderTimeout),
+		ExposeTarget:          m.ExposeTarget,
+	}
 }
 
 // Config says where the local target keeps its state and how it reaches the engine.
@@ -54,6 +68,8 @@ type Config struct {
 	Service string
 	// Listen is the load balancer's address.
 	Listen string
+	// LB bounds the load balancer (the manifest's target.local.lb).
+	LB lb.Proxy
 	// PulumiRoot is the Pulumi CLI installation.
 	PulumiRoot string
 	// BinDir holds kiln and pulumi-resource-kiln.
@@ -129,7 +145,7 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 	if _, err := t.outputs(ctx); err != nil {
 		return nil, err
 	}
-	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir()}), nil
+	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), nil
 }
 
 // Name returns "local".

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,7 +86,7 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	if p.Port, err = freePort(); err != nil {
 		return "", nil, err
 	}
-	p.Address = "127.0.0.1:" + strconv.Itoa(p.Port)
+	p.Address = net.JoinHostPort(boot.ListenHost, strconv.Itoa(p.Port))
 	env := map[string]string{}
 	for k, v := range p.Env {
 		env[k] = v
