@@ -5,7 +5,6 @@
 package backend
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"path"
@@ -13,12 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/kilnhq/kiln/releases"
 )
+
+// DefaultLease is how long a lock held in a shared backend stays fresh without renewal;
+// the holder renews it every third of that while it runs.
+const DefaultLease = time.Minute
 
 // Backend is a parsed backend URL.
 type Backend struct {
@@ -62,7 +60,7 @@ func Parse(raw string) (Backend, error) {
 	default:
 		return Backend{}, &Error{URL: raw, Msg: fmt.Sprintf("kiln keeps state in file or s3 backends, not %s: %s", u.Scheme, usage)}
 	}
-	b := Backend{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Lease: releases.DefaultLease}
+	b := Backend{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Lease: DefaultLease}
 	if b.Bucket == "" {
 		return Backend{}, &Error{URL: raw, Msg: "no bucket: " + usage}
 	}
@@ -123,7 +121,7 @@ func (b Backend) query(pulumi bool) string {
 		if b.Region == "" {
 			q.Set("region", "us-east-1")
 		}
-	} else if b.Lease != releases.DefaultLease && b.Lease != 0 {
+	} else if b.Lease != DefaultLease && b.Lease != 0 {
 		q.Set("lease", b.Lease.String())
 	}
 	if len(q) == 0 {
@@ -152,38 +150,4 @@ func (b Backend) EngineEnv() map[string]string {
 	// S3-compatible stores often send no response checksums, and the SDK would warn
 	// about each response on stderr.
 	return map[string]string{"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
-}
-
-// S3Client returns a client of the backend's bucket, with credentials from the
-// environment as the AWS SDK finds them.
-func (b Backend) S3Client(ctx context.Context) (*s3.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if b.Region != "" {
-		opts = append(opts, config.WithRegion(b.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", b, err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if b.Endpoint != "" {
-			o.BaseEndpoint = aws.String(b.Endpoint)
-		}
-		o.UsePathStyle = b.PathStyle
-	}), nil
-}
-
-// Releases opens the stack's lock, rollout state and history in the backend.
-func (b Backend) Releases(ctx context.Context, stack string) (releases.Store, error) {
-	if !b.Shared() {
-		return releases.OpenFileStore(filepath.Join(b.Dir, ".kiln", stack))
-	}
-	client, err := b.S3Client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return releases.OpenS3Store(releases.S3Options{Client: client, Bucket: b.Bucket, Prefix: b.Prefix, Lease: b.Lease}, stack)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/internal/envexpand"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Restart backoff: the delay starts at BackoffMin, doubles on every
@@ -82,15 +83,10 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	instEnv := map[string]string{}
-	for k, v := range spec.Env {
-		instEnv[k] = v
-	}
-	instEnv["KILN_IMAGE_DIR"] = spec.ImageDir
-	instEnv["KILN_DATA_DIR"] = spec.DataDir
+	instEnv := spec.UnitEnv()
 
 	logDir := filepath.Join(spec.DataDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(logDir, fileperm.Dir); err != nil {
 		return fmt.Errorf("boot %s: %w", spec.Instance, err)
 	}
 	b := newBoard(filepath.Join(spec.DataDir, "status.json"), units, opts.Now, log)

@@ -35,7 +35,7 @@ func TestUnitsStartWithInstanceEnvAndExpandedArgs(t *testing.T) {
 	}
 	for _, kv := range []string{"PORT=41234", "KILN_PORT_METRICS=41235", "KILN_SERVICE=hello", "KILN_VERSION=1.0.0",
 		"KILN_INSTANCE=hello-green-0", "KILN_IMAGE_DIR=" + in.imageDir, "KILN_DATA_DIR=" + in.dataDir,
-		"METRICS_ADDR=127.0.0.1:41235"} {
+		"METRICS_ADDR=127.0.0.1:41235", "HOST=127.0.0.1", "KILN_LISTEN=127.0.0.1:41234"} {
 		if !slices.Contains(got.Env, kv) {
 			t.Errorf("env lacks %s: %q", kv, got.Env)
 		}

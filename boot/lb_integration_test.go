@@ -18,11 +18,11 @@ import (
 )
 
 // TestInstanceBehindLoadBalancer runs the two local daemons together the
-// way the provider does: boot starts the app on ${PORT}, the lb sends
+// way the provider does: boot starts the app on ${KILN_LISTEN}, the lb sends
 // traffic to it once it passes health checks, and stops when it is gone.
 func TestInstanceBehindLoadBalancer(t *testing.T) {
 	port := freePort(t)
-	app := testUnit("app", RestartAlways, "http", "127.0.0.1:${PORT}")
+	app := testUnit("app", RestartAlways, "http", "${KILN_LISTEN}")
 	in := newInstance(t, time.Second, app)
 	spec := Spec{Instance: "hello-green-0", ImageDir: in.imageDir, DataDir: in.dataDir,
 		Env: map[string]string{"PORT": strconv.Itoa(port), "KILN_INSTANCE": "hello-green-0"}, DrainTimeout: Duration(time.Second)}
@@ -33,6 +33,7 @@ func TestInstanceBehindLoadBalancer(t *testing.T) {
 	cfg := lb.Config{Generation: 1, DrainTimeout: lb.Duration(time.Second),
 		Health: lb.HealthCheck{Path: "/healthz", Interval: lb.Duration(20 * time.Millisecond), Timeout: lb.Duration(time.Second),
 			HealthyThreshold: 2, UnhealthyThreshold: 2},
+		Proxy:  lb.Proxy{ExposeTarget: true},
 		Groups: []lb.Group{{Name: "green", Weight: 100, Targets: []lb.Target{{ID: "hello-green-0", Address: "127.0.0.1:" + strconv.Itoa(port)}}}}}
 	writeJSON(t, filepath.Join(dir, "lb.json"), cfg)
 	srv, err := lb.New(filepath.Join(dir, "lb.json"), lb.Options{})

@@ -3,6 +3,8 @@ package boot
 import (
 	"os"
 	"sync"
+
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // MaxLogSize is the size at which a unit's log is rotated to <name>.log.1.
@@ -28,7 +30,7 @@ func openLog(path string, max int64) (*logFile, error) {
 }
 
 func (l *logFile) open() error {
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, fileperm.File)
 	if err != nil {
 		return err
 	}

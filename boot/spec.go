@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,7 +57,7 @@ type Spec struct {
 	// status.json and logs/ live there.
 	DataDir string `json:"dataDir"`
 	// Env is the instance env given to every unit (PORT, KILN_PORT_*,
-	// KILN_SERVICE, ...). boot adds KILN_IMAGE_DIR and KILN_DATA_DIR.
+	// KILN_SERVICE, ...). boot adds the variables of UnitEnv.
 	Env map[string]string `json:"env"`
 	// DrainTimeout is how long units get between SIGTERM and SIGKILL.
 	DrainTimeout Duration `json:"drainTimeout"`
@@ -65,6 +66,28 @@ type Spec struct {
 	// closes it before any unit starts; a unit's env value ${secret:NAME} is replaced by
 	// the value. Secrets never pass through this file, argv or boot's own environment.
 	SecretsFD int `json:"secretsFD,omitempty"`
+}
+
+// ListenHost is the address an instance's app binds: the load balancer
+// reaches it on the loopback interface, and nothing else should reach it
+// behind the balancer's back.
+const ListenHost = "127.0.0.1"
+
+// UnitEnv returns the instance env every unit gets: Env, plus KILN_IMAGE_DIR
+// and KILN_DATA_DIR, plus, when Env has a PORT, HOST (ListenHost) and
+// KILN_LISTEN (HOST:PORT), the address the app should listen on.
+func (s *Spec) UnitEnv() map[string]string {
+	env := make(map[string]string, len(s.Env)+4)
+	for k, v := range s.Env {
+		env[k] = v
+	}
+	env["KILN_IMAGE_DIR"] = s.ImageDir
+	env["KILN_DATA_DIR"] = s.DataDir
+	if port, ok := s.Env["PORT"]; ok {
+		env["HOST"] = ListenHost
+		env["KILN_LISTEN"] = net.JoinHostPort(ListenHost, port)
+	}
+	return env
 }
 
 // Restart policies of a unit.

@@ -36,7 +36,11 @@ func TestExitCodesForBadInvocations(t *testing.T) {
 	}{
 		{[]string{"rollout", "--no-such-flag"}, ExitInvalid, "unknown flag"},
 		{[]string{"frobnicate"}, ExitInvalid, "unknown command"},
-		{[]string{"validate", "extra"}, ExitInvalid, "takes no arguments"},
+		{[]string{"validate", "a.yaml", "b.yaml"}, ExitInvalid, "takes at most one argument, the manifest"},
+		{[]string{"validate", "-f", "a.yaml", "b.yaml"}, ExitInvalid, "the manifest is given twice"},
+		{[]string{"rollout", "pause", "a.yaml", "b.yaml"}, ExitInvalid, "kiln rollout pause takes at most one argument"},
+		{[]string{"version", "extra"}, ExitInvalid, "takes no arguments"},
+		{[]string{"validate", "missing.yaml"}, ExitFailed, "missing.yaml"}, // the argument is the manifest
 		{[]string{"validate", "--output", "xml"}, ExitInvalid, "--output \"xml\""},
 		{[]string{"validate"}, ExitFailed, "kiln.yaml"}, // no manifest: an error, not invalid input
 		{[]string{"version"}, ExitOK, ""},
@@ -51,11 +55,18 @@ func TestExitCodesForBadInvocations(t *testing.T) {
 func TestInitWritesAManifestThatValidatesAndRefusesToOverwrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "My_Shop")
 	os.Mkdir(dir, 0o755)
-	code, out, errOut := kiln(t, dir, "init")
+	code, out, errOut := kiln(t, dir, "init", "-o", "text")
 	if code != ExitOK || !strings.Contains(out, "service my-shop") {
 		t.Fatalf("init: %d %q %q", code, out, errOut)
 	}
-	code, out, errOut = kiln(t, dir, "validate")
+	// The starter builds the Go main package beside it: without one it is refused.
+	code, _, errOut = kiln(t, dir, "validate")
+	if code != ExitInvalid || !strings.Contains(errOut, "kiln.yaml:11:9: app.main: \".\" is no Go package the bake can build here") {
+		t.Fatalf("validate of the starter without a Go module: %d %q", code, errOut)
+	}
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	code, out, errOut = kiln(t, dir, "validate", "-o", "text")
 	if code != ExitOK || !strings.Contains(out, "ok: service my-shop 0.1.0") {
 		t.Fatalf("validate of the starter: %d %q %q", code, out, errOut)
 	}
@@ -97,6 +108,7 @@ func TestExitCodeTable(t *testing.T) {
 		rollout.Promoted:       ExitOK,
 		rollout.Unchanged:      ExitOK,
 		rollout.RolledBack:     ExitFailed,
+		rollout.Failed:         ExitFailed,
 		rollout.RollbackFailed: ExitNeedsHuman,
 		rollout.Interrupted:    ExitInterrupted,
 	} {
@@ -173,5 +185,87 @@ func TestJSONPrinterWritesOneNamedObjectPerEvent(t *testing.T) {
 	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
 	if last["outcome"] != "rolled-back" || last["reason"] != "NewSlotNotHealthy" {
 		t.Fatalf("finished line %v", last)
+	}
+}
+
+// writeBinaryManifest writes a valid manifest whose app is a prebuilt executable.
+func writeBinaryManifest(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hello")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "kiln.yaml")
+	body := "apiVersion: kiln/v1\nservice: hello\nversion: 1.0.0\napp: {binary: ./hello}\nfleet:\n  size: 1\n  port: 8080\n  health: {path: /healthz}\ntarget: {local: {}}\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestAnInterruptBeforeTheRolloutStartsEndsInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	file := writeBinaryManifest(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a SIGTERM while the stack is being opened
+	var out, errOut bytes.Buffer
+	code := Run(ctx, []string{"rollout", file, "--state-dir", filepath.Join(dir, "state")}, &out, &errOut)
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s%s", code, ExitInterrupted, out.String(), errOut.String())
+	}
+	var fin map[string]any
+	if err := json.Unmarshal(out.Bytes(), &fin); err != nil || fin["event"] != "finished" || fin["outcome"] != "interrupted" || fin["reason"] != "Cancelled" {
+		t.Fatalf("output is not one finished event, interrupted: %q (%v)", out.String(), err)
+	}
+}
+
+func TestOutputAutoIsJSONWhenStdoutIsNotATerminal(t *testing.T) {
+	dir := t.TempDir()
+	file := writeBinaryManifest(t, dir)
+	state := "--state-dir=" + filepath.Join(dir, "state")
+	for _, tc := range []struct {
+		args []string
+		want string // a key of the JSON
+	}{
+		{[]string{"validate", file}, `"service":"hello"`},
+		{[]string{"history", file, state}, `[]`},
+		{[]string{"images", file, state}, `[]`},
+		{[]string{"version"}, `"version":`},
+		{[]string{"init", filepath.Join(dir, "new.yaml"), "--service", "new"}, `"service":"new"`},
+	} {
+		code, out, errOut := kiln(t, dir, tc.args...)
+		if code != ExitOK || !json.Valid([]byte(out)) || !strings.Contains(out, tc.want) {
+			t.Errorf("kiln %v with stdout not a terminal: exit %d, %q (%s); want JSON with %s", tc.args, code, out, errOut, tc.want)
+		}
+		os.Remove(filepath.Join(dir, "new.yaml"))
+		code, out, _ = kiln(t, dir, append(tc.args, "--output", "text")...)
+		if code != ExitOK || json.Valid([]byte(out)) {
+			t.Errorf("kiln %v --output text: exit %d, %q", tc.args, code, out)
+		}
+		os.Remove(filepath.Join(dir, "new.yaml"))
+	}
+}
+
+func TestValidateChecksWhatTheBakeNeeds(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.22\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
+	os.WriteFile(filepath.Join(dir, "lib", "lib.go"), []byte("package lib\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "notexec"), []byte("#!/bin/sh\n"), 0o644)
+	manifest := func(app string) string {
+		file := filepath.Join(dir, "kiln.yaml")
+		os.WriteFile(file, []byte("apiVersion: kiln/v1\nservice: shop\nversion: 1.0.0\napp:\n  "+app+"\nfleet:\n  size: 1\n  port: 8080\n  health: {path: /healthz}\ntarget: {local: {}}\n"), 0o644)
+		return file
+	}
+	for _, tc := range []struct{ app, want string }{
+		{"main: ./lib", `kiln.yaml:5:9: app.main: "./lib" is package lib, not a main package`},
+		{"main: ./missing", `kiln.yaml:5:9: app.main: "./missing" is no Go package the bake can build here`},
+		{"binary: ./notexec", "kiln.yaml:5:11: app.binary: " + filepath.Join(dir, "notexec") + " is not executable"},
+		{"binary: ./missing", "kiln.yaml:5:11: app.binary: the executable cannot be read"},
+	} {
+		code, _, errOut := kiln(t, dir, "validate", manifest(tc.app))
+		if code != ExitInvalid || !strings.HasPrefix(errOut, dir+"/"+tc.want) {
+			t.Errorf("validate with app %s: exit %d, %q; want exit 2 and %q", tc.app, code, errOut, tc.want)
+		}
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
@@ -23,9 +25,9 @@ func (a *app) initCmd() *cobra.Command {
 	var service string
 	var force bool
 	c := &cobra.Command{
-		Use:   "init",
+		Use:   "init [FILE]",
 		Short: "Write a commented starter manifest",
-		Args:  noArgs,
+		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if service == "" {
 				abs, _ := filepath.Abs(filepath.Dir(a.file))
@@ -52,8 +54,9 @@ func (a *app) initCmd() *cobra.Command {
 			if err := f.Close(); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "wrote %s for service %s; edit it, then run: kiln validate && kiln rollout\n", a.file, service)
-			return nil
+			return a.result(map[string]string{"file": a.file, "service": service}, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote %s for service %s; edit it, then run: kiln validate && kiln rollout\n", a.file, service)
+			})
 		},
 	}
 	c.Flags().StringVar(&service, "service", "", "service name (default: the directory's name)")
@@ -63,29 +66,49 @@ func (a *app) initCmd() *cobra.Command {
 
 func (a *app) validateCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate",
-		Short: "Check the manifest and resolve its components; exit 2 if it is invalid",
-		Args:  noArgs,
+		Use:   "validate [FILE]",
+		Short: "Check the manifest, resolve its components and the app the bake builds; exit 2 if it is invalid",
+		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
 				return err
 			}
-			m := p.Manifest
-			fmt.Fprintf(a.stdout, "%s: ok: service %s %s, %d instance(s) per slot on the local target\n", a.file, m.Service, m.Version.Original(), m.Fleet.Size)
-			for _, rc := range m.Resolved {
-				fmt.Fprintf(a.stdout, "  component %s %s (wanted %q)\n", rc.Name, rc.Version.Original(), rc.Constraint)
+			if err := p.CheckBake(c.Context()); err != nil {
+				return err
 			}
-			return nil
+			m := p.Manifest
+			type component struct {
+				Name       string `json:"name"`
+				Version    string `json:"version"`
+				Constraint string `json:"constraint"`
+			}
+			rep := struct {
+				File       string      `json:"file"`
+				Service    string      `json:"service"`
+				Version    string      `json:"version"`
+				Size       int         `json:"size"`
+				Target     string      `json:"target"`
+				Components []component `json:"components"`
+			}{File: a.file, Service: m.Service, Version: m.Version.Original(), Size: m.Fleet.Size, Target: m.Target.Name(), Components: []component{}}
+			for _, rc := range m.Resolved {
+				rep.Components = append(rep.Components, component{rc.Name, rc.Version.Original(), rc.Constraint})
+			}
+			return a.result(rep, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: ok: service %s %s, %d instance(s) per slot on the %s target\n", a.file, rep.Service, rep.Version, rep.Size, rep.Target)
+				for _, c := range rep.Components {
+					fmt.Fprintf(w, "  component %s %s (wanted %q)\n", c.Name, c.Version, c.Constraint)
+				}
+			})
 		},
 	}
 }
 
 func (a *app) bakeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "bake",
+		Use:   "bake [FILE]",
 		Short: "Bake the release into a local image (a cache hit when nothing changed)",
-		Args:  noArgs,
+		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
@@ -96,12 +119,16 @@ func (a *app) bakeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			how := "baked"
-			if res.Cached {
-				how = "unchanged, cached"
-			}
-			fmt.Fprintf(a.stdout, "%s %s %s in %s (%s)\n  %s\n", p.Manifest.Service, res.Image.Version, res.Image.Digest, round(time.Since(start)), how, res.Image.Dir)
-			return nil
+			took := time.Since(start)
+			rep := map[string]any{"service": p.Manifest.Service, "version": res.Image.Version, "digest": res.Image.Digest,
+				"dir": res.Image.Dir, "cached": res.Cached, "duration": took}
+			return a.result(rep, func(w io.Writer) {
+				how := "baked"
+				if res.Cached {
+					how = "unchanged, cached"
+				}
+				fmt.Fprintf(w, "%s %s %s in %s (%s)\n  %s\n", p.Manifest.Service, res.Image.Version, res.Image.Digest, round(took), how, res.Image.Dir)
+			})
 		},
 	}
 }
@@ -121,14 +148,14 @@ func (a *app) rolloutCmd() *cobra.Command {
 	var ro rolloutOptions
 	var preview bool
 	c := &cobra.Command{
-		Use:   "rollout",
+		Use:   "rollout [FILE]",
 		Short: "Bake and roll out the release blue-green; roll back if it does not become healthy",
 		Long: `rollout bakes the manifest's release and rolls it out blue-green: the idle slot boots the
 new image, traffic moves through the manifest's steps once every new instance is healthy,
 and the old slot is retired. Any failure sends traffic back to the stable slot and
 removes the new one. From another terminal, 'kiln rollout pause|resume|promote|abort'
 steer the running rollout.`,
-		Args: noArgs,
+		Args: a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
@@ -136,14 +163,14 @@ steer the running rollout.`,
 			}
 			tgt, err := a.target(c.Context(), p)
 			if err != nil {
-				return err
+				return a.notStarted(c.Context(), err)
 			}
 			if preview {
 				return a.preview(c.Context(), p, tgt)
 			}
 			fin, err := a.rollout(c.Context(), p, tgt, ro)
 			if err != nil {
-				return err
+				return a.notStarted(c.Context(), err)
 			}
 			a.reported = true
 			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {
@@ -167,9 +194,9 @@ steer the running rollout.`,
 	} {
 		cmd := cmd
 		c.AddCommand(&cobra.Command{
-			Use:   string(cmd.name),
+			Use:   string(cmd.name) + " [FILE]",
 			Short: cmd.short,
-			Args:  noArgs,
+			Args:  a.manifestArg,
 			RunE: func(c *cobra.Command, _ []string) error {
 				p, err := a.load()
 				if err != nil {
@@ -180,12 +207,35 @@ steer the running rollout.`,
 				if err := control.Send(ctx, p.ControlSocket(), cmd.name); err != nil {
 					return fmt.Errorf("%s %s: %w", cmd.name, p.Manifest.Service, err)
 				}
-				fmt.Fprintf(a.stdout, "%s: %s accepted\n", p.Manifest.Service, cmd.name)
-				return nil
+				return a.result(map[string]string{"service": p.Manifest.Service, "accepted": string(cmd.name)}, func(w io.Writer) {
+					fmt.Fprintf(w, "%s: %s accepted\n", p.Manifest.Service, cmd.name)
+				})
 			},
 		})
 	}
 	return c
+}
+
+// notStarted is the error of a rollout that could not start. Interrupted before its
+// engine ran (opening the stack, taking the lock), it still ends as every rollout does:
+// with a finished event saying interrupted, for CI that reads the events.
+func (a *app) notStarted(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	fin := rollout.Finished{At: time.Now(), Outcome: rollout.Interrupted, Reason: rollout.ReasonCancelled,
+		Message: "interrupted before the rollout started: " + err.Error()}
+	a.printer().event(fin)
+	a.reported = true
+	return &outcomeError{fin: fin}
+}
+
+// printer prints events as JSON lines or as human lines, as --output says.
+func (a *app) printer() printer {
+	if a.jsonOutput() {
+		return jsonPrinter{w: a.stdout}
+	}
+	return &linePrinter{w: a.stdout}
 }
 
 // rollout runs one rollout session of p's release, printing its events (or showing them
@@ -207,10 +257,7 @@ func (a *app) rollout(ctx context.Context, p *project.Project, tgt targets.Targe
 		req := s.Request()
 		s.Sinks = []project.Sink{func(events <-chan rollout.Event) { a.console(ctx, p, tgt, req, in, out, events) }}
 	default:
-		var pr printer = &linePrinter{w: a.stdout}
-		if a.jsonOutput() {
-			pr = jsonPrinter{w: a.stdout}
-		}
+		pr := a.printer()
 		s.Sinks = []project.Sink{func(events <-chan rollout.Event) {
 			for ev := range events {
 				pr.event(ev)
@@ -267,12 +314,12 @@ func newStatusReport(ctx context.Context, p *project.Project, tgt rollout.Target
 
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "status",
+		Use:   "status [FILE]",
 		Short: "Show the live slot, release, traffic weights and instance health",
 		Long: `status prints the live slot, release, traffic weights and every instance's health once
-(--output json for scripts). kiln watch shows the same live, on a terminal, and follows
+(as JSON when stdout is not a terminal, e.g. kiln status | jq). kiln watch shows the same live, on a terminal, and follows
 rollouts as they run.`,
-		Args: noArgs,
+		Args: a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
 			p, err := a.load()
@@ -294,7 +341,7 @@ rollouts as they run.`,
 				}
 				rep.Backup = readBackupAgents(ctx, rep.Instances)
 			}
-			if a.output == "json" {
+			if a.jsonOutput() {
 				return json.NewEncoder(a.stdout).Encode(rep)
 			}
 			w := a.stdout
@@ -332,9 +379,9 @@ rollouts as they run.`,
 func (a *app) destroyCmd() *cobra.Command {
 	var breakLock bool
 	c := &cobra.Command{
-		Use:   "destroy",
+		Use:   "destroy [FILE]",
 		Short: "Stop every instance and the load balancer of the service",
-		Args:  noArgs,
+		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
 			p, err := a.load()
@@ -369,8 +416,9 @@ func (a *app) destroyCmd() *cobra.Command {
 			if err := store.ClearState(); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "destroyed %s: %d resource(s) removed, no process left\n", p.Manifest.Service, n)
-			return nil
+			return a.result(map[string]any{"service": p.Manifest.Service, "removed": n}, func(w io.Writer) {
+				fmt.Fprintf(w, "destroyed %s: %d resource(s) removed, no process left\n", p.Manifest.Service, n)
+			})
 		},
 	}
 	c.Flags().BoolVar(&breakLock, "break-lock", false, "clear the stack's lock if its holder is gone (a kiln that was killed)")
@@ -379,9 +427,9 @@ func (a *app) destroyCmd() *cobra.Command {
 
 func (a *app) imagesCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "images",
+		Use:   "images [FILE]",
 		Short: "List the baked images kept for rollback",
-		Args:  noArgs,
+		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
@@ -391,7 +439,10 @@ func (a *app) imagesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.jsonOutput() {
+				if list == nil {
+					list = []images.Entry{} // a list, also when empty
+				}
 				return json.NewEncoder(a.stdout).Encode(list)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)

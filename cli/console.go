@@ -21,7 +21,7 @@ import (
 // consoleFiles returns the terminal the console runs on: stdout and stdin must both be
 // terminals and the output format auto or text. Without a TTY there is no console.
 func (a *app) consoleFiles() (in, out *os.File, ok bool) {
-	if a.output == "json" || a.lines {
+	if a.jsonOutput() || a.lines {
 		return nil, nil, false
 	}
 	out, isFile := a.stdout.(*os.File)

@@ -16,7 +16,8 @@ const (
 	// ExitOK: success; for rollout, the new release was promoted (or already live).
 	ExitOK = 0
 	// ExitFailed: the command failed and changed nothing that stays; for rollout, the
-	// release failed and traffic stayed on (or went back to) the stable release.
+	// release failed and traffic stayed on (or went back to) the stable release, or, with
+	// none, what it created was removed (outcome failed).
 	ExitFailed = 1
 	// ExitInvalid: invalid input (manifest, flags, arguments); nothing was done.
 	ExitInvalid = 2
@@ -32,6 +33,12 @@ const (
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
+
+// interruptedError is a command's failure after a signal cancelled its context.
+type interruptedError struct{ err error }
+
+func (e *interruptedError) Error() string { return e.err.Error() }
+func (e *interruptedError) Unwrap() error { return e.err }
 
 // outcomeError carries a rollout's outcome to the exit code.
 type outcomeError struct {
@@ -59,7 +66,7 @@ func exitCode(err error) int {
 		switch oe.fin.Outcome {
 		case rollout.Promoted, rollout.Unchanged:
 			return ExitOK
-		case rollout.RolledBack:
+		case rollout.RolledBack, rollout.Failed:
 			return ExitFailed
 		case rollout.RollbackFailed:
 			return ExitNeedsHuman
@@ -69,14 +76,18 @@ func exitCode(err error) int {
 			return ExitInvalid
 		}
 	}
+	var ie *interruptedError
+	if errors.As(err, &ie) {
+		return ExitInterrupted
+	}
 	var le *releases.LockedError
 	if errors.As(err, &le) {
 		return ExitLocked
 	}
 	var me manifests.Errors
 	var ue *usageError
-	var ie *project.InputError
-	if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &ie) {
+	var pe *project.InputError
+	if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &pe) {
 		return ExitInvalid
 	}
 	var one *manifests.Error

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/project"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
 	"github.com/kilnhq/kiln/targets"
@@ -18,9 +20,9 @@ import (
 
 func (a *app) historyCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "history",
+		Use:   "history [FILE]",
 		Short: "List the releases rolled out: version, image, times, outcome, reason, who and where",
-		Args:  noArgs,
+		Args:  a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
@@ -34,7 +36,10 @@ func (a *app) historyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.jsonOutput() {
+				if hist == nil {
+					hist = []releases.Record{} // a list, also when empty
+				}
 				return json.NewEncoder(a.stdout).Encode(hist)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
@@ -60,13 +65,13 @@ func (a *app) rollbackCmd() *cobra.Command {
 	var to string
 	var breakLock bool
 	c := &cobra.Command{
-		Use:   "rollback",
+		Use:   "rollback [FILE]",
 		Short: "Return to the previous release (or --to VERSION): instant while the old slot is still up",
 		Long: `rollback returns the service to the release before the live one, or to any kept release
 with --to. While a rollout still keeps the old slot (its scale-down delay), rollback aborts
 it: traffic switches back at once. Otherwise the kept image is rolled out again,
 blue-green, through the same health gates and steps as any release.`,
-		Args: noArgs,
+		Args: a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
 			p, err := a.load()
@@ -78,8 +83,9 @@ blue-green, through the same health gates and steps as any release.`,
 				err := control.Send(sctx, p.ControlSocket(), rollout.CmdAbort)
 				cancel()
 				if err == nil {
-					fmt.Fprintf(a.stdout, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.Manifest.Service)
-					return nil
+					return a.result(map[string]string{"service": p.Manifest.Service, "accepted": string(rollout.CmdAbort)}, func(w io.Writer) {
+						fmt.Fprintf(w, "%s: the running rollout is aborted; traffic goes back to its stable release\n", p.Manifest.Service)
+					})
 				}
 				if !errors.Is(err, control.ErrNoRollout) {
 					return err
@@ -87,11 +93,11 @@ blue-green, through the same health gates and steps as any release.`,
 			}
 			tgt, err := a.target(ctx, p)
 			if err != nil {
-				return err
+				return a.notStarted(ctx, err)
 			}
 			spec, exists, err := tgt.Current(ctx)
 			if err != nil {
-				return err
+				return a.notStarted(ctx, err)
 			}
 			var live *fleet.Release
 			if sl, ok := spec.Live(); ok && exists {
@@ -103,7 +109,7 @@ blue-green, through the same health gates and steps as any release.`,
 			}
 			fin, err := a.redeploy(ctx, p, tgt, rel, rolloutOptions{breakLock: breakLock})
 			if err != nil {
-				return err
+				return a.notStarted(ctx, err)
 			}
 			a.reported = true
 			if fin.Outcome != rollout.Promoted && fin.Outcome != rollout.Unchanged {

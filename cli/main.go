@@ -39,6 +39,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
 		err = &usageError{msg: err.Error()}
 	}
+	if err != nil && ctx.Err() != nil {
+		// Whatever a signal surfaced as ("failed to select stack: context canceled",
+		// "signal: interrupt" from a Pulumi CLI it reached), it was an interrupt.
+		err = &interruptedError{err: err}
+	}
 	var positioned manifests.Errors
 	switch {
 	case err == nil || a.reported:
@@ -80,7 +85,7 @@ traffic back and removes the new ones when anything goes wrong.`,
 		return &usageError{msg: fmt.Sprintf("%v (see kiln %s --help)", err, c.Name())}
 	})
 	pf := root.PersistentFlags()
-	pf.StringVarP(&a.file, "file", "f", "kiln.yaml", "the manifest")
+	pf.StringVarP(&a.file, "file", "f", "kiln.yaml", "the manifest (or give it as the command's argument)")
 	pf.StringVar(&a.stateDir, "state-dir", "", "kiln's state directory (default $KILN_STATE_DIR, else .kiln beside the manifest)")
 	pf.StringVar(&a.backend, "backend", "", "where the stack's state lives: file:///dir or s3://bucket/prefix?region=… (default $KILN_BACKEND, else the file backend in the state directory)")
 	pf.StringVar(&a.catalogDir, "catalog", os.Getenv("KILN_CATALOG"), "an extra component catalog directory (<dir>/<name>/<version>/component.yaml)")
@@ -101,12 +106,13 @@ traffic back and removes the new ones when anything goes wrong.`,
 	}
 	root.AddCommand(
 		a.initCmd(), a.validateCmd(), a.bakeCmd(), a.rolloutCmd(), a.statusCmd(),
-		a.watchCmd(), a.historyCmd(), a.rollbackCmd(), a.destroyCmd(), a.imagesCmd(), a.secretCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
+		a.watchCmd(), a.historyCmd(), a.stateCmd(), a.rollbackCmd(), a.destroyCmd(), a.imagesCmd(), a.secretCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
 	)
 	return root
 }
 
-// jsonOutput reports whether events are written as JSON lines.
+// jsonOutput reports whether a command writes JSON (one object, or events as JSON
+// lines): asked for, or auto with stdout not a terminal.
 func (a *app) jsonOutput() bool {
 	switch a.output {
 	case "json":
@@ -116,6 +122,22 @@ func (a *app) jsonOutput() bool {
 	}
 	f, ok := a.stdout.(*os.File)
 	return !ok || !term.IsTerminal(int(f.Fd()))
+}
+
+// manifestArg takes the manifest as the command's one optional argument, as -f does
+// (kiln validate kiln.yaml, like promtool check or packer validate).
+func (a *app) manifestArg(c *cobra.Command, args []string) error {
+	name := strings.TrimPrefix(c.CommandPath(), "kiln ")
+	switch {
+	case len(args) == 0:
+		return nil
+	case len(args) > 1:
+		return &usageError{msg: fmt.Sprintf("kiln %s takes at most one argument, the manifest; got %q", name, args)}
+	case c.Flags().Changed("file") && args[0] != a.file:
+		return &usageError{msg: fmt.Sprintf("kiln %s: the manifest is given twice, -f %s and %s", name, a.file, args[0])}
+	}
+	a.file = args[0]
+	return nil
 }
 
 // noArgs refuses positional arguments as a usage error.
@@ -135,8 +157,7 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print kiln's version",
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			fmt.Fprintf(a.stdout, "kiln %s\n", Version)
-			return nil
+			return a.result(map[string]string{"version": Version}, func(w io.Writer) { fmt.Fprintf(w, "kiln %s\n", Version) })
 		},
 	}
 }

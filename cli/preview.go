@@ -62,7 +62,7 @@ func (a *app) preview(ctx context.Context, p *project.Project, tgt targets.Targe
 		}
 		out = append(out, pp)
 	}
-	if a.output == "json" {
+	if a.jsonOutput() {
 		return json.NewEncoder(a.stdout).Encode(out)
 	}
 	w := a.stdout

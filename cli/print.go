@@ -60,6 +60,16 @@ func (p *linePrinter) stamp(t time.Time) string {
 	return fmt.Sprintf("%7s", "+"+round(t.Sub(p.start)).String())
 }
 
+// result writes what a command reports when it ends: v as one JSON object (or list) when
+// the output is JSON, else the text lines text writes.
+func (a *app) result(v any, text func(w io.Writer)) error {
+	if a.jsonOutput() {
+		return json.NewEncoder(a.stdout).Encode(v)
+	}
+	text(a.stdout)
+	return nil
+}
+
 // The rest of the command words durations, phases and resource types as events do.
 var (
 	round     = eventtext.Round

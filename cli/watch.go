@@ -12,7 +12,7 @@ import (
 
 func (a *app) watchCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "watch",
+		Use:   "watch [FILE]",
 		Short: "The service's console: its fleet live, every rollout as it runs, r to roll back",
 		Long: `On a terminal, watch opens the service's console: between rollouts it shows the live
 release, traffic and every instance's health, read every second; it follows each rollout
@@ -25,7 +25,7 @@ it watched (0 if none).
 Without a terminal, watch attaches to the running rollout and prints its events, human
 lines or JSON lines, starting with what already happened, and exits with the rollout's
 exit code; with no rollout running it fails.`,
-		Args: noArgs,
+		Args: a.manifestArg,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.load()
 			if err != nil {
@@ -58,10 +58,7 @@ exit code; with no rollout running it fails.`,
 					events <- ev
 				}
 			}()
-			var pr printer = &linePrinter{w: a.stdout}
-			if a.jsonOutput() {
-				pr = jsonPrinter{w: a.stdout}
-			}
+			pr := a.printer()
 			for ev := range events {
 				pr.event(ev)
 			}

@@ -30,11 +30,9 @@ const (
 	RestartNever     = "never"
 )
 
-var instanceEnv = []string{"PORT", "KILN_SERVICE", "KILN_VERSION", "KILN_INSTANCE", "KILN_IMAGE_DIR", "KILN_DATA_DIR"}
-
 // InstanceEnv returns the names of the variables `kiln boot` gives every unit of an instance,
 // besides KILN_PORT_<NAME> for each named port (see PortEnv).
-func InstanceEnv() []string { return slices.Clone(instanceEnv) }
+func InstanceEnv() []string { return envexpand.InstanceVars() }
 
 // Definition is one version of a baked component, decoded from its component.yaml.
 type Definition struct {
@@ -86,7 +84,6 @@ var (
 	binaryRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	portRE     = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$`)
 	envKeyRE   = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-	portEnvRE  = regexp.MustCompile(`^KILN_PORT_[A-Z]([A-Z0-9_]*[A-Z0-9])?$`)
 	policyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.json$`)
 )
 
@@ -191,7 +188,7 @@ func decodeSettings(d *strictyaml.Decoder, n *yaml.Node, field string, taken []s
 		case !ok:
 		case !envKeyRE.MatchString(s):
 			d.Errorf(it, paths[i], "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", s)
-		case slices.Contains(instanceEnv, s) || portEnvRE.MatchString(s):
+		case envexpand.IsInstanceVar(s):
 			d.Errorf(it, paths[i], "%s is set by kiln boot and cannot be a setting", s)
 		case slices.Contains(out, s) || slices.Contains(taken, s):
 			d.Errorf(it, paths[i], "setting %s is listed twice", s)
@@ -263,7 +260,7 @@ func decodeUnit(d *strictyaml.Decoder, n *yaml.Node, u *Unit, settings []string)
 			switch {
 			case !envKeyRE.MatchString(e.Name):
 				d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
-			case slices.Contains(instanceEnv, e.Name) || strings.HasPrefix(e.Name, "KILN_"):
+			case envexpand.IsInstanceVar(e.Name) || strings.HasPrefix(e.Name, "KILN_"):
 				d.Errorf(e.Key, e.Path, "%s is set by kiln boot and reserved", e.Name)
 			}
 			if s, ok := d.Literal(e.Value, e.Path); ok {
@@ -322,7 +319,7 @@ func settingsEnv(settings []string, unitEnv map[string]string) map[string]string
 // KILN_PORT_* variable or a key of unitEnv. It returns "" or what is wrong.
 func checkRefs(s string, unitEnv map[string]string) string {
 	_, err := expand(s, func(name string) (string, bool) {
-		if slices.Contains(instanceEnv, name) || portEnvRE.MatchString(name) {
+		if envexpand.IsInstanceVar(name) {
 			return "", true
 		}
 		_, ok := unitEnv[name]
@@ -341,7 +338,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	if errors.As(err, &e) {
 		switch {
 		case e.Unset:
-			return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and, in args, the unit's env)", strictyaml.Short(e.Name()), strings.Join(instanceEnv, ", "))
+			return "", fmt.Errorf("unknown variable ${%s} (available: %s, KILN_PORT_<NAME> and, in args, the unit's env)", strictyaml.Short(e.Name()), strings.Join(envexpand.InstanceVars(), ", "))
 		case !strings.HasSuffix(e.Ref, "}"):
 			return "", fmt.Errorf("unclosed ${ in %q", strictyaml.Short(e.Ref))
 		default:

@@ -222,11 +222,11 @@ func TestWatchConsoleFollowsRolloutsAndRollsBack(t *testing.T) {
 	s.keys("q")
 	s.waitFor("OK promoted", "KILN-EXIT=0")
 
-	code, out, errOut := kiln(t, dir, "status")
+	code, out, errOut := kiln(t, dir, "status", "--output", "text")
 	if code != 0 || !strings.Contains(out, "1.0.0") {
 		t.Fatalf("status after the rollback: %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, _ = kiln(t, dir, "history")
+	code, out, _ = kiln(t, dir, "history", "--output", "text")
 	if code != 0 || strings.Count(out, "promoted") != 3 || strings.Count(out, "rolled-back") != 1 {
 		t.Errorf("history after the rollback:\n%s", out)
 	}

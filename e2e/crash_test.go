@@ -31,11 +31,7 @@ func TestKillNineInEachPhaseThenResumeConverges(t *testing.T) {
   steps:
     - {weight: 50, pause: 1s}
     - {weight: 100}`
-	writeFull(t, dir, "crash", "1.0.0", "", steps, "")
-	if code, out, errOut := kiln(t, dir, "rollout"); code != 0 {
-		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
-	}
-	addr := endpointOf(t, dir)
+	addr := deployFirst(t, dir, "crash", steps)
 	// Killing kiln never touches the instances or the balancer: traffic must not notice.
 	load := startLoad(t, addr)
 	for i, tc := range []struct {

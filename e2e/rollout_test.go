@@ -20,6 +20,9 @@ func startRollout(t *testing.T, dir string, args ...string) (*exec.Cmd, <-chan m
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "kiln"), append([]string{"rollout", "--output", "json"}, args...)...)
 	cmd.Dir = dir
+	// Its own process group, as a CI job's: a test may signal kiln and the Pulumi CLIs it
+	// runs at once, as a cancelled job is signalled.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -90,6 +90,87 @@ func TestSharedBackendResumeFromAnotherHost(t *testing.T) {
 	}
 }
 
+// A stack deployed with the default file backend moves to a shared one and back: while a
+// rollout holds the lock the move is refused (exit 4); after it, the old backend refuses
+// to deploy and says where the state went, and the new one rolls the same fleet forward
+// (no instance of the live release replaced) with the whole history.
+func TestStateMigrateToASharedBackendAndBack(t *testing.T) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KILN_TOOLS_DIR", filepath.Join(cache, "kiln", "tools"))
+	endpoint := testpeers.S3(t)
+	shared := "s3://team-state/moved?region=us-east-1&endpoint=" + endpoint
+	t.Setenv("KILN_PASSPHRASE", "another passphrase")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	dir := t.TempDir()
+	steps := `  scaleDownDelay: 0s
+  steps:
+    - {weight: 50, pause: 2s}
+    - {weight: 100}`
+	writeFull(t, dir, "mover", "1.0.0", "", steps, "")
+	t.Cleanup(func() {
+		if code, _, _ := kiln(t, dir, "destroy", "--break-lock"); code != 0 {
+			kiln(t, dir, "destroy", "--break-lock", "--backend", shared)
+		}
+	})
+	if code, out, errOut := kiln(t, dir, "rollout", "--output", "json"); code != 0 {
+		t.Fatalf("rollout 1.0.0: %d\n%s\n%s", code, out, errOut)
+	}
+	addr := endpointOf(t, dir)
+
+	// Refused while a rollout holds the lock.
+	writeFull(t, dir, "mover", "1.1.0", "", steps, "")
+	cmd, evs := startRollout(t, dir)
+	waitEvent(t, evs, func(ev map[string]any) bool { return ev["event"] == "phase-started" && ev["phase"] == "step" })
+	if code, _, errOut := kiln(t, dir, "state", "migrate", "--to", shared); code != 4 || !strings.Contains(errOut, "locked by kiln rollout") {
+		t.Fatalf("migrate during a rollout: exit %d %q, want 4 naming the rollout", code, errOut)
+	}
+	if fin := finishedOf(t, evs); fin["outcome"] != "promoted" {
+		t.Fatalf("rollout 1.1.0: %v", fin)
+	}
+	cmd.Wait()
+	before := instanceDirs(t, dir, "mover")
+
+	code, out, errOut := kiln(t, dir, "state", "migrate", "--to", shared)
+	if code != 0 || !strings.Contains(out, `"records":2`) {
+		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The old backend is no longer deployed from.
+	if code, _, errOut := kiln(t, dir, "rollout"); code != 2 || !strings.Contains(errOut, "was moved") || !strings.Contains(errOut, "s3://team-state/moved") {
+		t.Fatalf("rollout from the old backend: exit %d %q, want 2 saying where the state went", code, errOut)
+	}
+	// The shared one has the fleet and the history, and rolls the same fleet forward.
+	code, out, _ = kiln(t, dir, "history", "--backend", shared)
+	if code != 0 || !strings.Contains(out, "1.0.0") || !strings.Contains(out, "1.1.0") {
+		t.Fatalf("history from the shared backend: %d\n%s", code, out)
+	}
+	code, out, errOut = kiln(t, dir, "status", "--output", "json", "--backend", shared)
+	if code != 0 || !strings.Contains(out, `"version":"1.1.0"`) {
+		t.Fatalf("status from the shared backend: %d\n%s\n%s", code, out, errOut)
+	}
+	if after := instanceDirs(t, dir, "mover"); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("the move replaced instances: %v, then %v", before, after)
+	}
+	writeFull(t, dir, "mover", "1.2.0", "", steps, "")
+	if code, out, errOut := kiln(t, dir, "rollout", "--output", "json", "--backend", shared); code != 0 {
+		t.Fatalf("rollout 1.2.0 on the shared backend: %d\n%s\n%s", code, out, errOut)
+	}
+	if v := servingVersion(t, addr); v != "1.2.0" {
+		t.Fatalf("the balancer at %s serves %q, want 1.2.0: the shared stack drives the same fleet", addr, v)
+	}
+	// And back.
+	if code, out, errOut := kiln(t, dir, "state", "migrate", "--to", "file://"+filepath.Join(dir, ".kiln", "pulumi"), "--backend", shared); code != 0 {
+		t.Fatalf("migrate back: %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = kiln(t, dir, "history")
+	if code != 0 || !strings.Contains(out, "1.2.0") {
+		t.Fatalf("history after moving back: %d\n%s", code, out)
+	}
+}
+
 // sharedBackend points kiln at a shared S3 backend (gofakes3 on 127.0.0.1) with a
 // passphrase every host knows, and returns a function that makes a "host": its own
 // directory, state directory and HOME. Hosts share this machine's Pulumi CLI and Go caches.

@@ -134,7 +134,7 @@ func TestCanaryPauseAndPromoteThenAnalysesCatchBadReleases(t *testing.T) {
 	if w := weightsOf(t, dir); w["blue"] != 80 || w["green"] != 20 {
 		t.Fatalf("weights while paused at the canary step: %v", w)
 	}
-	code, out, errOut = kiln(t, dir, "rollout", "promote")
+	code, out, errOut = kiln(t, dir, "rollout", "promote", "--output", "text")
 	if code != 0 || !strings.Contains(out, "promote accepted") {
 		t.Fatalf("promote: %d %q %q", code, out, errOut)
 	}
@@ -205,7 +205,7 @@ func TestRollbackInsideTheWindowAndInterruptStopOnTheStableSlot(t *testing.T) {
 		t.Fatalf("during the scale-down delay the balancer serves %s", v)
 	}
 	start := time.Now()
-	code, out, errOut := kiln(t, dir, "rollback")
+	code, out, errOut := kiln(t, dir, "rollback", "--output", "text")
 	if code != 0 || !strings.Contains(out, "aborted") {
 		t.Fatalf("rollback in the window: %d %q %q", code, out, errOut)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Recipe is everything an image is baked from.
@@ -75,7 +76,7 @@ func (s *Store) Bake(ctx context.Context, r Recipe) (Result, error) {
 	if err := r.check(); err != nil {
 		return Result{}, err
 	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "recipes"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "recipes"), fileperm.Dir); err != nil {
 		return Result{}, fmt.Errorf("bake %s: %w", r.Name, err)
 	}
 	key, err := r.key(ctx)
@@ -94,7 +95,7 @@ func (s *Store) Bake(ctx context.Context, r Recipe) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("bake %s %s: %w", r.Name, r.Version, err)
 	}
-	if err := atomicfile.Write(keyPath, []byte(img.Digest+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(keyPath, []byte(img.Digest+"\n"), fileperm.File); err != nil {
 		return Result{}, err
 	}
 	s.touch(img)
@@ -239,14 +240,14 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 	}
 	defer os.RemoveAll(tmp)
 	for _, d := range []string{"bin", "units"} {
-		if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(tmp, d), fileperm.Dir); err != nil {
 			return nil, err
 		}
 	}
 	appPath := filepath.Join("bin", r.Name)
 	app := Binary{Name: r.Name, Path: appPath}
 	if r.App.Binary != "" {
-		if err := copyFile(r.App.Binary, filepath.Join(tmp, appPath), 0o755); err != nil {
+		if err := copyFile(r.App.Binary, filepath.Join(tmp, appPath), fileperm.Exec); err != nil {
 			return nil, fmt.Errorf("app binary: %w", err)
 		}
 		app.Source = filepath.Base(r.App.Binary)
@@ -256,12 +257,12 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 		}
 		app.Source = r.App.Main
 	}
-	units := []Unit{{Name: "app", Command: appPath, Args: nonNil(r.App.Args), Env: nonNilMap(r.App.Env), Restart: "always", Mode: "service"}}
+	units := []Unit{{Name: AppUnit, Command: appPath, Args: nonNil(r.App.Args), Env: nonNilMap(r.App.Env), Restart: "always", Mode: "service"}}
 	var comps []Component
 	ports := []string{}
 	for _, c := range r.Components {
 		p := filepath.Join("bin", c.Name)
-		if err := copyFile(c.Binary, filepath.Join(tmp, p), 0o755); err != nil {
+		if err := copyFile(c.Binary, filepath.Join(tmp, p), fileperm.Exec); err != nil {
 			return nil, fmt.Errorf("component %s: %w", c.Name, err)
 		}
 		comps = append(comps, Component{Binary: Binary{Name: c.Name, Path: p, Source: filepath.Base(c.Binary)}, Version: c.Version})
@@ -273,7 +274,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 	var init *Binary
 	if r.Init != "" {
 		init = &Binary{Name: InitName, Path: filepath.Join("bin", InitName), Source: filepath.Base(r.Init)}
-		if err := copyFile(r.Init, filepath.Join(tmp, init.Path), 0o755); err != nil {
+		if err := copyFile(r.Init, filepath.Join(tmp, init.Path), fileperm.Exec); err != nil {
 			return nil, fmt.Errorf("init: %w", err)
 		}
 		if init.SHA256, _, err = hashFile(filepath.Join(tmp, init.Path)); err != nil {
@@ -287,7 +288,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(tmp, "units", u.Name+".json"), append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, "units", u.Name+".json"), append(b, '\n'), fileperm.File); err != nil {
 			return nil, err
 		}
 	}
@@ -304,7 +305,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "sbom.cdx.json"), sbom, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "sbom.cdx.json"), sbom, fileperm.File); err != nil {
 		return nil, err
 	}
 	if meta.Files, err = listing(tmp); err != nil {
@@ -317,7 +318,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "image.json"), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "image.json"), append(b, '\n'), fileperm.File); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.Dir, dirName(meta.Digest))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // SchemaVersion is the version of the image.json format.
@@ -35,6 +36,9 @@ type Meta struct {
 
 // InitName is the name of the init's binary in an image's bin/.
 const InitName = "kiln-boot"
+
+// AppUnit is the name of the app's unit; a component cannot have it.
+const AppUnit = "app"
 
 // Binary is one executable in the image.
 type Binary struct {
@@ -89,7 +93,18 @@ func computeDigest(m Meta) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-// dirName is the store directory name of a digest.
+// checkDigest refuses anything but "sha256:" and 64 lowercase hex digits. A digest read
+// from a file (the index, a recipe key, a deployment) becomes a directory name of the
+// store, which the GC removes: nothing else may reach filepath.Join.
+func checkDigest(digest string) error {
+	hexPart, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(hexPart) != 64 || strings.Trim(hexPart, "0123456789abcdef") != "" {
+		return fmt.Errorf("image %q: not a sha256 digest", digest)
+	}
+	return nil
+}
+
+// dirName is the store directory name of a digest that passed checkDigest.
 func dirName(digest string) string {
 	return "sha256-" + digest[len("sha256:"):]
 }

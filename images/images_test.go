@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -263,6 +266,37 @@ func TestGCKeepsTheLastNAndEveryImageInUse(t *testing.T) {
 	}
 }
 
+// A digest in index.json becomes a directory the GC removes: an index entry that is not a
+// sha256 digest (here one that climbs out of the store) is refused, and nothing outside
+// the store is touched.
+func TestGCRefusesAnIndexDigestThatIsNotADigest(t *testing.T) {
+	root := t.TempDir()
+	victim := filepath.Join(root, "victim")
+	if err := os.Mkdir(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &Store{Dir: filepath.Join(root, "store"), Now: func() time.Time { clock = clock.Add(time.Minute); return clock }}
+	res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.0.0", App: App{Binary: writeExecutable(t, "true")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"sha256:/../../victim", "sha256:" + strings.Repeat("../", 21) + "v", "sha256:" + strings.Repeat("A", 64), "x"} {
+		index := fmt.Sprintf(`[{"digest": %q, "name": "svc", "version": "0.9.0"},
+ {"digest": %q, "name": "svc", "version": "1.0.0", "usedAt": "2026-02-01T00:00:00Z"}]`, bad, res.Image.Digest)
+		if err := os.WriteFile(filepath.Join(s.Dir, "index.json"), []byte(index), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		removed, err := s.GC("svc", 1, nil)
+		if err == nil || !strings.Contains(err.Error(), "not a sha256 digest") {
+			t.Errorf("gc with index digest %q: removed %v, err %v; want a refusal", bad, removed, err)
+		}
+		if _, err := os.Stat(victim); err != nil {
+			t.Fatalf("gc with index digest %q removed a directory outside the store: %v", bad, err)
+		}
+	}
+}
+
 // An instance boots only the image its deployment recorded, byte for byte: a file added,
 // removed or re-moded since the bake, or another image in its place, is refused.
 func TestVerifyRefusesEveryChangeSinceTheBake(t *testing.T) {
@@ -301,5 +335,35 @@ func TestVerifyRefusesEveryChangeSinceTheBake(t *testing.T) {
 				t.Fatalf("verify: %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An image is its user's only, and its digest, which covers every file's mode, does not
+// depend on the umask it was baked under.
+func TestAnImageIsOwnerOnlyAndItsDigestIgnoresTheUmask(t *testing.T) {
+	bin := writeExecutable(t, "echo hi")
+	var digests []string
+	for _, mask := range []int{0o022, 0o027, 0o077} {
+		old := syscall.Umask(mask)
+		s := &Store{Dir: filepath.Join(t.TempDir(), "images")}
+		res, err := s.Bake(context.Background(), Recipe{Name: "svc", Version: "1.0.0", App: App{Binary: bin}})
+		syscall.Umask(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Image.Digest)
+		filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := d.Info()
+			if fi.Mode().Perm()&0o077 != 0 || (d.IsDir() && fi.Mode().Perm() != 0o700) {
+				t.Errorf("umask %03o: %s has mode %v", mask, p, fi.Mode())
+			}
+			return nil
+		})
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] {
+		t.Fatalf("the same recipe baked to %v under umasks 022, 027, 077", digests)
 	}
 }

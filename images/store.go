@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Get returns the image with the given digest.
 func (s *Store) Get(digest string) (*Image, error) {
-	if !strings.HasPrefix(digest, "sha256:") || len(digest) != len("sha256:")+64 {
-		return nil, fmt.Errorf("image %q: not a sha256 digest", digest)
+	if err := checkDigest(digest); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(s.Dir, dirName(digest))
 	m, err := ReadMeta(dir)
@@ -78,7 +79,10 @@ func (s *Store) readIndex() (map[string]Entry, error) {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.indexPath(), err)
 	}
-	for _, e := range list {
+	for i, e := range list {
+		if err := checkDigest(e.Digest); err != nil {
+			return nil, fmt.Errorf("%s: entry %d: %w", s.indexPath(), i+1, err)
+		}
 		idx[e.Digest] = e
 	}
 	return idx, nil
@@ -86,7 +90,7 @@ func (s *Store) readIndex() (map[string]Entry, error) {
 
 // updateIndex changes the index under an exclusive lock.
 func (s *Store) updateIndex(fn func(map[string]Entry)) error {
-	f, err := os.OpenFile(filepath.Join(s.Dir, ".index.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.Dir, ".index.lock"), os.O_CREATE|os.O_RDWR, fileperm.File)
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,7 @@ func (s *Store) updateIndex(fn func(map[string]Entry)) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(s.indexPath(), append(b, '\n'), 0o644)
+	return atomicfile.Write(s.indexPath(), append(b, '\n'), fileperm.File)
 }
 
 // touch records that img was just baked or found.

@@ -5,6 +5,7 @@
 package manifests
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -44,6 +45,8 @@ const (
 	MaxHealthyCount  = 10 // upper bound of healthyThreshold and unhealthyThreshold
 	MinImagesKeep    = 2  // the running release and one to roll back to
 	MaxServiceLength = 40
+	MaxLBHeaderBytes = 1 << 20 // upper bound of target.local.lb.maxHeaderBytes
+	MinLBHeaderBytes = 1 << 10
 )
 
 // Manifest is a decoded, validated kiln.yaml with defaults applied.
@@ -63,7 +66,10 @@ type Manifest struct {
 	Fleet    Fleet
 	Rollout  Rollout
 	Target   Target
-	Images   Images
+	// Backend is where the stack's state lives (a backend URL), if the manifest says;
+	// --backend and $KILN_BACKEND override it.
+	Backend string
+	Images  Images
 	// Analysis maps a template name (a DNS label) to its analysis; nil when the manifest has
 	// no analysis section. Every template name the rollout refers to is defined here.
 	Analysis map[string]analysis.Template
@@ -80,8 +86,21 @@ type App struct {
 	Binary string
 	// Args are passed to the program.
 	Args []string
-	// Env is extra environment for the program. PORT and KILN_* are set by kiln and reserved.
+	// Env is extra environment for the program. PORT, HOST and KILN_* are set by kiln and
+	// reserved.
 	Env map[string]string
+	// At is where Main or Binary is written, for problems found after decoding (what the
+	// bake needs: the package, the executable); see Manifest.ErrorAt.
+	At Position
+}
+
+// Position is a place in the manifest file.
+type Position struct{ Line, Column int }
+
+// ErrorAt is a problem at pos of the manifest, at the field path, as the decoder reports
+// them.
+func (m *Manifest) ErrorAt(pos Position, path, format string, args ...any) *Error {
+	return &Error{File: m.File, Line: pos.Line, Column: pos.Column, Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Fleet is the set of instances of one slot.
@@ -147,6 +166,19 @@ type LocalTarget struct {
 	// Listen is the load balancer's host:port. Port 0 means kiln picks a free port once and
 	// keeps it for the life of the deployment.
 	Listen string
+	// LB bounds the load balancer's clients and targets (target.local.lb). Fields left out
+	// are zero: the local target gives them kiln lb's defaults.
+	LB LocalLB
+}
+
+// LocalLB is target.local.lb, the bounds of the local target's load balancer (kiln-lb).
+type LocalLB struct {
+	MaxHeaderBytes        int           // a request's header block; larger ones are answered 431
+	ReadHeaderTimeout     time.Duration // for a client to send a request's headers
+	IdleTimeout           time.Duration // of a client's keep-alive connection
+	RequestTimeout        time.Duration // deadline of one request (504); upgrades are exempt
+	UpstreamHeaderTimeout time.Duration // wait for an instance's response headers (504)
+	ExposeTarget          bool          // answers name the instance (X-Kiln-Target)
 }
 
 // AWSTarget is reserved for the aws target; decoding a manifest that sets it is an error today.

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -15,6 +16,9 @@ import (
 	"github.com/hashicorp/go-version"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/internal/envexpand"
 	"github.com/kilnhq/kiln/internal/strictyaml"
 )
 
@@ -104,6 +108,14 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	p.rollout(top.Field("rollout"), &m.Rollout)
 	p.target(top.Required("target"), &m.Target)
 	p.images(top.Field("images"), &m.Images)
+	if v := top.Field("backend"); v != nil {
+		if s, ok := p.d.String(v, "backend"); ok {
+			if _, err := backend.Parse(s); err != nil {
+				p.d.Errorf(v, "backend", "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("backend %q: ", s)))
+			}
+			m.Backend = s
+		}
+	}
 	analysisNode := top.Field("analysis")
 	m.Analysis = p.analysis(analysisNode)
 	p.checkRefs(analysisNode, m.Analysis)
@@ -143,6 +155,11 @@ func (p *parser) app(n *yaml.Node, a *App) {
 	case main == nil && binary == nil:
 		p.d.Errorf(n, "app", "one of main (a Go package built at bake time) or binary (a prebuilt executable) is required")
 	}
+	for _, n := range []*yaml.Node{main, binary} {
+		if n != nil {
+			a.At = Position{Line: n.Line, Column: n.Column}
+		}
+	}
 	if main != nil {
 		if s, ok := p.d.String(main, "app.main"); ok {
 			if msg := checkMain(s); msg != "" {
@@ -169,11 +186,37 @@ func (p *parser) app(n *yaml.Node, a *App) {
 		for i, it := range items {
 			if s, ok := p.d.Literal(it, paths[i]); ok {
 				p.refuseSecretInArgs(it, paths[i], s, a.Env)
+				// kiln-boot expands args with the instance's variables and the app's env.
+				p.checkVars(it, paths[i], s, func(name string) bool { _, ok := a.Env[name]; return ok })
 				a.Args = append(a.Args, s)
 			}
 		}
 	}
 	m.Finish()
+}
+
+// checkVars reports the ${NAME} references in s that kiln-boot could not expand: each
+// must name a variable it sets on every instance, or one other accepts. It says how to
+// write a literal ${.
+func (p *parser) checkVars(n *yaml.Node, path, s string, other func(string) bool) {
+	_, err := envexpand.Expand(s, func(name string) (string, bool) {
+		// A secret is held to the secrets list, and kept off command lines, in secrets.go.
+		secret := strings.HasPrefix(name, envexpand.SecretPrefix)
+		return "", secret || envexpand.IsInstanceVar(name) || other != nil && other(name)
+	})
+	var e *envexpand.Error
+	switch {
+	case !errors.As(err, &e):
+	case e.Unset:
+		also := ""
+		if other != nil {
+			also = ", and args see app.env"
+		}
+		p.d.Errorf(n, path, "${%s} is not set on an instance (kiln-boot sets %s and KILN_PORT_<NAME>%s); write %s for a literal ${",
+			strictyaml.Short(e.Name()), strings.Join(envexpand.InstanceVars(), ", "), also, envexpand.Escape)
+	default:
+		p.d.Errorf(n, path, "%v; kiln-boot expands ${NAME} here: write %s for a literal ${", err, envexpand.Escape)
+	}
 }
 
 // checkMain returns "" if s names a Go main package as the manifest allows: "." or a path
@@ -190,6 +233,8 @@ func checkMain(s string) string {
 		dots := elem == "." || elem == ".."
 		switch {
 		case relative && dots:
+		case strings.HasPrefix(elem, "-"):
+			return fmt.Sprintf("invalid package path %q: element %q starts with '-' (go build would read it as a flag)", s, elem)
 		case elem == "" || dots || !pathElemRE.MatchString(elem) || (i == 0 || !relative) && strings.HasPrefix(elem, "."):
 			return fmt.Sprintf("invalid package path %q (write ./cmd/name or a Go import path such as example.com/hello/cmd/hello)", s)
 		}
@@ -206,11 +251,12 @@ func (p *parser) env(n *yaml.Node, path string) map[string]string {
 		switch {
 		case !envKeyRE.MatchString(e.Name):
 			p.d.Errorf(e.Key, e.Path, "invalid variable name %q (use A-Z, 0-9 and _, not starting with a digit)", e.Name)
-		case e.Name == "PORT" || strings.HasPrefix(e.Name, "KILN_"):
-			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT and KILN_* cannot be overridden)", e.Name)
+		case e.Name == "PORT" || e.Name == "HOST" || strings.HasPrefix(e.Name, "KILN_"):
+			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT, HOST and KILN_* cannot be overridden)", e.Name)
 		}
 		if s, ok := p.d.Literal(e.Value, e.Path); ok {
 			p.noteSecretRefs(e.Value, e.Path, s)
+			p.checkVars(e.Value, e.Path, s, nil)
 			out[e.Name] = s
 		}
 	}
@@ -225,6 +271,10 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 	want := map[string]string{}
 	var resolved []ResolvedComponent
 	for _, e := range m.Entries() {
+		if e.Name == images.AppUnit {
+			p.d.Errorf(e.Key, e.Path, "a component cannot be named %s: the app's own unit has that name", e.Name)
+			continue
+		}
 		// A component is a version constraint, or {version: constraint, settings: {...}}.
 		var constraint string
 		var settings map[string]string
@@ -238,6 +288,8 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 				for _, se := range sm.Entries() {
 					if val, ok := p.d.Literal(se.Value, se.Path); ok {
 						p.noteSecretRefs(se.Value, se.Path, val)
+						// Settings are baked into the component's unit env.
+						p.checkVars(se.Value, se.Path, val, nil)
 						settings[se.Name] = val
 					}
 				}
@@ -512,8 +564,36 @@ func (p *parser) local(n *yaml.Node) *LocalTarget {
 			lt.Listen = s
 		}
 	}
+	if v := m.Field("lb"); v != nil {
+		p.localLB(v, &lt.LB)
+	}
 	m.Finish()
 	return lt
+}
+
+// localLB decodes target.local.lb, the bounds of kiln's own load balancer.
+func (p *parser) localLB(n *yaml.Node, px *LocalLB) {
+	m := p.d.Map(n, "target.local.lb")
+	if v := m.Field("maxHeaderBytes"); v != nil {
+		px.MaxHeaderBytes, _ = p.d.Int(v, "target.local.lb.maxHeaderBytes", MinLBHeaderBytes, MaxLBHeaderBytes)
+	}
+	for _, f := range []struct {
+		name string
+		to   *time.Duration
+	}{
+		{"readHeaderTimeout", &px.ReadHeaderTimeout},
+		{"idleTimeout", &px.IdleTimeout},
+		{"requestTimeout", &px.RequestTimeout},
+		{"upstreamHeaderTimeout", &px.UpstreamHeaderTimeout},
+	} {
+		if v := m.Field(f.name); v != nil {
+			*f.to, _ = p.positive(v, "target.local.lb."+f.name)
+		}
+	}
+	if v := m.Field("exposeTarget"); v != nil {
+		px.ExposeTarget, _ = p.d.Bool(v, "target.local.lb.exposeTarget")
+	}
+	m.Finish()
 }
 
 func checkListen(s string) string {

@@ -85,6 +85,35 @@ func edit(t *testing.T, pairs ...string) string {
 	return s
 }
 
+func TestParseLocalLB(t *testing.T) {
+	doc := edit(t, "    listen: 127.0.0.1:8080\n", `    listen: 127.0.0.1:8080
+    lb:
+      maxHeaderBytes: 16384
+      readHeaderTimeout: 5s
+      idleTimeout: 2m
+      requestTimeout: 90s
+      upstreamHeaderTimeout: 45s
+      exposeTarget: true
+`)
+	m, err := manifests.Parse("kiln.yaml", []byte(doc), testCatalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := manifests.LocalLB{MaxHeaderBytes: 16384, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
+		RequestTimeout: 90 * time.Second, UpstreamHeaderTimeout: 45 * time.Second, ExposeTarget: true}
+	if got := m.Target.Local.LB; got != want {
+		t.Errorf("target.local.lb = %+v, want %+v", got, want)
+	}
+	// A field left out stays zero: the target gives it kiln lb's default.
+	doc = edit(t, "    listen: 127.0.0.1:8080\n", "    listen: 127.0.0.1:8080\n    lb:\n      requestTimeout: 5s\n")
+	if m, err = manifests.Parse("kiln.yaml", []byte(doc), testCatalog); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Target.Local.LB; got != (manifests.LocalLB{RequestTimeout: 5 * time.Second}) {
+		t.Errorf("target.local.lb = %+v, want only requestTimeout 5s", got)
+	}
+}
+
 func TestParseFullManifest(t *testing.T) {
 	m, err := manifests.Parse("dir/kiln.yaml", []byte(base), testCatalog)
 	if err != nil {
@@ -99,6 +128,7 @@ func TestParseFullManifest(t *testing.T) {
 			Main: "./cmd/hello",
 			Args: []string{"--verbose", "3"},
 			Env:  map[string]string{"GREETING": "hi"},
+			At:   manifests.Position{Line: 5, Column: 9},
 		},
 		Components: map[string]string{"kiln-metrics": ">= 0.1, < 1.0"},
 		Resolved: []manifests.ResolvedComponent{{

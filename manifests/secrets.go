@@ -58,11 +58,7 @@ func (p *parser) secrets(n *yaml.Node) []string {
 // noteSecretRefs records the secrets a value refers to, for checkSecrets. Values the app or
 // a component gets in its environment may refer to secrets.
 func (p *parser) noteSecretRefs(n *yaml.Node, path, value string) {
-	names, _ := envexpand.SecretRefs(value)
-	if strings.Count(value, "${"+envexpand.SecretPrefix) != len(names) {
-		p.d.Errorf(n, path, "invalid secret reference in %q (write ${secret:NAME} with a name declared under secrets)", strictyaml.Short(value))
-		return
-	}
+	names, _ := envexpand.SecretRefs(value) // a malformed one is reported by checkVars
 	for _, name := range names {
 		p.secretRefs = append(p.secretRefs, secretRef{name: name, node: n, path: path})
 	}

@@ -39,7 +39,7 @@ func TestSecretErrors(t *testing.T) {
 		{"twice", []string{"app:\n", "secrets: [A, A]\napp:\n", "    GREETING: hi\n", "    GREETING: ${secret:A}\n"},
 			[]string{"kiln.yaml:4:14: secrets[1]: secret A is declared twice"}},
 		{"malformed reference", []string{"app:\n", "secrets: [A]\napp:\n", "    GREETING: hi\n", "    GREETING: \"${secret:A} ${secret:a}\"\n"},
-			[]string{"app.env.GREETING: invalid secret reference"}},
+			[]string{"app.env.GREETING: invalid variable reference \"${secret:a}\" (write ${NAME} or ${secret:NAME}"}},
 		{"in args", []string{"app:\n", "secrets: [A]\napp:\n", "    GREETING: hi\n", "    GREETING: ${secret:A}\n",
 			`args: ["--verbose", 3]`, `args: ["--token=${secret:A}"]`},
 			[]string{"app.args[0]: a secret cannot be passed on the command line"}},

@@ -20,7 +20,10 @@ app:
   # Or a prebuilt executable instead of main:
   # binary: ./bin/SERVICE
   args: []
-  # Extra environment. PORT (the port to listen on) and KILN_* are set by kiln.
+  # Extra environment. KILN_LISTEN (the address to listen on, HOST:PORT), HOST, PORT and
+  # KILN_* are set by kiln. In args and env values, ${NAME} is replaced when the instance
+  # boots: ${KILN_LISTEN}, ${PORT}, ${KILN_SERVICE}, ${KILN_INSTANCE}..., and in args
+  # app.env's own. Write $${ for a literal ${ (a $ not followed by { stays as written).
   env: {}
 
 # Baked components, each with a version constraint; kiln picks the newest match.
@@ -70,10 +73,23 @@ target:
   local:
     # The load balancer's address; port 0 picks a free port once.
     listen: 127.0.0.1:8080
+    # Bounds of the load balancer (kiln lb); the values shown are the defaults.
+    # lb:
+    #   maxHeaderBytes: 65536          # larger request headers are answered 431
+    #   readHeaderTimeout: 10s         # a client must send its headers within this
+    #   idleTimeout: 60s               # keep-alive connections idle longer are closed
+    #   requestTimeout: 60s            # deadline of one request (504); WebSockets are exempt
+    #   upstreamHeaderTimeout: 30s     # wait for an instance's response headers (504)
+    #   exposeTarget: false            # true adds X-Kiln-Target (the instance) to answers
 
 images:
   # Releases kept for rollback (at least 2).
   keep: 5
+
+# Where the stack's state lives (Pulumi state, lock, checkpoints, history). Default: the
+# state directory on this machine. A team shares it in a bucket; --backend and
+# $KILN_BACKEND override this line.
+# backend: s3://my-kiln-state/shop?region=eu-west-1
 
 # Analysis templates, read from the new instances' Prometheus endpoints (/metrics).
 # A failed analysis rolls back; an inconclusive one (too little traffic) pauses for a human.

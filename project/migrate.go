@@ -31,7 +31,7 @@ func (p *Project) MigrateState(ctx context.Context, to backend.Backend, progress
 	if err != nil {
 		return res, err
 	}
-	dst, err := to.Releases(ctx, p.Service())
+	dst, err := releases.Open(ctx, to, p.Service())
 	if err != nil {
 		return res, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
@@ -48,8 +49,9 @@ type Options struct {
 	File string
 	// StateDir overrides $KILN_STATE_DIR and the default, .kiln beside the manifest.
 	StateDir string
-	// Backend overrides $KILN_BACKEND and the default, the file backend in the state
-	// directory: where the stack's Pulumi state, lock, checkpoints and history live.
+	// Backend overrides $KILN_BACKEND, the manifest's backend and the default, the file
+	// backend in the state directory: where the stack's Pulumi state, lock, checkpoints
+	// and history live.
 	Backend string
 	// CatalogDir adds baked components to the builtin catalog.
 	CatalogDir string
@@ -106,12 +108,15 @@ func Load(opts Options) (*Project, error) {
 	if url == "" {
 		url = os.Getenv("KILN_BACKEND")
 	}
+	if url == "" {
+		url = m.Backend // checked, with its position, by the manifest's decoder
+	}
 	if url != "" {
 		if p.Backend, err = backend.Parse(url); err != nil {
 			return nil, &InputError{Msg: err.Error()}
 		}
 	}
-	return p, os.MkdirAll(p.StateDir, 0o755)
+	return p, os.MkdirAll(p.StateDir, fileperm.Dir)
 }
 
 // executableDir is the directory of the running kiln, where its other binaries are
@@ -138,7 +143,7 @@ func (p *Project) Images() *images.Store {
 // Releases opens the stack's lock, rollout state and history in its backend. A backend
 // whose state was moved elsewhere is refused, naming where it went.
 func (p *Project) Releases() (releases.Store, error) {
-	store, err := p.Backend.Releases(context.Background(), p.Manifest.Service)
+	store, err := releases.Open(context.Background(), p.Backend, p.Manifest.Service)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +205,22 @@ func (p *Project) Recipe() (images.Recipe, error) {
 		})
 	}
 	return r, nil
+}
+
+// CheckBake checks what the bake will need of the app, as a problem of the manifest (exit
+// code 2): the Go main package resolves, or the prebuilt executable exists. It builds
+// nothing.
+func (p *Project) CheckBake(ctx context.Context) error {
+	m := p.Manifest
+	field := "app.main"
+	if m.App.Binary != "" {
+		field = "app.binary"
+	}
+	err := images.CheckApp(ctx, images.App{Main: m.App.Main, Binary: m.BinaryPath(), Dir: m.Dir})
+	if err != nil && ctx.Err() == nil {
+		return manifests.Errors{m.ErrorAt(m.App.At, field, "%v", err)}
+	}
+	return err
 }
 
 // BakeImage bakes the manifest's release into the image store on this host (a cache hit
@@ -264,11 +285,16 @@ func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.T
 		return nil, err
 	}
 	logDir := filepath.Join(p.StateDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(logDir, fileperm.Dir); err != nil {
 		return nil, err
 	}
-	engineLog, err := os.OpenFile(filepath.Join(logDir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	engineLog, err := os.OpenFile(filepath.Join(logDir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileperm.File)
 	if err != nil {
+		return nil, err
+	}
+	// A log an older kiln created keeps its mode when appended to.
+	if err := engineLog.Chmod(fileperm.File); err != nil {
+		engineLog.Close()
 		return nil, err
 	}
 	return targets.Open(ctx, targets.Config{Manifest: p.Manifest, StateDir: p.StateDir, BinDir: p.BinDir,

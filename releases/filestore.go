@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Names of the files in a FileStore's directory.
@@ -68,7 +69,7 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open release store %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, fileperm.Dir); err != nil {
 		return nil, fmt.Errorf("open release store: %w", err)
 	}
 	host, err := os.Hostname()
@@ -280,7 +281,7 @@ func (s *FileStore) SaveState(st State) error {
 	if err != nil {
 		return fmt.Errorf("save rollout state of stack %s: %w", s.stack, err)
 	}
-	if err := atomicfile.Write(s.path(stateFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(s.path(stateFile), append(data, '\n'), fileperm.File); err != nil {
 		return fmt.Errorf("save rollout state of stack %s: %w", s.stack, err)
 	}
 	return nil
@@ -340,7 +341,7 @@ func (s *FileStore) Record(r Record) error {
 			return fmt.Errorf("record release %s: %w", r.ID, err)
 		}
 		recs = upsert(recs, r)
-		if err := atomicfile.Write(s.path(historyFile), encodeHistory(recs), 0o644); err != nil {
+		if err := atomicfile.Write(s.path(historyFile), encodeHistory(recs), fileperm.File); err != nil {
 			return fmt.Errorf("record release %s of stack %s: %w", r.ID, s.stack, err)
 		}
 		return nil
@@ -433,7 +434,7 @@ func (s *FileStore) withGuard(ctx context.Context, fn func() error) error {
 		ctx, cancel = context.WithTimeout(ctx, guardTimeout)
 		defer cancel()
 	}
-	f, err := os.OpenFile(s.path(guardFile), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(s.path(guardFile), os.O_CREATE|os.O_RDWR, fileperm.File)
 	if err != nil {
 		return fmt.Errorf("stack %s: %w", s.stack, err)
 	}
@@ -468,7 +469,7 @@ func writeTemp(dir, pattern string, data []byte) (string, error) {
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(fileperm.File)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -16,11 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/kilnhq/kiln/backend"
 )
-
-// DefaultLease is how long a lock held in an S3Store stays fresh without renewal; the
-// holder renews it every third of that while it runs.
-const DefaultLease = time.Minute
 
 // S3Store is the [Store] of a shared backend: the stack's lock, rollout state and history
 // are objects under a prefix of an S3 bucket (AWS S3 or any S3-compatible store), so
@@ -72,7 +69,7 @@ type S3Options struct {
 	// Bucket and Prefix locate the backend; the stack's objects are under
 	// <Prefix>/.kiln/<stack>/, beside Pulumi's own .pulumi/.
 	Bucket, Prefix string
-	// Lease is how long a lock stays fresh without renewal; zero is DefaultLease.
+	// Lease is how long a lock stays fresh without renewal; zero is backend.DefaultLease.
 	Lease time.Duration
 	// Host names this machine in the lock; empty is os.Hostname.
 	Host string
@@ -92,7 +89,7 @@ func OpenS3Store(opts S3Options, stack string) (*S3Store, error) {
 	}
 	lease := opts.Lease
 	if lease <= 0 {
-		lease = DefaultLease
+		lease = backend.DefaultLease
 	}
 	return &S3Store{client: opts.Client, bucket: opts.Bucket, dir: path.Join(opts.Prefix, ".kiln", stack),
 		stack: stack, host: host, lease: lease, renewInterval: lease / 3}, nil

@@ -24,7 +24,7 @@ func s3Stores(t *testing.T, endpoint string, lease time.Duration, hosts ...strin
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	client, err := b.S3Client(context.Background())
+	client, err := releases.S3Client(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,12 @@ func request() rollout.Request {
 // runEngine runs one rollout and returns its result and every event it sent.
 func runEngine(t *testing.T, ctx context.Context, tg rollout.Target, b rollout.Baker, clk *clock.Fake) (rollout.Finished, []rollout.Event) {
 	t.Helper()
+	return runRequest(t, ctx, tg, b, clk, request())
+}
+
+// runRequest is runEngine with the request given.
+func runRequest(t *testing.T, ctx context.Context, tg rollout.Target, b rollout.Baker, clk *clock.Fake, req rollout.Request) (rollout.Finished, []rollout.Event) {
+	t.Helper()
 	ch := make(chan rollout.Event)
 	var evs []rollout.Event
 	done := make(chan struct{})
@@ -36,7 +42,7 @@ func runEngine(t *testing.T, ctx context.Context, tg rollout.Target, b rollout.B
 		close(done)
 	}()
 	e := &rollout.Engine{Target: tg, Events: ch, Clock: clk}
-	fin := e.Run(ctx, request(), b)
+	fin := e.Run(ctx, req, b)
 	close(ch)
 	<-done
 	return fin, evs

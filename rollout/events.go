@@ -35,6 +35,9 @@ const (
 	Unchanged Outcome = "unchanged"
 	// RolledBack: the new release failed; traffic stayed on (or went back to) the stable one.
 	RolledBack Outcome = "rolled-back"
+	// Failed: the new release failed and there was no stable release behind it (a first
+	// release): whatever it created was removed, nothing serves.
+	Failed Outcome = "failed"
 	// RollbackFailed: the new release failed and undoing it failed too; a human must look.
 	RollbackFailed Outcome = "rollback-failed"
 	// Interrupted: the rollout was cancelled (SIGINT/SIGTERM) and stopped on the stable slot.

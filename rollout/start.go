@@ -86,7 +86,9 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 	}
 	cur, exists, err := r.e.Target.Current(ctx)
 	if err != nil {
-		return Finished{Outcome: RolledBack, Reason: ReasonTargetFailed, Message: fmt.Sprintf("read the current fleet: %v", err)}
+		// Nothing changed yet: whatever was live stays live.
+		outcome, reason := failure(ctx, ReasonTargetFailed, true)
+		return Finished{Outcome: outcome, Reason: reason, Message: fmt.Sprintf("read the current fleet: %v", err)}
 	}
 	r.applied = fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{}}
 	if exists {
@@ -94,7 +96,8 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 	}
 	left, err := r.loadJournal()
 	if err != nil {
-		return Finished{Outcome: RolledBack, Reason: ReasonJournalFailed, Message: err.Error()}
+		outcome, reason := failure(ctx, ReasonJournalFailed, true)
+		return Finished{Outcome: outcome, Reason: reason, Message: err.Error()}
 	}
 	slot, stable := origin(r.applied, left)
 	r.e.emit(RolloutStarted{At: r.now(), Service: r.req.Template.Service, Target: r.e.Target.Name(), From: stable, Slot: slot})
@@ -108,10 +111,9 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 
 	rel, err := r.bake(ctx, baker)
 	if err != nil {
-		if ctx.Err() != nil {
-			return Finished{Outcome: Interrupted, Reason: ReasonCancelled, Message: err.Error()}
-		}
-		return Finished{Outcome: RolledBack, Reason: ReasonBakeFailed, Message: err.Error()}
+		// Nothing was deployed: a first release failed, a later one left the live one.
+		outcome, reason := failure(ctx, ReasonBakeFailed, stable != nil)
+		return Finished{Outcome: outcome, Reason: reason, Message: err.Error()}
 	}
 	r.e.emit(Baked{At: r.now(), Release: rel})
 
@@ -125,7 +127,7 @@ func (r *run) do(ctx context.Context, baker Baker) Finished {
 		return r.runStages(ctx)
 	case startSupersede:
 		r.recover(ctx, *left, true, "undoing a rollout a stopped kiln left")
-		if undone := r.undo(ctx, ReasonSuperseded, fmt.Errorf("superseded by %s", rel)); undone.Outcome == RollbackFailed {
+		if undone := r.undo(ctx, ReasonSuperseded, fmt.Errorf("superseded by %s", rel)); undone.Outcome == RollbackFailed || undone.Outcome == Interrupted {
 			return undone
 		}
 		r.finished = nil

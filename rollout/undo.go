@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/kilnhq/kiln/fleet"
@@ -10,14 +9,12 @@ import (
 )
 
 // undo takes the rollout back: traffic to the stable slot at once — only if that slot is
-// healthy — then, after the abort scale-down delay, the new slot is removed. It runs on a
-// context of its own: a cancelled rollout must still end on the stable slot. A killed
-// kiln finishes the undo when it resumes.
+// healthy — then, after the abort scale-down delay, the new slot is removed. A release
+// with nothing stable behind it removes everything it created. It runs on a context of
+// its own: a cancelled rollout must still end on the stable slot. A killed kiln finishes
+// the undo when it resumes.
 func (r *run) undo(ctx context.Context, reason Reason, cause error) Finished {
-	outcome := RolledBack
-	if ctx.Err() != nil && (errors.Is(cause, context.Canceled) || errors.Is(cause, ctx.Err())) {
-		outcome, reason = Interrupted, ReasonCancelled
-	}
+	outcome, reason := failure(ctx, reason, r.hasStable())
 	r.cp.Aborting, r.cp.Reason, r.cp.Message = true, reason, cause.Error()
 	saveErr := r.save()
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.rollbackTimeout())
@@ -32,13 +29,29 @@ func (r *run) undo(ctx context.Context, reason Reason, cause error) Finished {
 	return Finished{Outcome: outcome, Reason: reason, Message: cause.Error()}
 }
 
-// rollback is the rollback phase: traffic back onto a healthy stable slot, a wait of
-// the abort scale-down delay, then the new slot removed and the stable one at 100%.
-func (r *run) rollback(ctx context.Context) error {
-	if r.applied.Slots == nil {
-		return nil // nothing was ever applied
+// failure is the outcome of a rollout that did not promote: interrupted whenever the
+// rollout's context was cancelled — whatever error the cancellation surfaced as (a
+// Pulumi CLI killed by the signal says "signal: interrupt") — else rolled back onto the
+// stable release, or failed when there was none.
+func failure(ctx context.Context, reason Reason, hasStable bool) (Outcome, Reason) {
+	switch {
+	case ctx.Err() != nil:
+		return Interrupted, ReasonCancelled
+	case !hasStable:
+		return Failed, reason
 	}
-	if r.applied.Slots[r.cp.Slot].Weight > 0 && r.hasStable() {
+	return RolledBack, reason
+}
+
+// rollback is the rollback phase: traffic back onto a healthy stable slot, a wait of
+// the abort scale-down delay, then the new slot removed and the stable one at 100%. With
+// no stable release (a first release) there is nothing to go back to: every resource of
+// the fleet is removed, also those a failed apply created before it failed.
+func (r *run) rollback(ctx context.Context) error {
+	if !r.hasStable() {
+		return r.destroy(ctx)
+	}
+	if r.applied.Slots[r.cp.Slot].Weight > 0 {
 		if err := r.stableHealthy(ctx); err != nil {
 			return err
 		}
@@ -51,17 +64,27 @@ func (r *run) rollback(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.apply(ctx, undoSpec(r.applied, r.cp.Slot, r.hasStable()))
+	return r.apply(ctx, undoSpec(r.applied, r.cp.Slot))
 }
 
-// undoSpec removes the new slot and gives the stable one, if any, all traffic.
-func undoSpec(cur fleet.Spec, newSlot fleet.Slot, hasStable bool) fleet.Spec {
+// destroy removes every resource of the fleet; afterwards nothing was ever applied.
+func (r *run) destroy(ctx context.Context) error {
+	err := r.e.Target.Destroy(ctx, func(op fleet.ResourceOp) {
+		r.e.emit(ResourceChanged{At: r.now(), ResourceOp: op})
+	})
+	if err != nil {
+		return err
+	}
+	r.applied = fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{}}
+	return nil
+}
+
+// undoSpec removes the new slot and gives the stable one all traffic.
+func undoSpec(cur fleet.Spec, newSlot fleet.Slot) fleet.Spec {
 	next := cur.Clone()
 	next.Slots[newSlot] = fleet.SlotSpec{}
-	if hasStable {
-		st := next.Slots[newSlot.Other()]
-		st.Weight = 100
-		next.Slots[newSlot.Other()] = st
-	}
+	st := next.Slots[newSlot.Other()]
+	st.Weight = 100
+	next.Slots[newSlot.Other()] = st
 	return next
 }

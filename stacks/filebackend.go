@@ -6,11 +6,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
+	"github.com/kilnhq/kiln/internal/procstat"
 )
 
 // Everything here is what only Pulumi's file backend needs: kiln owns that directory, so
@@ -36,15 +41,32 @@ func fileBackendOf(url string) (fileBackend, bool) {
 // prepare creates the backend's directory and removes the update locks of stack that
 // engines killed on this host left behind.
 func (b fileBackend) prepare(stack string) error {
-	if err := os.MkdirAll(b.dir, 0o700); err != nil {
+	if err := os.MkdirAll(b.dir, fileperm.Dir); err != nil {
 		return err
 	}
 	return b.clearDeadLocks(Project, stack)
 }
 
-// engineLocks lists the backend's update locks of the stack held from this host: lock
-// file and engine pid.
-func (b fileBackend) engineLocks(project, stack string) (map[string]int, error) {
+// engineLock is an update lock the Pulumi engine wrote into the backend.
+type engineLock struct {
+	PID       int       `json:"pid"`
+	Hostname  string    `json:"hostname"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// engineName is the executable's name of every Pulumi CLI, the pinned one of any kiln
+// version: what a lock's pid must run to be its engine.
+const engineName = "pulumi"
+
+// engine is the identity of the engine that wrote the lock: a process of the Pulumi CLI
+// started before the lock was written. Its pid alone may since name any process.
+func (l engineLock) engine() procstat.Identity {
+	return procstat.Identity{ExeName: engineName, StartedBefore: l.Timestamp}
+}
+
+// engineLocks lists the backend's update locks of the stack held from this host, by
+// lock file.
+func (b fileBackend) engineLocks(project, stack string) (map[string]engineLock, error) {
 	dir := filepath.Join(b.dir, ".pulumi", "locks", "organization", project, stack)
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -54,7 +76,7 @@ func (b fileBackend) engineLocks(project, stack string) (map[string]int, error) 
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	locks := map[string]int{}
+	locks := map[string]engineLock{}
 	for _, e := range ents {
 		if filepath.Ext(e.Name()) != ".json" {
 			continue
@@ -64,12 +86,9 @@ func (b fileBackend) engineLocks(project, stack string) (map[string]int, error) 
 		if err != nil {
 			continue
 		}
-		var l struct {
-			PID      int    `json:"pid"`
-			Hostname string `json:"hostname"`
-		}
+		var l engineLock
 		if json.Unmarshal(raw, &l) == nil && l.PID > 0 && l.Hostname == host {
-			locks[p] = l.PID
+			locks[p] = l
 		}
 	}
 	return locks, nil
@@ -84,14 +103,15 @@ func removeLock(p string) error {
 }
 
 // clearDeadLocks removes the update locks left by an engine that was killed on this host
-// (its pid is gone); a live engine's lock, or one from another host, stays.
+// (no process of the Pulumi CLI started before the lock has its pid any more); a live
+// engine's lock, or one from another host, stays.
 func (b fileBackend) clearDeadLocks(project, stack string) error {
 	locks, err := b.engineLocks(project, stack)
 	if err != nil {
 		return err
 	}
-	for p, pid := range locks {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+	for p, l := range locks {
+		if !l.engine().Is(l.PID) {
 			if err := removeLock(p); err != nil {
 				return err
 			}
@@ -103,7 +123,8 @@ func (b fileBackend) clearDeadLocks(project, stack string) error {
 // TakeOver ends updates of this stack that an engine on this host still runs for a kiln
 // that was killed: they are interrupted (the engine saves what it did), killed after
 // grace, and their locks removed. Only call it holding the stack's kiln lock, which
-// proves no live kiln owns those engines. Only a file backend keeps its update locks
+// proves no live kiln owns those engines. A lock's pid is signalled only while it is
+// still the engine that wrote the lock. Only a file backend keeps its update locks
 // where kiln can see them; with another backend it does nothing.
 func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
 	b, ok := fileBackendOf(s.opts.Backend)
@@ -114,17 +135,9 @@ func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		return err
 	}
-	for p, pid := range locks {
-		if syscall.Kill(pid, syscall.SIGINT) == nil {
-			deadline := time.Now().Add(grace)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
+	for p, l := range locks {
+		if err := l.end(ctx, grace); err != nil {
+			return err
 		}
 		if err := removeLock(p); err != nil {
 			return err
@@ -136,25 +149,51 @@ func (s *Stack) TakeOver(ctx context.Context, grace time.Duration) error {
 // passphrasePath is where kiln keeps the passphrase it generated for a file backend.
 func passphrasePath(stateDir string) string { return filepath.Join(stateDir, "passphrase") }
 
+// end interrupts the lock's engine, if it still runs, and kills it after grace.
+func (l engineLock) end(ctx context.Context, grace time.Duration) error {
+	engine := l.engine()
+	if !engine.Is(l.PID) || syscall.Kill(l.PID, syscall.SIGINT) != nil {
+		return nil
+	}
+	deadline := time.Now().Add(grace)
+	for engine.Is(l.PID) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if engine.Is(l.PID) {
+		syscall.Kill(l.PID, syscall.SIGKILL)
+	}
+	return nil
+}
+
+// minPassphrase is the shortest passphrase kiln accepts in its passphrase file: the one it
+// generates has 43 characters; an empty or truncated file would encrypt a stack's secrets
+// with next to nothing.
+const minPassphrase = 16
+
 // passphraseFile returns the file holding the stack secrets' passphrase, creating it with
-// a random passphrase the first time. It never leaves the state directory.
+// a random passphrase the first time. It never leaves the state directory. The file
+// appears whole and synced or not at all (a crash cannot leave an empty one), two kilns
+// creating it at once agree on one passphrase, and an empty or short one is refused.
 func passphraseFile(stateDir string) (string, error) {
 	p := passphrasePath(stateDir)
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return p, nil
+	err := atomicfile.Create(p, []byte(base64.RawURLEncoding.EncodeToString(raw)+"\n"), fileperm.File)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("passphrase file: %w", err)
 	}
+	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("passphrase file: %w", err)
 	}
-	defer f.Close()
-	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(raw) + "\n")
-	return p, err
+	if n := len(strings.TrimSpace(string(b))); n < minPassphrase {
+		return "", fmt.Errorf("passphrase file %s holds a passphrase of %d characters, fewer than %d: the stack's secrets are encrypted with it, so restore it from a backup (or remove it, with the state directory, to start afresh)", p, n, minPassphrase)
+	}
+	return p, nil
 }

@@ -16,10 +16,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/blang/semver"
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/stacks/pulumicli"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
@@ -81,11 +83,19 @@ type Stack struct {
 	ws    auto.Workspace
 }
 
-// Open creates the stack if it does not exist and selects it.
+// engineUmask is the file creation mask of this process once it drives an engine. The
+// Pulumi CLI writes the stack's state, history, locks and its logs 0644 in 0755
+// directories whatever kiln asks; it, and the plugins and processes it starts, inherit
+// this process's mask, which makes them its user's only (fileperm).
+const engineUmask = 0o077
+
+// Open creates the stack if it does not exist and selects it. It sets this process's
+// umask to 077 (engineUmask).
 func Open(ctx context.Context, opts Options) (*Stack, error) {
 	if !filepath.IsAbs(opts.StateDir) {
 		return nil, fmt.Errorf("state dir %q is not absolute", opts.StateDir)
 	}
+	syscall.Umask(engineUmask)
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
@@ -101,7 +111,7 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	home := filepath.Join(opts.StateDir, "pulumi-home")
 	work := filepath.Join(opts.StateDir, "pulumi-work", opts.Stack)
 	for _, d := range []string{home, work} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := os.MkdirAll(d, fileperm.Dir); err != nil {
 			return nil, fmt.Errorf("open stack %s: %w", opts.Stack, err)
 		}
 	}

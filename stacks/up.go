@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -33,7 +34,7 @@ func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.R
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("up %s: %w", s.opts.Stack, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, fileperm.Dir); err != nil {
 		return nil, fmt.Errorf("up %s: %w", s.opts.Stack, err)
 	}
 	defer os.RemoveAll(dir)

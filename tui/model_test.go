@@ -167,6 +167,14 @@ func TestUpdate(t *testing.T) {
 					t.Errorf("rollback row = %+v", last)
 				}
 			}},
+		{name: "a failed first release says nothing is left",
+			msgs: []tea.Msg{EventsMsg([]rollout.Event{rollout.Finished{Outcome: rollout.Failed, Reason: rollout.ReasonDeployFailed, Message: "address already in use"}})},
+			check: func(t *testing.T, m *Model) {
+				p := m.s.problem
+				if p == nil || p.what != "failed" || !strings.Contains(p.todo, "nothing is left") {
+					t.Fatalf("problem = %+v", p)
+				}
+			}},
 		{name: "promote marks the skipped steps",
 			msgs: []tea.Msg{EventsMsg(append(midRollout(),
 				rollout.Resumed{At: at(10), Promoted: true},

@@ -288,8 +288,13 @@ func reasonText(r rollout.Reason, msg string) string {
 
 // advice says what an operator should do after a rollout ended without promoting.
 func advice(o rollout.Outcome, r rollout.Reason) string {
-	if o == rollout.RollbackFailed {
+	switch o {
+	case rollout.RollbackFailed:
 		return "a human must look: run kiln status, fix the target, then retry"
+	case rollout.Failed:
+		if r != rollout.ReasonBakeFailed {
+			return "nothing was live and nothing is left; fix the release (see the log), then retry"
+		}
 	}
 	switch r {
 	case rollout.ReasonBakeFailed:

@@ -355,7 +355,7 @@ func (m *Model) history(now time.Time, rows int) []string {
 			sym, st = "✓", m.st.ok
 		case string(rollout.Unchanged), string(rollout.Refused):
 			sym, st = "–", m.st.dim
-		case string(rollout.RolledBack), string(rollout.RollbackFailed), string(rollout.Interrupted):
+		case string(rollout.RolledBack), string(rollout.Failed), string(rollout.RollbackFailed), string(rollout.Interrupted):
 			sym, st = "✗", m.st.bad
 		}
 		age := round(now.Sub(h.Started)).Truncate(time.Second)

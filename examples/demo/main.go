@@ -28,9 +28,18 @@ func main() {
 }
 
 func run() error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
+	// kiln gives the address to bind in KILN_LISTEN (and HOST, PORT): only the load
+	// balancer, on the loopback interface, should reach an instance.
+	addr := os.Getenv("KILN_LISTEN")
+	if addr == "" {
+		host, port := os.Getenv("HOST"), os.Getenv("PORT")
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		if port == "" {
+			port = "8080"
+		}
+		addr = net.JoinHostPort(host, port)
 	}
 	version := os.Getenv("KILN_VERSION")
 	instance := os.Getenv("KILN_INSTANCE")
@@ -82,7 +91,7 @@ func run() error {
 	mux.HandleFunc("GET /metrics", m.serve)
 
 	srv := &http.Server{Handler: m.instrument(mux), ReadHeaderTimeout: 5 * time.Second}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}

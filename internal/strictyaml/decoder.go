@@ -263,6 +263,23 @@ func (d *Decoder) Int(n *yaml.Node, path string, lo, hi int) (int, bool) {
 	return int(v), true
 }
 
+// Bool decodes true or false.
+func (d *Decoder) Bool(n *yaml.Node, path string) (bool, bool) {
+	if !d.usable(n, path) {
+		return false, false
+	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != boolTag {
+		d.Errorf(n, path, "expected true or false, got %s", Describe(n))
+		return false, false
+	}
+	var v bool
+	if err := n.Decode(&v); err != nil {
+		d.Errorf(n, path, "invalid boolean %q (write true or false)", n.Value)
+		return false, false
+	}
+	return v, true
+}
+
 // Duration decodes a Go duration string such as 2s, 500ms or 1h30m.
 func (d *Decoder) Duration(n *yaml.Node, path string) (time.Duration, bool) {
 	s, ok := d.Literal(n, path)

@@ -5,28 +5,26 @@
 package control
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/rollout"
 )
 
-// SocketPath is where the rollout of service with the given state directory listens.
-// Unix socket paths are short (108 bytes), so it lives in the temporary directory under
-// a hash of the state directory rather than in the state directory itself.
+// SocketPath is where the rollout of service with the given state directory listens: in
+// the state directory's control/ directory, which only its owner may create or enter.
+// (A predictable name under the shared temporary directory let another local user make
+// that directory first, to block rollouts or to answer for them.)
 func SocketPath(stateDir, service string) string {
-	sum := sha256.Sum256([]byte(stateDir))
-	return filepath.Join(os.TempDir(), "kiln-"+hex.EncodeToString(sum[:6]), service+".sock")
+	return filepath.Join(stateDir, "control", service+".sock")
 }
 
 type request struct {
@@ -47,21 +45,47 @@ const cmdWatch rollout.Command = "watch"
 // Serve listens on path and forwards every command to controls until ctx ends; a watch
 // request is answered with the hub's event stream (hub may be nil: no watching). A socket
 // left by a killed kiln is replaced; a live one means another rollout runs (the stack
-// lock is what decides that, so this is only a guard).
+// lock is what decides that, so this is only a guard). The socket's directory must be
+// this user's own, mode 0700, and a connection from another user is refused.
 func Serve(ctx context.Context, path string, controls chan<- rollout.Control, hub *Hub) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), fileperm.Dir); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := checkDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
+	live := withAddr(path, func(addr string) error {
+		c, err := net.DialTimeout("unix", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if live == nil {
 		return nil, fmt.Errorf("control socket %s is in use by another kiln", path)
 	}
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	var l *net.UnixListener
+	err := withAddr(path, func(addr string) error {
+		ln, err := net.Listen("unix", addr)
+		if err == nil {
+			l = ln.(*net.UnixListener)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	os.Chmod(path, 0o600)
+	// The address may name the directory through a descriptor that is closed by now:
+	// the socket is removed by its real path.
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(path, fileperm.File); err != nil {
+		l.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -75,7 +99,14 @@ func Serve(ctx context.Context, path string, controls chan<- rollout.Control, hu
 			if err != nil {
 				return
 			}
-			go handle(ctx, conn, controls, hub)
+			go func() {
+				if err := checkPeer(conn); err != nil {
+					json.NewEncoder(conn).Encode(response{Error: err.Error()})
+					hangUp(conn)
+					return
+				}
+				handle(ctx, conn, controls, hub)
+			}()
 		}
 	}()
 	return func() {
@@ -85,11 +116,30 @@ func Serve(ctx context.Context, path string, controls chan<- rollout.Control, hu
 	}, nil
 }
 
+// maxRequest bounds a request line: the longest valid one is a few dozen bytes.
+const maxRequest = 1 << 10
+
+// maxDrain bounds what is read and dropped after the answer: what a peer sent beyond its
+// request.
+const maxDrain = 64 << 10
+
+// hangUp ends a connection once its answer is written. Closing a unix socket with unread
+// input resets it, and the peer would lose the answer (an "ok" to an abort that
+// happened): the write side is shut first and what the peer sent beyond its request is
+// read and dropped, within bounds.
+func hangUp(conn net.Conn) {
+	if uc, ok := conn.(*net.UnixConn); ok && uc.CloseWrite() == nil {
+		uc.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(uc, maxDrain))
+	}
+	conn.Close()
+}
+
 func handle(ctx context.Context, conn net.Conn, controls chan<- rollout.Control, hub *Hub) {
-	defer conn.Close()
+	defer hangUp(conn)
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	var req request
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+	if err := json.NewDecoder(io.LimitReader(conn, maxRequest)).Decode(&req); err != nil {
 		json.NewEncoder(conn).Encode(response{Error: "bad request: " + err.Error()})
 		return
 	}
@@ -128,12 +178,8 @@ func handle(ctx context.Context, conn net.Conn, controls chan<- rollout.Control,
 
 // Send delivers cmd to the rollout listening on path and returns its answer.
 func Send(ctx context.Context, path string, cmd rollout.Command) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := dial(ctx, path)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return ErrNoRollout
-		}
 		return err
 	}
 	defer conn.Close()

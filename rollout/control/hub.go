@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"sync"
-	"syscall"
 )
 
 // Hub keeps a running rollout's events and streams them to watchers (kiln watch). It
@@ -127,12 +125,8 @@ func (h *Hub) stream(ctx context.Context, conn net.Conn) {
 // Watch connects to the rollout listening on path and returns its events, replay first,
 // as JSON lines; the channel closes when the rollout ends or ctx is done.
 func Watch(ctx context.Context, path string) (<-chan []byte, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := dial(ctx, path)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, ErrNoRollout
-		}
 		return nil, err
 	}
 	if err := json.NewEncoder(conn).Encode(request{Command: cmdWatch}); err != nil {

@@ -139,14 +139,17 @@ func finished(e rollout.Finished, cols bool) Line {
 	if cols {
 		mark := "OK"
 		switch e.Outcome {
-		case rollout.RolledBack, rollout.Interrupted:
+		case rollout.RolledBack, rollout.Failed, rollout.Interrupted:
 			mark = "FAILED"
 		case rollout.RollbackFailed:
 			mark = "NEEDS ATTENTION"
 		}
 		text = mark + " " + text
-		if e.Live != nil {
+		switch {
+		case e.Live != nil:
 			text += "\nlive: " + e.Live.String()
+		case e.Outcome == rollout.Failed:
+			text += "\nnothing is live: what the release created was removed"
 		}
 	}
 	return Line{At: e.At, Kind: Heading, Bad: !ok, Text: text}

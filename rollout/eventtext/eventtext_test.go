@@ -48,6 +48,8 @@ func TestDescribe(t *testing.T) {
 			plain: "slot green: 1/2 healthy (unhealthy); last error: HTTP 500", cols: "slot green: 1/2 healthy (unhealthy); last error: HTTP 500"},
 		{ev: rollout.Finished{At: at, Outcome: rollout.RollbackFailed, Reason: rollout.ReasonStableUnhealthy, Message: "m", Duration: 12600 * time.Millisecond, Live: live}, kind: eventtext.Heading, bad: true,
 			plain: "rollback-failed [StableSlotUnhealthy] in 13s: m", cols: "NEEDS ATTENTION rollback-failed [StableSlotUnhealthy] in 13s: m\nlive: 1.0.0 (aaaaaaaaaaaa)"},
+		{ev: rollout.Finished{At: at, Outcome: rollout.Failed, Reason: rollout.ReasonDeployFailed, Message: "m", Duration: time.Second}, kind: eventtext.Heading, bad: true,
+			plain: "failed [DeployFailed] in 1s: m", cols: "FAILED failed [DeployFailed] in 1s: m\nnothing is live: what the release created was removed"},
 		{ev: rollout.Finished{At: at, Outcome: rollout.Unchanged, Message: "1.0.0 is already live"}, kind: eventtext.Heading,
 			plain: "unchanged in 0s: 1.0.0 is already live", cols: "OK unchanged in 0s: 1.0.0 is already live"},
 	} {

@@ -22,6 +22,9 @@ import (
 	"github.com/kilnhq/kiln/boot"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/internal/fileperm"
+	"github.com/kilnhq/kiln/internal/procstat"
+	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
@@ -40,10 +43,23 @@ func init() {
 		if m.Target.Local == nil {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
-		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen,
+		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen, LB: lbProxy(m.Target.Local.LB),
 			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend,
 			Secrets: m.Secrets, LoadSecrets: cfg.Secrets})
 	})
+}
+
+// lbProxy is the manifest's target.local.lb as kiln-lb's proxy settings. Fields the
+// manifest leaves out stay zero, and kiln-lb gives them lb.DefaultProxy's values.
+func lbProxy(m manifests.LocalLB) lb.Proxy {
+	return lb.Proxy{
+		MaxHeaderBytes:        m.MaxHeaderBytes,
+		ReadHeaderTimeout:     lb.Duration(m.ReadHeaderTimeout),
+		IdleTimeout:           lb.Duration(m.IdleTimeout),
+		RequestTimeout:        lb.Duration(m.RequestTimeout),
+		UpstreamHeaderTimeout: lb.Duration(m.UpstreamHeaderTimeout),
+		ExposeTarget:          m.ExposeTarget,
+	}
 }
 
 // Config says where the local target keeps its state and how it reaches the engine.
@@ -54,6 +70,8 @@ type Config struct {
 	Service string
 	// Listen is the load balancer's address.
 	Listen string
+	// LB bounds the load balancer (the manifest's target.local.lb).
+	LB lb.Proxy
 	// PulumiRoot is the Pulumi CLI installation.
 	PulumiRoot string
 	// BinDir holds kiln and pulumi-resource-kiln.
@@ -134,7 +152,7 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 	if _, err := t.outputs(ctx); err != nil {
 		return nil, err
 	}
-	cfg := programConfig{Listen: t.cfg.Listen, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
+	cfg := programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
 	ciphertexts := map[string]string{}
 	var manager []byte
 	if len(t.cfg.Secrets) > 0 {
@@ -208,7 +226,7 @@ func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 
 // Apply converges the local fleet to spec.
 func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
-	if err := os.MkdirAll(t.RunDir(), 0o755); err != nil {
+	if err := os.MkdirAll(t.RunDir(), fileperm.Dir); err != nil {
 		return err
 	}
 	program, err := t.program(ctx, spec)
@@ -273,11 +291,9 @@ func (t *Target) sweepOrphans(ctx context.Context) error {
 		if known[e.Name()] {
 			continue
 		}
-		spec := filepath.Join(dir, e.Name(), "boot.json")
-		for _, pid := range pidsWithArg(spec) {
+		for _, pid := range orphanBoots(filepath.Join(dir, e.Name(), "boot.json")) {
 			// kiln boot leads its own session: the group holds its units too.
 			syscall.Kill(-pid, syscall.SIGKILL)
-			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
@@ -286,8 +302,16 @@ func (t *Target) sweepOrphans(ctx context.Context) error {
 	return nil
 }
 
-// pidsWithArg lists live processes that have arg on their command line.
-func pidsWithArg(arg string) []int {
+// orphanBoots lists the live kiln-boot processes started for the instance whose spec is
+// at specPath: a process that merely mentions the path (an editor, a tail) is not one.
+// It must run an executable named kiln-boot, exactly as `<it> --spec <specPath>` (how the
+// provider starts it), lead its own process group, and have started after the spec was
+// written.
+func orphanBoots(specPath string) []int {
+	fi, err := os.Stat(specPath)
+	if err != nil {
+		return nil
+	}
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -295,15 +319,17 @@ func pidsWithArg(arg string) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
+		args, err := procstat.Cmdline(pid)
+		if err != nil || len(args) != 3 || args[1] != "--spec" || args[2] != specPath {
 			continue
 		}
-		for _, a := range strings.Split(string(b), "\x00") {
-			if a == arg {
-				pids = append(pids, pid)
-				break
-			}
+		exe, err := filepath.EvalSymlinks(args[0]) // what /proc/<pid>/exe shows
+		if err != nil {
+			exe = args[0]
+		}
+		boot := procstat.Identity{Exe: exe, ExeName: images.InitName, Args: args, StartedAfter: fi.ModTime(), Leader: true}
+		if boot.Is(pid) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids

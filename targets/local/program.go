@@ -17,6 +17,8 @@ import (
 type programConfig struct {
 	// Listen is the load balancer's address; port 0 picks a free port once.
 	Listen string
+	// LB bounds the load balancer; it reaches kiln lb's config as its proxy section.
+	LB lb.Proxy
 	// RunDir holds the instances' data dirs and the load balancer's files (absolute).
 	RunDir string
 	// Secrets are the names of the service's secrets, read from the stack's config.
@@ -70,6 +72,7 @@ func fleetProgram(spec fleet.Spec, cfg programConfig) pulumi.RunFunc {
 			DrainTimeout: lb.Duration(spec.DrainTimeout),
 			Health: lb.HealthCheck{Path: spec.Health.Path, Interval: lb.Duration(spec.Health.Interval), Timeout: lb.Duration(spec.Health.Timeout),
 				HealthyThreshold: spec.Health.HealthyThreshold, UnhealthyThreshold: spec.Health.UnhealthyThreshold},
+			Proxy: cfg.LB,
 		}
 		for _, slot := range fleet.Slots {
 			sp := spec.Slots[slot]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/stacks"
+	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/kilnhq/kiln/targets/local/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -58,7 +59,8 @@ func testSpec() fleet.Spec {
 
 func TestLocalFleetRegistersBothSlotsBehindOneWeightedBalancer(t *testing.T) {
 	rec := &recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}
-	err := pulumi.RunErr(fleetProgram(testSpec(), programConfig{Listen: "127.0.0.1:0", RunDir: "/run"}),
+	proxy := lb.Proxy{MaxHeaderBytes: 8192, RequestTimeout: lb.Duration(5 * time.Second), ExposeTarget: true}
+	err := pulumi.RunErr(fleetProgram(testSpec(), programConfig{Listen: "127.0.0.1:0", LB: proxy, RunDir: "/run"}),
 		pulumi.WithMocks(stacks.Project, "hello", rec))
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +105,12 @@ func TestLocalFleetRegistersBothSlotsBehindOneWeightedBalancer(t *testing.T) {
 	}
 	if h := rec.got["hello-lb"]["health"].ObjectValue(); h["interval"].StringValue() != "1s" || h["path"].StringValue() != "/healthz" {
 		t.Errorf("lb health = %v", h)
+	}
+	// The provider decodes the proxy input as JSON into the same type.
+	b, err := json.Marshal(rec.got["hello-lb"]["proxy"].Mappable())
+	var back lb.Proxy
+	if err != nil || json.Unmarshal(b, &back) != nil || back != proxy {
+		t.Errorf("lb proxy input %s decodes to %+v, want %+v", b, back, proxy)
 	}
 }
 

@@ -60,6 +60,9 @@ type Config struct {
 	DrainTimeout Duration `json:"drainTimeout"`
 	// Health configures the active health checks of every target.
 	Health HealthCheck `json:"health"`
+	// Proxy bounds the proxy listener and says what answers reveal; zero
+	// fields take DefaultProxy's values.
+	Proxy Proxy `json:"proxy"`
 	// Groups are the traffic groups (e.g. blue and green).
 	Groups []Group `json:"groups"`
 }
@@ -78,6 +81,98 @@ type HealthCheck struct {
 	// UnhealthyThreshold is the number of consecutive failures that make a
 	// target unhealthy.
 	UnhealthyThreshold int `json:"unhealthyThreshold"`
+}
+
+// Proxy bounds what one client or one stuck target can hold of the lb, and
+// says whether answers name the target that served them. MaxHeaderBytes,
+// ReadHeaderTimeout and IdleTimeout belong to the listener and take effect
+// when the lb starts (see RestartField); the others change on reload.
+type Proxy struct {
+	// MaxHeaderBytes bounds a request's header block; a larger one is
+	// answered 431 and never reaches a target.
+	MaxHeaderBytes int `json:"maxHeaderBytes"`
+	// ReadHeaderTimeout bounds the time a client takes to send a request's
+	// headers (a slowloris client is cut off after it).
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`
+	// IdleTimeout closes a client's keep-alive connection after this long
+	// without a request.
+	IdleTimeout Duration `json:"idleTimeout"`
+	// RequestTimeout is the deadline of one proxied request, from its
+	// headers to the end of the answer; a target that has not answered by
+	// then gets 504. Upgraded connections (WebSocket) are exempt.
+	RequestTimeout Duration `json:"requestTimeout"`
+	// UpstreamHeaderTimeout bounds the wait for a target's response headers
+	// once the request is sent; then the client gets 504.
+	UpstreamHeaderTimeout Duration `json:"upstreamHeaderTimeout"`
+	// ExposeTarget adds the X-Kiln-Target header, naming the instance that
+	// served a request, to every answer. Off by default: it shows clients
+	// the fleet's topology.
+	ExposeTarget bool `json:"exposeTarget"`
+}
+
+// DefaultProxy holds the value of every Proxy field a config leaves at zero.
+var DefaultProxy = Proxy{
+	MaxHeaderBytes:        64 << 10,
+	ReadHeaderTimeout:     Duration(10 * time.Second),
+	IdleTimeout:           Duration(60 * time.Second),
+	RequestTimeout:        Duration(60 * time.Second),
+	UpstreamHeaderTimeout: Duration(30 * time.Second),
+}
+
+// MaxHeaderBytesLimit is the largest Proxy.MaxHeaderBytes accepted.
+const MaxHeaderBytesLimit = 1 << 20
+
+// withDefaults returns p with every zero field set from DefaultProxy.
+func (p Proxy) withDefaults() Proxy {
+	def := func(v *Duration, d Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if p.MaxHeaderBytes == 0 {
+		p.MaxHeaderBytes = DefaultProxy.MaxHeaderBytes
+	}
+	def(&p.ReadHeaderTimeout, DefaultProxy.ReadHeaderTimeout)
+	def(&p.IdleTimeout, DefaultProxy.IdleTimeout)
+	def(&p.RequestTimeout, DefaultProxy.RequestTimeout)
+	def(&p.UpstreamHeaderTimeout, DefaultProxy.UpstreamHeaderTimeout)
+	return p
+}
+
+// validate checks the Proxy fields of a config (zero still meaning default).
+func (p Proxy) validate() error {
+	if p.MaxHeaderBytes < 0 || p.MaxHeaderBytes > MaxHeaderBytesLimit {
+		return fmt.Errorf("proxy.maxHeaderBytes: must be 0 (default) or 1..%d, got %d", MaxHeaderBytesLimit, p.MaxHeaderBytes)
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{{"readHeaderTimeout", p.ReadHeaderTimeout}, {"idleTimeout", p.IdleTimeout}, {"requestTimeout", p.RequestTimeout}, {"upstreamHeaderTimeout", p.UpstreamHeaderTimeout}} {
+		if f.v < 0 {
+			return fmt.Errorf("proxy.%s: must be >= 0 (0 is the default), got %s", f.name, f.v.Std())
+		}
+	}
+	return nil
+}
+
+// RestartField names the first setting that differs between a running
+// config and next and that only a restart of the lb applies ("" if none):
+// the listener addresses and the listener's bounds.
+func (c *Config) RestartField(next *Config) string {
+	a, b := c.Proxy.withDefaults(), next.Proxy.withDefaults()
+	switch {
+	case c.Listen != next.Listen:
+		return "listen"
+	case c.Admin != next.Admin:
+		return "admin"
+	case a.MaxHeaderBytes != b.MaxHeaderBytes:
+		return "proxy.maxHeaderBytes"
+	case a.ReadHeaderTimeout != b.ReadHeaderTimeout:
+		return "proxy.readHeaderTimeout"
+	case a.IdleTimeout != b.IdleTimeout:
+		return "proxy.idleTimeout"
+	}
+	return ""
 }
 
 // Group is a set of targets that receives a share of the traffic.
@@ -188,6 +283,7 @@ func (c *Config) normalize() error {
 	if c.Admin, err = normalizeListen(c.Admin); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
+	c.Proxy = c.Proxy.withDefaults()
 	return nil
 }
 
@@ -216,6 +312,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		return fmt.Errorf("drainTimeout: must be >= 0, got %s", c.DrainTimeout.Std())
+	}
+	if err := c.Proxy.validate(); err != nil {
+		return err
 	}
 	h := c.Health
 	switch {

@@ -62,6 +62,33 @@ func TestLoadConfigDefaultsAddresses(t *testing.T) {
 	}
 }
 
+func TestProxyDefaultsAndRestartFields(t *testing.T) {
+	doc := strings.Replace(briefExample, `"drainTimeout": "10s",`, `"drainTimeout": "10s", "proxy": {"requestTimeout": "5s"},`, 1)
+	c, err := ParseConfig("lb.json", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultProxy
+	want.RequestTimeout = Duration(5 * time.Second)
+	if c.Proxy != want {
+		t.Errorf("proxy = %+v, want the defaults but requestTimeout %+v", c.Proxy, want)
+	}
+	next := *c
+	next.Proxy.RequestTimeout, next.Proxy.UpstreamHeaderTimeout, next.Proxy.ExposeTarget = Duration(time.Second), Duration(time.Second), true
+	if f := c.RestartField(&next); f != "" {
+		t.Errorf("per-request settings need a restart: %s", f)
+	}
+	next.Proxy.IdleTimeout = Duration(time.Second)
+	if f := c.RestartField(&next); f != "proxy.idleTimeout" {
+		t.Errorf("RestartField = %q, want proxy.idleTimeout", f)
+	}
+	next = *c
+	next.Proxy.MaxHeaderBytes = 0 // the default, written or not
+	if f := c.RestartField(&next); f != "" {
+		t.Errorf("a default spelled as 0 needs a restart: %s", f)
+	}
+}
+
 func TestLoadConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, from, to, want string
@@ -88,6 +115,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"syntax", `"groups": [`, `"groups": [,`, `lb.json:8: invalid JSON`},
 		{"listen", `"listen": "127.0.0.1:0"`, `"listen": "localhost"`, `listen: "localhost" is not host:port`},
 		{"trailing data", "\n  ]\n}", "\n  ]\n} {}", "lb.json:12: unexpected data after the config object"},
+		{"header bytes", `"drainTimeout": "10s",`, `"drainTimeout": "10s", "proxy": {"maxHeaderBytes": 2000000},`,
+			"proxy.maxHeaderBytes: must be 0 (default) or 1..1048576, got 2000000"},
+		{"negative timeout", `"drainTimeout": "10s",`, `"drainTimeout": "10s", "proxy": {"upstreamHeaderTimeout": "-1s"},`,
+			"proxy.upstreamHeaderTimeout: must be >= 0 (0 is the default), got -1s"},
+		{"proxy unknown field", `"drainTimeout": "10s",`, `"drainTimeout": "10s", "proxy": {"exposeTargets": true},`,
+			`lb.json:5: unknown field "exposeTargets"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -160,6 +160,7 @@ func baseConfig(gen int64, groups ...Group) Config {
 		DrainTimeout: Duration(10 * time.Second),
 		Health: HealthCheck{Path: "/healthz", Interval: Duration(20 * time.Millisecond), Timeout: Duration(time.Second),
 			HealthyThreshold: 2, UnhealthyThreshold: 2},
+		Proxy:  Proxy{ExposeTarget: true}, // tests read which target answered
 		Groups: groups,
 	}
 }

@@ -3,19 +3,28 @@ package lb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Response headers naming the group and target that served a request.
+// Response headers naming the group and target that served a request. The
+// target is named only when the config's proxy.exposeTarget asks for it.
 const (
 	HeaderGroup  = "X-Kiln-Group"
 	HeaderTarget = "X-Kiln-Target"
 )
+
+// answerGrace is the time the lb's own answer (504 when the target missed
+// the request deadline) gets to reach the client after the deadline.
+const answerGrace = time.Second
 
 // maxTries bounds the targets tried for one request when dials fail.
 const maxTries = 3
@@ -30,16 +39,52 @@ type pickKey struct{}
 
 // pick records the choices made for one request.
 type pick struct {
-	group  string
-	target string
-	tried  []*target
+	proxy *Proxy // the settings in effect when the request arrived
+	// deadline ends the request (proxy.requestTimeout); zero for an
+	// upgraded connection.
+	deadline time.Time
+	group    string
+	target   string
+	tried    []*target
+	// wrote is set once the request was written to a target: from then on
+	// it is never sent again, to that target or another one.
+	wrote bool
 }
 
 // ServeHTTP proxies one request to a target.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.total.Add(1)
-	p := &pick{}
+	p := &pick{proxy: &s.table.Load().cfg.Proxy}
+	if !isUpgrade(r) {
+		// An upgraded connection (WebSocket) lives as long as its peers
+		// want; a plain request has a deadline, for the client's body and
+		// answer here and for the target's side in upstream.roundTrip.
+		// Connection deadlines cost no timer of their own, unlike a
+		// context deadline.
+		p.deadline = time.Now().Add(p.proxy.RequestTimeout.Std())
+		// The client's side ends a little later, so that a 504 can still
+		// be sent, and its connection's read error (which cancels the
+		// request) does not come first.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(p.deadline.Add(answerGrace))
+		_ = rc.SetWriteDeadline(p.deadline.Add(answerGrace))
+	}
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), pickKey{}, p)))
+}
+
+// isUpgrade reports whether r asks to switch protocols (Connection: upgrade).
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) newReverseProxy() http.Handler {
@@ -50,16 +95,19 @@ func (s *Server) newReverseProxy() http.Handler {
 			pr.Out.Host = pr.In.Host // the app sees the Host the client asked for
 			pr.SetXForwarded()
 		},
-		Transport: roundTripper{s},
-		ModifyResponse: func(resp *http.Response) error {
-			p := resp.Request.Context().Value(pickKey{}).(*pick)
-			resp.Header.Set(HeaderGroup, p.group)
-			resp.Header.Set(HeaderTarget, p.target)
-			return nil
-		},
+		Transport:    roundTripper{s},
 		ErrorHandler: s.proxyError,
 		BufferPool:   bufferPool{},
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// setTargetHeaders names the group, and the target if the config asks for
+// it, in an answer.
+func setTargetHeaders(h http.Header, p *pick) {
+	h.Set(HeaderGroup, p.group)
+	if p.proxy.ExposeTarget {
+		h.Set(HeaderTarget, p.target)
 	}
 }
 
@@ -77,9 +125,19 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		_, _ = io.WriteString(w, "kiln lb: no healthy target\n")
 		return
 	}
+	var ne net.Error
+	var de *dialError
+	timedOut := errors.As(err, &ne) && ne.Timeout() && !errors.As(err, &de)
+	if timedOut {
+		err = fmt.Errorf("%w (proxy.requestTimeout %s, proxy.upstreamHeaderTimeout %s)", err, p.proxy.RequestTimeout.Std(), p.proxy.UpstreamHeaderTimeout.Std())
+	}
 	s.log.Warn("upstream error", "group", p.group, "target", p.target, "method", r.Method, "path", r.URL.Path, "err", err)
-	w.Header().Set(HeaderGroup, p.group)
-	w.Header().Set(HeaderTarget, p.target)
+	setTargetHeaders(w.Header(), p)
+	if timedOut {
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_, _ = io.WriteString(w, "kiln lb: upstream timeout\n")
+		return
+	}
 	w.WriteHeader(http.StatusBadGateway)
 	_, _ = io.WriteString(w, "kiln lb: upstream error\n")
 }
@@ -88,9 +146,14 @@ type roundTripper struct{ s *Server }
 
 // RoundTrip sends req to a chosen target and retries on another healthy
 // target when the dial fails, since then nothing of the request was sent.
+// ReverseProxy hands it a request of its own, which it may change.
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := rt.s
 	p := req.Context().Value(pickKey{}).(*pick)
+	if req.Body != nil && req.Body != http.NoBody {
+		// Request.Write closes the body; the server closes the real one.
+		req.Body = noClose{req.Body}
+	}
 	var lastErr error
 	for range maxTries {
 		t, g := s.acquire(p.tried)
@@ -102,25 +165,17 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.tried = append(p.tried, t)
 		p.group, p.target = g, t.id
-
-		out := *req
-		u := *req.URL
-		u.Host = t.address
-		out.URL = &u
-		if req.Body != nil && req.Body != http.NoBody {
-			// The transport closes the body on errors; keep it readable for
-			// a retry. The server closes the real body.
-			out.Body = noClose{req.Body}
-		}
-		resp, err := t.transport.RoundTrip(&out)
+		req.URL.Host = t.address
+		resp, err := t.up.roundTrip(req, p.proxy.UpstreamHeaderTimeout.Std(), p.deadline, func() { p.wrote = true })
 		if err == nil {
 			resp.Body = releaseOnClose(resp.Body, t)
+			setTargetHeaders(resp.Header, p)
 			return resp, nil
 		}
 		t.inflight.Add(-1)
 		lastErr = err
 		var de *dialError
-		if !errors.As(err, &de) || req.Context().Err() != nil {
+		if !errors.As(err, &de) || p.wrote || req.Context().Err() != nil {
 			break
 		}
 		s.log.Debug("dial failed, retrying on another target", "target", t.id, "err", err)
@@ -234,7 +289,7 @@ func (r *releaser) release() {
 		if r.t.inflight.Add(-1) == 0 && r.t.retired.Load() {
 			// The last request of a removed target that outlived the
 			// reload's drain: its connection just went idle.
-			r.t.transport.CloseIdleConnections()
+			r.t.up.closeIdle()
 		}
 	}
 }

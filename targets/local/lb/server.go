@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 )
 
 // Options tune a Server; the zero value is ready for production.
@@ -51,6 +52,13 @@ type Server struct {
 	healthClient *http.Client
 	proxy        http.Handler
 }
+
+// Bounds of the admin listener, which only kiln's provider talks to.
+const (
+	adminTimeout        = 10 * time.Second // to read a request, and to write an answer once it is ready
+	adminIdleTimeout    = time.Minute
+	adminMaxHeaderBytes = 16 << 10
+)
 
 // table is an immutable routing table; a reload swaps in a new one.
 type table struct {
@@ -255,13 +263,16 @@ func (s *Server) Run(ctx context.Context, readyFile string) error {
 		stopLoops()
 		s.loops.Wait()
 		for _, t := range s.table.Load().targets {
-			t.transport.CloseIdleConnections()
+			t.up.closeIdle()
 		}
 	}()
 
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	proxySrv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
-	adminSrv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	px := cfg.Proxy
+	proxySrv := &http.Server{Handler: s, MaxHeaderBytes: px.MaxHeaderBytes, ReadHeaderTimeout: px.ReadHeaderTimeout.Std(),
+		IdleTimeout: px.IdleTimeout.Std(), ErrorLog: errLog}
+	adminSrv := &http.Server{Handler: s.adminHandler(), MaxHeaderBytes: adminMaxHeaderBytes, ReadHeaderTimeout: adminTimeout,
+		ReadTimeout: adminTimeout, WriteTimeout: adminTimeout, IdleTimeout: adminIdleTimeout, ErrorLog: errLog}
 	errc := make(chan error, 2)
 	go func() { errc <- proxySrv.Serve(pl) }()
 	go func() { errc <- adminSrv.Serve(al) }()
@@ -364,11 +375,8 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		return ReloadResult{}, &InvalidConfigError{Err: err}
 	}
 	old := s.table.Load()
-	if cfg.Listen != old.cfg.Listen {
-		return ReloadResult{}, &InvalidConfigError{Err: fmt.Errorf("%s: listen: cannot change on reload (running with %q, file has %q); restart the lb", s.path, old.cfg.Listen, cfg.Listen)}
-	}
-	if cfg.Admin != old.cfg.Admin {
-		return ReloadResult{}, &InvalidConfigError{Err: fmt.Errorf("%s: admin: cannot change on reload (running with %q, file has %q); restart the lb", s.path, old.cfg.Admin, cfg.Admin)}
+	if f := old.cfg.RestartField(cfg); f != "" {
+		return ReloadResult{}, &InvalidConfigError{Err: fmt.Errorf("%s: %s: cannot change on reload; restart the lb", s.path, f)}
 	}
 
 	tb, added, removed := buildTable(cfg, old)
@@ -415,7 +423,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 	// Requests that outlive the drain close their target's idle
 	// connections themselves when the last one ends (see releaser).
 	for _, t := range removed {
-		t.transport.CloseIdleConnections()
+		t.up.closeIdle()
 	}
 	if !drained {
 		s.log.Warn("lb reload: targets still busy after drainTimeout", "generation", cfg.Generation)
@@ -502,6 +510,8 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		res, err := s.Reload(r.Context())
+		// A reload waits for draining targets, longer than adminTimeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(adminTimeout))
 		if err != nil {
 			s.log.Warn("lb reload refused", "err", err)
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
@@ -529,7 +539,7 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, b, 0o644)
+	return atomicfile.Write(path, b, fileperm.File)
 }
 
 func (s *Server) intN(n int) int {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -36,11 +35,11 @@ type target struct {
 	id      string
 	address string
 
-	// transport is the target's own connection pool, so that retiring the
-	// target closes exactly its idle connections.
-	transport *http.Transport
-	inflight  atomic.Int64
-	retired   atomic.Bool // removed by a reload
+	// up is the target's own connection pool, so that retiring the target
+	// closes exactly its idle connections.
+	up       *upstream
+	inflight atomic.Int64
+	retired  atomic.Bool // removed by a reload
 
 	mu          sync.Mutex
 	health      Health
@@ -61,23 +60,7 @@ func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 func newTarget(id, address string) *target {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy: nil, // never route target traffic through an environment proxy
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &dialError{err: err}
-			}
-			return c, nil
-		},
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // a long request is the app's business
-		ExpectContinueTimeout: time.Second,
-	}
-	return &target{id: id, address: address, transport: tr, health: HealthInitial}
+	return &target{id: id, address: address, up: newUpstream(address), health: HealthInitial}
 }
 
 func (t *target) healthy() bool { return t.healthyFlag.Load() }

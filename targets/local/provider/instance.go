@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/targets/local/schema"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -78,13 +80,13 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	rand.Read(suffix)
 	id := fmt.Sprintf("%s-%s-%d-%s", p.Service, p.Slot, p.Index, hex.EncodeToString(suffix))
 	p.DataDir = filepath.Join(p.RunDir, "instances", id)
-	if err := os.MkdirAll(p.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(p.DataDir, fileperm.Dir); err != nil {
 		return "", nil, err
 	}
 	if p.Port, err = freePort(); err != nil {
 		return "", nil, err
 	}
-	p.Address = "127.0.0.1:" + strconv.Itoa(p.Port)
+	p.Address = net.JoinHostPort(boot.ListenHost, strconv.Itoa(p.Port))
 	env := map[string]string{}
 	for k, v := range p.Env {
 		env[k] = v
@@ -120,7 +122,7 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 		return "", nil, err
 	}
 	specPath := filepath.Join(p.DataDir, "boot.json")
-	if err := atomicfile.Write(specPath, spec, 0o600); err != nil {
+	if err := atomicfile.Write(specPath, spec, fileperm.File); err != nil {
 		return "", nil, err
 	}
 	logPath := filepath.Join(p.DataDir, "boot.log")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/atomicfile"
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/kilnhq/kiln/targets/local/schema"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -31,8 +32,9 @@ type lbProps struct {
 }
 
 // lbKind runs `kiln lb`, kiln's weighted reverse proxy, as a daemon. Changes of groups,
-// weights, health checks and drain timeout are applied live by a reload that waits for
-// leaving targets to drain; a new listen address replaces the daemon.
+// weights, health checks, drain timeout and per-request bounds are applied live by a reload
+// that waits for leaving targets to drain; new listener bounds restart the daemon on its
+// address; a new listen address replaces the daemon.
 type lbKind struct{}
 
 func (lbKind) replaceKeys() []string { return []string{"service", "runDir", "listen"} }
@@ -57,7 +59,8 @@ func lbInputs(m map[string]any) (lbProps, error) {
 func (p lbProps) dir() string { return filepath.Join(p.RunDir, "lb", p.Service) }
 
 func (p lbProps) config(gen int64, listen, admin string) lb.Config {
-	return lb.Config{Generation: gen, Listen: listen, Admin: admin, DrainTimeout: p.DrainTimeout, Health: p.Health, Groups: schema.LBGroups(p.Groups)}
+	return lb.Config{Generation: gen, Listen: listen, Admin: admin, DrainTimeout: p.DrainTimeout, Health: p.Health, Proxy: p.Proxy,
+		Groups: schema.LBGroups(p.Groups)}
 }
 
 func mustJSON(v any) []byte {
@@ -75,12 +78,12 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 		return err
 	}
 	dir := p.dir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fileperm.Dir); err != nil {
 		return err
 	}
 	cfgPath, readyPath, logPath := filepath.Join(dir, "lb.json"), filepath.Join(dir, "ready.json"), filepath.Join(dir, "lb.log")
 	os.Remove(readyPath)
-	if err := atomicfile.Write(cfgPath, mustJSON(p.config(gen, listen, admin)), 0o644); err != nil {
+	if err := atomicfile.Write(cfgPath, mustJSON(p.config(gen, listen, admin)), fileperm.File); err != nil {
 		return err
 	}
 	pr, err := spawn([]string{kilnLB, "--config", cfgPath, "--ready-file", readyPath}, childEnv(), logPath)
@@ -97,7 +100,7 @@ func (p *lbProps) start(ctx context.Context, gen int64, listen, admin string) er
 			}
 			p.Address, p.Admin, p.Generation, p.Process = r.Listen, r.Admin, r.Generation, &pr
 			p.Bound = &[2]string{listen, admin}
-			return atomicfile.Write(filepath.Join(dir, "address"), []byte(r.Listen+"\n"), 0o644)
+			return atomicfile.Write(filepath.Join(dir, "address"), []byte(r.Listen+"\n"), fileperm.File)
 		}
 		if !pr.alive() {
 			return fmt.Errorf("kiln lb exited at start: %s", tailFile(logPath, 2048))
@@ -165,8 +168,19 @@ func (lbKind) update(ctx context.Context, _ string, olds, news map[string]any) (
 		}
 		return encode(p)
 	}
+	running, next := old.config(old.Generation, old.Bound[0], old.Bound[1]), p.config(p.Generation, p.Bound[0], p.Bound[1])
+	if f := running.RestartField(&next); f != "" {
+		// The listener's bounds take effect when the daemon starts: restart it where clients know it.
+		if err := stop(ctx, *old.Process, old.DrainTimeout.Std()+5*time.Second); err != nil {
+			return nil, fmt.Errorf("restart the load balancer for a new %s: %w", f, err)
+		}
+		if err := p.start(ctx, p.Generation, old.Address, "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("restart the load balancer for a new %s: %w", f, err)
+		}
+		return encode(p)
+	}
 	cfgPath := filepath.Join(p.dir(), "lb.json")
-	if err := atomicfile.Write(cfgPath, mustJSON(p.config(p.Generation, p.Bound[0], p.Bound[1])), 0o644); err != nil {
+	if err := atomicfile.Write(cfgPath, mustJSON(next), fileperm.File); err != nil {
 		return nil, err
 	}
 	res, err := reload(ctx, p.Admin, p.DrainTimeout.Std()+10*time.Second)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/internal/procstat"
 )
 
@@ -47,7 +48,7 @@ func (p proc) alive() bool {
 // lets it go: it must outlive this plugin, which the engine stops after every operation.
 // extra are inherited as descriptors 3, 4, ...
 func spawn(argv []string, env []string, logPath string, extra ...*os.File) (proc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileperm.File)
 	if err != nil {
 		return proc{}, err
 	}

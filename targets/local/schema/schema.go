@@ -77,6 +77,7 @@ type LoadBalancer[S any] struct {
 	Listen       string         `json:"listen"`
 	DrainTimeout lb.Duration    `json:"drainTimeout"`
 	Health       lb.HealthCheck `json:"health"`
+	Proxy        lb.Proxy       `json:"proxy"`
 	Groups       []Group[S]     `json:"groups"`
 }
 
