@@ -2,14 +2,17 @@ package boot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -72,6 +75,10 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 			return fmt.Errorf("boot %s: refusing to start from a changed image: %w", spec.Instance, err)
 		}
 	}
+	secrets, err := readSecrets(spec.SecretsFD)
+	if err != nil {
+		return fmt.Errorf("boot %s: %w", spec.Instance, err)
+	}
 	units, err := LoadUnits(spec.ImageDir)
 	if err != nil {
 		return err
@@ -93,7 +100,7 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 		}
 	}()
 	for _, u := range units {
-		argv, env, err := unitCommand(u, instEnv)
+		argv, env, err := unitCommand(u, instEnv, secrets)
 		if err != nil {
 			return err
 		}
@@ -123,18 +130,34 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 	return nil
 }
 
-// unitCommand expands a unit's args and env and builds its environment.
-func unitCommand(u *Unit, instEnv map[string]string) (argv, env []string, err error) {
-	fromInst := func(k string) (string, bool) { v, ok := instEnv[k]; return v, ok }
+// unitCommand expands a unit's args and env and builds its environment. A secret may
+// only reach a unit's environment: an argument that names one, directly or through an
+// env variable holding one, is refused, since any process can read a command line.
+func unitCommand(u *Unit, instEnv, secrets map[string]string) (argv, env []string, err error) {
+	fromInst := func(k string) (string, bool) {
+		if name, ok := strings.CutPrefix(k, envexpand.SecretPrefix); ok {
+			v, ok := secrets[name]
+			return v, ok
+		}
+		v, ok := instEnv[k]
+		return v, ok
+	}
 	unitEnv := map[string]string{}
+	holdsSecret := map[string]bool{}
 	for k, v := range u.Env {
 		x, err := envexpand.Expand(v, fromInst)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: env.%s: %w (the instance env has no such variable)", u.file, k, err)
+			return nil, nil, fmt.Errorf("%s: env.%s: %w (the instance env and its secrets have no such variable)", u.file, k, err)
 		}
 		unitEnv[k] = x
+		_, holdsSecret[k] = envexpand.SecretRefs(v)
 	}
+	var onCommandLine string
 	lookup := func(k string) (string, bool) {
+		if strings.HasPrefix(k, envexpand.SecretPrefix) || holdsSecret[k] {
+			onCommandLine = k
+			return "", false
+		}
 		if v, ok := instEnv[k]; ok {
 			return v, true
 		}
@@ -143,6 +166,9 @@ func unitCommand(u *Unit, instEnv map[string]string) (argv, env []string, err er
 	}
 	for i, a := range u.Args {
 		x, err := envexpand.Expand(a, lookup)
+		if onCommandLine != "" {
+			return nil, nil, fmt.Errorf("%s: args[%d]: ${%s} is a secret, which is never put on a command line; read it from the environment", u.file, i, onCommandLine)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: args[%d]: %w (neither the instance env nor the unit env has it)", u.file, i, err)
 		}
@@ -165,6 +191,34 @@ func unitCommand(u *Unit, instEnv map[string]string) (argv, env []string, err er
 	}
 	sort.Strings(env)
 	return argv, env, nil
+}
+
+// maxSecrets bounds what boot reads from the secrets descriptor.
+const maxSecrets = 1 << 20
+
+// readSecrets reads the instance's secrets from the inherited descriptor fd (none when fd
+// is 0) and closes it. Errors never quote the content.
+func readSecrets(fd int) (map[string]string, error) {
+	secrets := map[string]string{}
+	if fd == 0 {
+		return secrets, nil
+	}
+	f := os.NewFile(uintptr(fd), "secrets")
+	if f == nil {
+		return nil, fmt.Errorf("secrets: descriptor %d is not open", fd)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSecrets+1))
+	if err != nil {
+		return nil, fmt.Errorf("secrets: read descriptor %d: %w", fd, err)
+	}
+	if len(data) > maxSecrets {
+		return nil, fmt.Errorf("secrets: more than %d bytes on descriptor %d", maxSecrets, fd)
+	}
+	if err := json.Unmarshal(data, &secrets); err != nil {
+		return nil, fmt.Errorf("secrets: descriptor %d does not hold a JSON object of strings", fd)
+	}
+	return secrets, nil
 }
 
 // spawner starts every child from one goroutine locked to its OS thread:

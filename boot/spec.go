@@ -61,6 +61,11 @@ type Spec struct {
 	Env map[string]string `json:"env"`
 	// DrainTimeout is how long units get between SIGTERM and SIGKILL.
 	DrainTimeout Duration `json:"drainTimeout"`
+	// SecretsFD, if not 0, is a file descriptor kiln-boot inherits (a pipe) holding the
+	// instance's secrets as a JSON object, name to value. Boot reads it to its end and
+	// closes it before any unit starts; a unit's env value ${secret:NAME} is replaced by
+	// the value. Secrets never pass through this file, argv or boot's own environment.
+	SecretsFD int `json:"secretsFD,omitempty"`
 }
 
 // ListenHost is the address an instance's app binds: the load balancer
@@ -143,6 +148,8 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("imageDir: must be an absolute path, got %q", s.ImageDir)
 	case !filepath.IsAbs(s.DataDir):
 		return fmt.Errorf("dataDir: must be an absolute path, got %q", s.DataDir)
+	case s.SecretsFD < 0 || s.SecretsFD > 0 && s.SecretsFD < 3:
+		return fmt.Errorf("secretsFD: must be 0 (none) or an inherited descriptor >= 3, got %d", s.SecretsFD)
 	case s.DrainTimeout < 0:
 		return fmt.Errorf("drainTimeout: must be >= 0, got %s", time.Duration(s.DrainTimeout))
 	}

@@ -43,13 +43,17 @@ func (a *app) historyCmd() *cobra.Command {
 				return json.NewEncoder(a.stdout).Encode(hist)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tIMAGE\tSTARTED\tFINISHED\tOUTCOME\tREASON\tWHO")
+			fmt.Fprintln(tw, "VERSION\tIMAGE\tSECRETS\tSTARTED\tFINISHED\tOUTCOME\tREASON\tWHO")
 			for _, r := range hist {
 				finished := "-"
 				if !r.Finished.IsZero() {
 					finished = fmt.Sprintf("%s (%s)", r.Finished.Local().Format("15:04:05"), round(r.Finished.Sub(r.Started)))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s@%s\n", r.Version, (fleet.Image{Digest: r.Digest}).Short(),
+				secrets := r.Secrets
+				if secrets == "" {
+					secrets = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s@%s\n", r.Version, (fleet.Image{Digest: r.Digest}).Short(), secrets,
 					r.Started.Local().Format("2006-01-02 15:04:05"), finished, r.Outcome, r.Reason, r.User, r.Host)
 			}
 			return tw.Flush()

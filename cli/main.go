@@ -106,7 +106,7 @@ traffic back and removes the new ones when anything goes wrong.`,
 	}
 	root.AddCommand(
 		a.initCmd(), a.validateCmd(), a.bakeCmd(), a.rolloutCmd(), a.statusCmd(),
-		a.watchCmd(), a.historyCmd(), a.stateCmd(), a.rollbackCmd(), a.destroyCmd(), a.imagesCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
+		a.watchCmd(), a.historyCmd(), a.stateCmd(), a.rollbackCmd(), a.destroyCmd(), a.imagesCmd(), a.secretCmd(), a.demoCmd(), a.setupCmd(), a.versionCmd(),
 	)
 	return root
 }

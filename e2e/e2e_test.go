@@ -79,10 +79,20 @@ func run(m *testing.M) int {
 // kiln runs the kiln binary and returns its exit code, stdout and stderr.
 func kiln(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
+	return kilnIn(t, dir, "", args...)
+}
+
+// kilnIn runs the kiln binary with stdin ("" is none) and returns its exit code, stdout
+// and stderr.
+func kilnIn(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kiln"), args...)
 	cmd.Dir = dir
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

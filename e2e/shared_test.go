@@ -18,27 +18,7 @@ import (
 // rollout started on A and killed with kill -9 is finished from B with --resume while
 // traffic goes on, and a third host that never deployed sees the whole history.
 func TestSharedBackendResumeFromAnotherHost(t *testing.T) {
-	// Each host has its own HOME, but shares this machine's Pulumi CLI and Go caches.
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KILN_TOOLS_DIR", filepath.Join(cache, "kiln", "tools"))
-	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
-		if v, err := exec.Command("go", "env", k).Output(); err == nil {
-			t.Setenv(k, strings.TrimSpace(string(v)))
-		}
-	}
-	endpoint := testpeers.S3(t)
-	t.Setenv("KILN_BACKEND", "s3://team-state/kiln?region=us-east-1&endpoint="+endpoint)
-	t.Setenv("KILN_PASSPHRASE", "correct horse battery staple")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	host := func(name string) string {
-		d := filepath.Join(t.TempDir(), name)
-		os.MkdirAll(filepath.Join(d, "home"), 0o700)
-		return d
-	}
+	host := sharedBackend(t)
 	a, b, c := host("a"), host("b"), host("c")
 	steps := `  scaleDownDelay: 0s
   steps:
@@ -188,5 +168,32 @@ func TestStateMigrateToASharedBackendAndBack(t *testing.T) {
 	code, out, _ = kiln(t, dir, "history")
 	if code != 0 || !strings.Contains(out, "1.2.0") {
 		t.Fatalf("history after moving back: %d\n%s", code, out)
+	}
+}
+
+// sharedBackend points kiln at a shared S3 backend (gofakes3 on 127.0.0.1) with a
+// passphrase every host knows, and returns a function that makes a "host": its own
+// directory, state directory and HOME. Hosts share this machine's Pulumi CLI and Go caches.
+func sharedBackend(t *testing.T) (host func(name string) string) {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KILN_TOOLS_DIR", filepath.Join(cache, "kiln", "tools"))
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		if v, err := exec.Command("go", "env", k).Output(); err == nil {
+			t.Setenv(k, strings.TrimSpace(string(v)))
+		}
+	}
+	endpoint := testpeers.S3(t)
+	t.Setenv("KILN_BACKEND", "s3://team-state/kiln?region=us-east-1&endpoint="+endpoint)
+	t.Setenv("KILN_PASSPHRASE", "correct horse battery staple")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	return func(name string) string {
+		d := filepath.Join(t.TempDir(), name)
+		os.MkdirAll(filepath.Join(d, "home"), 0o700)
+		return d
 	}
 }

@@ -56,10 +56,21 @@ func (i Image) Short() string {
 type Release struct {
 	Version string `json:"version"`
 	Image   Image  `json:"image"`
+	// Secrets is the version of the stack's secrets the release runs with (a random ID
+	// renewed whenever a secret is set or removed, never derived from a value); empty
+	// when the service has none. A release is its image and its secrets: changing a
+	// secret makes a new release of the same image.
+	Secrets string `json:"secrets,omitempty"`
 }
 
-// String returns "version (digest)".
-func (r Release) String() string { return fmt.Sprintf("%s (%s)", r.Version, r.Image.Short()) }
+// String returns "version (digest)", or "version (digest, secrets v)" when the release
+// has secrets.
+func (r Release) String() string {
+	if r.Secrets != "" {
+		return fmt.Sprintf("%s (%s, secrets %s)", r.Version, r.Image.Short(), r.Secrets)
+	}
+	return fmt.Sprintf("%s (%s)", r.Version, r.Image.Short())
+}
 
 // SlotSpec is the desired state of one slot. A slot without a release has no instances.
 type SlotSpec struct {

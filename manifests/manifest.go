@@ -54,7 +54,11 @@ type Manifest struct {
 	APIVersion string           // always APIVersion
 	Service    string           // DNS label naming the service
 	Version    *version.Version // the release version
-	App        App
+	// Secrets are the names of the service's secrets, sorted: each is referenced as
+	// ${secret:NAME} from App.Env or component settings, and its value is set with
+	// `kiln secret set` and delivered when an instance starts, never baked.
+	Secrets []string
+	App     App
 	// Components maps a component name to the version constraint written in the manifest.
 	Components map[string]string
 	// Resolved holds, sorted by name, the newest catalog version satisfying each constraint.

@@ -64,6 +64,9 @@ type parser struct {
 	deadline *yaml.Node    // rollout.progressDeadline, for the cross-field check
 	interval *yaml.Node    // fleet.health.interval, likewise
 	refs     []templateRef // analysis templates named by rollout:, checked once analysis: is decoded
+	// secretRefs are the ${secret:NAME} references and secretNodes the declarations,
+	// checked against each other once both are decoded (secrets.go).
+	secretRefs, secretNodes []secretRef
 }
 
 var (
@@ -116,6 +119,8 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	analysisNode := top.Field("analysis")
 	m.Analysis = p.analysis(analysisNode)
 	p.checkRefs(analysisNode, m.Analysis)
+	m.Secrets = p.secrets(top.Field("secrets"))
+	p.checkSecrets(m.Secrets)
 	top.Finish()
 
 	// Cross-field rule, checked only when both sides decoded: a slot can only become healthy
@@ -180,6 +185,7 @@ func (p *parser) app(n *yaml.Node, a *App) {
 		a.Args = []string{}
 		for i, it := range items {
 			if s, ok := p.d.Literal(it, paths[i]); ok {
+				p.refuseSecretInArgs(it, paths[i], s, a.Env)
 				// kiln-boot expands args with the instance's variables and the app's env.
 				p.checkVars(it, paths[i], s, func(name string) bool { _, ok := a.Env[name]; return ok })
 				a.Args = append(a.Args, s)
@@ -194,7 +200,9 @@ func (p *parser) app(n *yaml.Node, a *App) {
 // write a literal ${.
 func (p *parser) checkVars(n *yaml.Node, path, s string, other func(string) bool) {
 	_, err := envexpand.Expand(s, func(name string) (string, bool) {
-		return "", envexpand.IsInstanceVar(name) || other != nil && other(name)
+		// A secret is held to the secrets list, and kept off command lines, in secrets.go.
+		secret := strings.HasPrefix(name, envexpand.SecretPrefix)
+		return "", secret || envexpand.IsInstanceVar(name) || other != nil && other(name)
 	})
 	var e *envexpand.Error
 	switch {
@@ -247,6 +255,7 @@ func (p *parser) env(n *yaml.Node, path string) map[string]string {
 			p.d.Errorf(e.Key, e.Path, "%s is set by kiln and reserved (PORT, HOST and KILN_* cannot be overridden)", e.Name)
 		}
 		if s, ok := p.d.Literal(e.Value, e.Path); ok {
+			p.noteSecretRefs(e.Value, e.Path, s)
 			p.checkVars(e.Value, e.Path, s, nil)
 			out[e.Name] = s
 		}
@@ -278,6 +287,7 @@ func (p *parser) components(n *yaml.Node) (map[string]string, []ResolvedComponen
 				sm := p.d.Map(settingsNode, e.Path+".settings")
 				for _, se := range sm.Entries() {
 					if val, ok := p.d.Literal(se.Value, se.Path); ok {
+						p.noteSecretRefs(se.Value, se.Path, val)
 						// Settings are baked into the component's unit env.
 						p.checkVars(se.Value, se.Path, val, nil)
 						settings[se.Name] = val

@@ -34,7 +34,7 @@ func (j *journal) Save(cp rollout.Checkpoint) error {
 		return err
 	}
 	return j.store.Record(releases.Record{ID: cp.ID, Version: cp.Desired.Version, Digest: cp.Desired.Image.Digest,
-		Started: cp.Started, Outcome: "running", User: j.who.User, Host: j.who.Host})
+		Secrets: cp.Desired.Secrets, Started: cp.Started, Outcome: "running", User: j.who.User, Host: j.who.Host})
 }
 
 func (j *journal) Load() (rollout.Checkpoint, bool, error) {
@@ -57,7 +57,7 @@ func (j *journal) record(fin rollout.Finished, started time.Time) {
 		return // refused or failed before it started: nothing was released
 	}
 	j.store.Record(releases.Record{ID: fin.ID, Version: fin.To.Version, Digest: fin.To.Image.Digest,
-		Started: started, Finished: fin.At, Outcome: string(fin.Outcome), Reason: string(fin.Reason),
+		Secrets: fin.To.Secrets, Started: started, Finished: fin.At, Outcome: string(fin.Outcome), Reason: string(fin.Reason),
 		Message: fin.Message, User: j.who.User, Host: j.who.Host})
 }
 

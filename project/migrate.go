@@ -18,10 +18,10 @@ type MigrateResult struct {
 	Records int
 }
 
-// MigrateState moves the stack's state — Pulumi's state, the release history — from the
-// project's backend to to, holding both backends' locks, so it refuses while a rollout
-// runs (a *releases.LockedError, exit 4) and while one that was interrupted waits to be
-// resumed. The source keeps its copy; from then on, use the new backend.
+// MigrateState moves the stack's state — Pulumi's state, the release history, the
+// encrypted secrets — from the project's backend to to, holding both backends' locks, so
+// it refuses while a rollout runs (a *releases.LockedError, exit 4) and while one that was
+// interrupted waits to be resumed. The source keeps its copy; from then on, use the new backend.
 func (p *Project) MigrateState(ctx context.Context, to backend.Backend, progress io.Writer) (MigrateResult, error) {
 	res := MigrateResult{From: p.Backend, To: to}
 	if p.Backend.String() == to.String() {
@@ -91,6 +91,17 @@ func (p *Project) MigrateState(ctx context.Context, to backend.Backend, progress
 			return res, fmt.Errorf("copy the history of %s: %w", p.Service(), err)
 		}
 		res.Records++
+	}
+	// The secrets keep their ciphertexts, the settings they were made with and their
+	// version: the fleet is not replaced for having moved.
+	secrets, err := src.LoadSecrets()
+	if err != nil {
+		return res, err
+	}
+	if secrets.Version != "" {
+		if _, err := dst.UpdateSecrets(func(d *releases.Secrets) error { *d = secrets.Clone(); return nil }); err != nil {
+			return res, fmt.Errorf("copy the secrets of %s: %w", p.Service(), err)
+		}
 	}
 	if err := dst.MarkMoved(""); err != nil {
 		return res, err

@@ -155,6 +155,15 @@ func (p *Project) Releases() (releases.Store, error) {
 	return store, nil
 }
 
+// loadSecrets reads the stack's encrypted secrets.
+func (p *Project) loadSecrets() (releases.Secrets, error) {
+	store, err := p.Releases()
+	if err != nil {
+		return releases.Secrets{}, err
+	}
+	return store.LoadSecrets()
+}
+
 // Recipe turns the manifest into what the bake needs.
 func (p *Project) Recipe() (images.Recipe, error) {
 	m := p.Manifest
@@ -174,7 +183,10 @@ func (p *Project) Recipe() (images.Recipe, error) {
 			env[k] = v
 		}
 		for k, v := range m.Resolved[i].Settings {
-			env[k] = v // baked: an image carries its whole configuration
+			env[k] = v // baked: an image carries its whole configuration (a secret as its reference)
+		}
+		if err := secretsOffCommandLine(d.Name, d.Unit.Args, m.Resolved[i].Settings); err != nil {
+			return r, err
 		}
 		bin := d.BinaryPath()
 		if bin == "" {
@@ -286,7 +298,7 @@ func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.T
 		return nil, err
 	}
 	return targets.Open(ctx, targets.Config{Manifest: p.Manifest, StateDir: p.StateDir, BinDir: p.BinDir,
-		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Backend: p.Backend})
+		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Backend: p.Backend, Secrets: p.loadSecrets})
 }
 
 // ControlSocket is where the service's running rollout listens for controls and watchers.

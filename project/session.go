@@ -60,13 +60,18 @@ func (s *Session) Request() rollout.Request {
 	return req
 }
 
-func (s *Session) baker() rollout.Baker {
+// baker bakes the manifest's release (or returns the kept one to redeploy); either runs
+// with the secrets of version secrets, the stack's current ones.
+func (s *Session) baker(secrets string) rollout.Baker {
 	if s.Release != nil {
 		rel := *s.Release
+		rel.Secrets = secrets
 		return rollout.BakeFunc(func(context.Context) (fleet.Release, error) { return rel, nil })
 	}
 	return rollout.BakeFunc(func(ctx context.Context) (fleet.Release, error) {
-		return s.Project.Bake(ctx, s.Target)
+		rel, err := s.Project.Bake(ctx, s.Target)
+		rel.Secrets = secrets
+		return rel, err
 	})
 }
 
@@ -75,6 +80,11 @@ func (s *Session) baker() rollout.Baker {
 func (s *Session) Run(ctx context.Context) (Result, error) {
 	p := s.Project
 	store, err := p.Releases()
+	if err != nil {
+		return Result{}, err
+	}
+	// A secret without a value stops the rollout before anything is baked.
+	secrets, err := p.secretsVersion(store)
 	if err != nil {
 		return Result{}, err
 	}
@@ -104,7 +114,7 @@ func (s *Session) Run(ctx context.Context) (Result, error) {
 	events, wait := fanOut(append(s.Sinks, hubSink(hub)))
 	eng := &rollout.Engine{Target: s.Target, Events: events, Controls: controls, Journal: jr, Analyzer: analyzer}
 	started := time.Now()
-	fin := eng.Run(ctx, s.Request(), s.baker())
+	fin := eng.Run(ctx, s.Request(), s.baker(secrets))
 	close(events)
 	wait()
 	hub.Close()

@@ -18,6 +18,7 @@
 //	lock.json     the holder (host, pid, kernel start time, user, command, since) while locked
 //	state.json    the rollout in progress, absent when none is
 //	history.json  {"records": [...]}: newest first, one record a line, at most MaxHistory
+//	secrets.json  the stack's secrets, encrypted by its secrets provider (mode 0600)
 //	.guard        an empty file, only ever flock(2)ed
 //
 // Temporary files named .<file>.<random> are what a killed writer left; OpenFileStore

@@ -103,7 +103,7 @@ func (s *FileStore) sweep() {
 	for _, e := range ents {
 		n := e.Name()
 		if !strings.HasPrefix(n, "."+lockFile+".") && !strings.HasPrefix(n, "."+stateFile+".") &&
-			!strings.HasPrefix(n, "."+historyFile+".") {
+			!strings.HasPrefix(n, "."+historyFile+".") && !strings.HasPrefix(n, "."+secretsFile+".") {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && s.now().Sub(fi.ModTime()) > tempMaxAge {

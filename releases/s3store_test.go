@@ -209,3 +209,40 @@ func TestS3UnreachableBackendFailsClearly(t *testing.T) {
 		t.Fatal("history of an unreachable backend succeeded")
 	}
 }
+
+// Secrets set from two hosts at once are all kept, each update under a new version.
+func TestS3SecretsFromEveryHostAreKept(t *testing.T) {
+	stores := s3Stores(t, testpeers.S3(t), time.Minute, "host-a", "host-b", "host-c")
+	empty, err := stores[2].LoadSecrets()
+	if err != nil || empty.Version != "" || len(empty.Values) != 0 {
+		t.Fatalf("before any set: %+v, %v", empty, err)
+	}
+	var wg sync.WaitGroup
+	for i, s := range stores[:2] {
+		wg.Go(func() {
+			for n := range 5 {
+				if _, err := s.UpdateSecrets(func(d *releases.Secrets) error {
+					d.Values[fmt.Sprintf("S%d_%d", i, n)] = releases.Secret{Ciphertext: "v1:c"}
+					return nil
+				}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	doc, err := stores[2].LoadSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Values) != 10 || doc.Version == "" {
+		t.Fatalf("host-c sees %d secrets (version %q), want all 10 under a version", len(doc.Values), doc.Version)
+	}
+	boom := errors.New("boom")
+	if _, err := stores[0].UpdateSecrets(func(d *releases.Secrets) error { d.Values = nil; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("a failing change: %v, want boom", err)
+	}
+	if again, _ := stores[1].LoadSecrets(); again.Version != doc.Version || len(again.Values) != 10 {
+		t.Fatalf("a failing change saved something: %+v", again)
+	}
+}

@@ -15,6 +15,8 @@ type Release struct {
 	Version  string `json:"version"`
 	Digest   string `json:"digest"`
 	Location string `json:"location"`
+	// Secrets is the secrets version the release runs with ([Secrets.Version]).
+	Secrets string `json:"secrets,omitempty"`
 }
 
 // FromFleet converts a fleet release; nil stays nil.
@@ -22,7 +24,7 @@ func FromFleet(r *fleet.Release) *Release {
 	if r == nil {
 		return nil
 	}
-	return &Release{Version: r.Version, Digest: r.Image.Digest, Location: r.Image.Location}
+	return &Release{Version: r.Version, Digest: r.Image.Digest, Location: r.Image.Location, Secrets: r.Secrets}
 }
 
 // Fleet converts r back to the engine's vocabulary; nil stays nil.
@@ -30,7 +32,7 @@ func (r *Release) Fleet() *fleet.Release {
 	if r == nil {
 		return nil
 	}
-	return &fleet.Release{Version: r.Version, Image: fleet.Image{Digest: r.Digest, Location: r.Location}}
+	return &fleet.Release{Version: r.Version, Image: fleet.Image{Digest: r.Digest, Location: r.Location}, Secrets: r.Secrets}
 }
 
 // State is the record of the rollout in progress, saved after every step so that a
@@ -61,6 +63,8 @@ type Record struct {
 	ID      string `json:"id"`
 	Version string `json:"version"`
 	Digest  string `json:"digest"`
+	// Secrets is the secrets version the release ran with: never a value.
+	Secrets string `json:"secrets,omitempty"`
 	// Started and Finished bound the rollout; Finished is zero while it runs.
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
@@ -96,6 +100,16 @@ type Store interface {
 	Record(r Record) error
 	// History returns the records, newest first.
 	History() ([]Record, error)
+	// LoadSecrets returns the stack's secrets document; an empty one (no version, no
+	// values) when no secret was ever set.
+	LoadSecrets() (Secrets, error)
+	// UpdateSecrets changes the secrets document with fn and saves it with a new
+	// [Secrets.Version] ([NewSecretsVersion]) unless fn set the version itself (a
+	// migration copies it), atomically against other writers (a read,
+	// fn and a conditional write, retried or serialised: fn may run more than once); an
+	// error from fn saves nothing.
+	// It returns the document saved. It does not need the stack's lock.
+	UpdateSecrets(fn func(*Secrets) error) (Secrets, error)
 	// MarkMoved records that the stack's state now lives in the backend at url, so that
 	// nobody keeps deploying from the copy left here.
 	MarkMoved(url string) error

@@ -75,7 +75,7 @@ func decideStart(applied fleet.Spec, left *Checkpoint, rel fleet.Release) start 
 }
 
 func sameRelease(a, b fleet.Release) bool {
-	return a.Image.Digest == b.Image.Digest && a.Version == b.Version
+	return a.Image.Digest == b.Image.Digest && a.Version == b.Version && a.Secrets == b.Secrets
 }
 
 // do runs one rollout: read the fleet and the journal, announce the rollout, admit and

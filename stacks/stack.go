@@ -50,8 +50,10 @@ type Options struct {
 	StateDir string
 	// Backend is the Pulumi backend URL; empty is the file backend in StateDir/pulumi.
 	Backend string
-	// SecretsProvider encrypts the stack's secrets; empty is "passphrase", with the
-	// passphrase from PULUMI_CONFIG_PASSPHRASE(_FILE), else one kept in StateDir.
+	// SecretsProvider encrypts the stack's secrets when the stack is created: any Pulumi
+	// secrets-provider URL (e.g. awskms://...). Empty is $KILN_SECRETS_PROVIDER, else
+	// "passphrase", with the passphrase from $KILN_PASSPHRASE or
+	// PULUMI_CONFIG_PASSPHRASE(_FILE), else one kept in StateDir.
 	SecretsProvider string
 	// Stack is the stack name: the service.
 	Stack string
@@ -64,6 +66,15 @@ type Options struct {
 	// Log receives the engine's raw output.
 	Log io.Writer
 }
+
+// Environment variables that choose how a stack's secrets are encrypted.
+const (
+	// SecretsProviderEnv names the secrets provider of stacks kiln creates.
+	SecretsProviderEnv = "KILN_SECRETS_PROVIDER"
+	// PassphraseEnv holds the passphrase of the passphrase provider (for CI, and for
+	// every host of a shared backend).
+	PassphraseEnv = "KILN_PASSPHRASE"
+)
 
 // Stack is one kiln stack, opened for operations.
 type Stack struct {
@@ -90,6 +101,9 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	if opts.Backend == "" {
 		opts.Backend = fileBackendURL(opts.StateDir)
+	}
+	if opts.SecretsProvider == "" {
+		opts.SecretsProvider = os.Getenv(SecretsProviderEnv)
 	}
 	if opts.SecretsProvider == "" {
 		opts.SecretsProvider = "passphrase"
@@ -178,7 +192,8 @@ func passphraseEnv(env map[string]string, opts Options) error {
 			return nil
 		}
 	}
-	if pp := os.Getenv("KILN_PASSPHRASE"); pp != "" {
+	if pp := os.Getenv(PassphraseEnv); pp != "" {
+		// Handed to the engine in its environment, never on a command line.
 		env["PULUMI_CONFIG_PASSPHRASE"] = pp
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	Images *images.Store
 	// Backend is where the stack's Pulumi state lives.
 	Backend backend.Backend
+	// Secrets reads the stack's encrypted secrets (the manifest's secrets section names
+	// those the fleet gets); nil when there is no store to read them from.
+	Secrets func() (releases.Secrets, error)
 }
 
 // Opener opens a target for the service of cfg.Manifest.

@@ -1,6 +1,8 @@
 // Package envexpand expands ${NAME} references in unit arguments and environment. The
 // manifest decoder and the component catalog validate with it and `kiln boot` expands
-// with it, so what validates is exactly what runs.
+// with it, so what validates is exactly what runs. ${secret:NAME} names one of the
+// service's secrets: lookup is asked for "secret:NAME", so a caller that has no secrets
+// reports it as not set.
 package envexpand
 
 import (
@@ -31,6 +33,40 @@ func IsInstanceVar(name string) bool {
 // Escape is how a literal "${" is written: "$${" expands to "${" and is no reference.
 const Escape = "$${"
 
+// SecretPrefix starts the name of a reference to a secret: ${secret:DB_PASSWORD}.
+const SecretPrefix = "secret:"
+
+// validName reports whether name (what is between ${ and }) is a variable or a secret.
+func validName(name string) bool {
+	return nameRE.MatchString(strings.TrimPrefix(name, SecretPrefix))
+}
+
+// SecretRefs returns the names of the secrets s refers to with ${secret:NAME}, in order,
+// and whether s has any reference to a secret at all (even a malformed one). An escaped
+// "$${secret:" is no reference.
+func SecretRefs(s string) (names []string, any bool) {
+	for {
+		i := strings.Index(s, "${"+SecretPrefix)
+		if i < 0 {
+			return names, any
+		}
+		if i > 0 && s[i-1] == '$' {
+			s = s[i+2:]
+			continue
+		}
+		any = true
+		s = s[i+2:]
+		end := strings.IndexByte(s, '}')
+		if end < 0 {
+			return names, any
+		}
+		if name := s[:end]; validName(name) {
+			names = append(names, strings.TrimPrefix(name, SecretPrefix))
+		}
+		s = s[end+1:]
+	}
+}
+
 // Error is a reference that cannot be expanded.
 type Error struct {
 	// Ref is the reference as written, e.g. "${PORT" or "${lower}".
@@ -46,7 +82,7 @@ func (e *Error) Error() string {
 	case !strings.HasSuffix(e.Ref, "}"):
 		return fmt.Sprintf("unclosed ${ in %q", e.Ref)
 	}
-	return fmt.Sprintf("invalid variable reference %q (write ${NAME} with A-Z, 0-9 and _)", e.Ref)
+	return fmt.Sprintf("invalid variable reference %q (write ${NAME} or ${secret:NAME} with A-Z, 0-9 and _)", e.Ref)
 }
 
 // Name returns the variable name of a well-formed reference.
@@ -75,7 +111,7 @@ func Expand(s string, lookup func(string) (string, bool)) (string, error) {
 		}
 		ref := s[i : i+end+1]
 		name := ref[2 : len(ref)-1]
-		if !nameRE.MatchString(name) {
+		if !validName(name) {
 			return "", &Error{Ref: ref}
 		}
 		v, ok := lookup(name)

@@ -25,6 +25,7 @@ import (
 	"github.com/kilnhq/kiln/internal/fileperm"
 	"github.com/kilnhq/kiln/internal/procstat"
 	"github.com/kilnhq/kiln/manifests"
+	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets"
@@ -43,7 +44,8 @@ func init() {
 			return nil, fmt.Errorf("service %s: the manifest has no target.local settings", m.Service)
 		}
 		return Open(ctx, Config{StateDir: cfg.StateDir, Service: m.Service, Listen: m.Target.Local.Listen, LB: lbProxy(m.Target.Local.LB),
-			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend})
+			PulumiRoot: cfg.PulumiRoot, BinDir: cfg.BinDir, EngineLog: cfg.EngineLog, Images: cfg.Images, Backend: cfg.Backend,
+			Secrets: m.Secrets, LoadSecrets: cfg.Secrets})
 	})
 }
 
@@ -81,6 +83,10 @@ type Config struct {
 	// Backend is where the stack's Pulumi state lives; the zero value is the file
 	// backend in StateDir.
 	Backend backend.Backend
+	// Secrets names the service's secrets; LoadSecrets reads their ciphertexts from the
+	// stack's store before every operation that runs the program.
+	Secrets     []string
+	LoadSecrets func() (releases.Secrets, error)
 }
 
 // Target is the local target for one service.
@@ -140,12 +146,40 @@ func (t *Target) RunDir() string {
 }
 
 // program is the fleet program for spec. It reads the stack's outputs first, so the fleet
-// keeps its run directory whoever updates it.
+// keeps its run directory whoever updates it, and writes the service's secrets, as they
+// are stored now, into the stack's config.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
 	if _, err := t.outputs(ctx); err != nil {
 		return nil, err
 	}
-	return fleetProgram(spec, programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir()}), nil
+	cfg := programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
+	ciphertexts := map[string]string{}
+	var manager []byte
+	if len(t.cfg.Secrets) > 0 {
+		if t.cfg.LoadSecrets == nil {
+			return nil, fmt.Errorf("service %s has secrets but no store to read them from", t.cfg.Service)
+		}
+		doc, err := t.cfg.LoadSecrets()
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range t.cfg.Secrets {
+			if sec, ok := doc.Values[name]; ok {
+				ciphertexts[name] = sec.Ciphertext
+			}
+		}
+		manager, cfg.SecretsVersion = doc.Manager, doc.Version
+	}
+	if err := t.stack.UseSecrets(ctx, manager, ciphertexts); err != nil {
+		return nil, err
+	}
+	return fleetProgram(spec, cfg), nil
+}
+
+// EncryptSecret encrypts a secret with the stack's secrets provider (see
+// stacks.Stack.EncryptSecret).
+func (t *Target) EncryptSecret(ctx context.Context, manager json.RawMessage, name string, value []byte) (string, json.RawMessage, error) {
+	return t.stack.EncryptSecret(ctx, manager, name, value)
 }
 
 // Name returns "local".

@@ -21,6 +21,10 @@ type programConfig struct {
 	LB lb.Proxy
 	// RunDir holds the instances' data dirs and the load balancer's files (absolute).
 	RunDir string
+	// Secrets are the names of the service's secrets, read from the stack's config.
+	Secrets []string
+	// SecretsVersion is the version of the secrets the stack's config holds now.
+	SecretsVersion string
 }
 
 // The resources' state as the program sees it. Their pulumi tags name outputs declared in
@@ -49,6 +53,18 @@ func fleetProgram(spec fleet.Spec, cfg programConfig) pulumi.RunFunc {
 			return err
 		}
 		drain := spec.DrainTimeout.String()
+		var secrets map[string]pulumi.StringInput // nil without secrets: the input is left out
+		for _, name := range cfg.Secrets {
+			v, ok := ctx.GetConfig(stacks.SecretConfigKey(name))
+			if !ok {
+				return fmt.Errorf("secret %s is not in the stack's config: set it with kiln secret set %s", name, name)
+			}
+			if secrets == nil {
+				secrets = map[string]pulumi.StringInput{}
+			}
+			// Marked secret, the value is encrypted wherever it enters the state.
+			secrets[name] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
+		}
 		balancer := schema.LoadBalancer[pulumi.StringInput]{
 			Service:      spec.Service,
 			RunDir:       cfg.RunDir,
@@ -68,19 +84,28 @@ func fleetProgram(spec fleet.Spec, cfg programConfig) pulumi.RunFunc {
 				if err != nil {
 					return err
 				}
+				opts := []pulumi.ResourceOption{pulumi.DependsOn([]pulumi.Resource{&img})}
+				if sp.Release.Secrets != cfg.SecretsVersion {
+					// The slot runs with secrets set before the current ones: its
+					// instances keep the values they were created with, so that a
+					// secret changed mid-rollout replaces no instance of the old slot.
+					opts = append(opts, pulumi.IgnoreChanges([]string{schema.InstanceSecrets}))
+				}
 				for i := 0; i < sp.Size; i++ {
 					var inst instanceState
-					err := register(ctx, schema.InstanceType, fmt.Sprintf("%s-%s-%d", spec.Service, slot, i), schema.Instance{
-						Service:      spec.Service,
-						Slot:         string(slot),
-						Index:        i,
-						Version:      sp.Release.Version,
-						ImageDir:     sp.Release.Image.Location,
-						Digest:       sp.Release.Image.Digest,
-						RunDir:       cfg.RunDir,
-						Env:          spec.Env,
-						DrainTimeout: drain,
-					}, &inst, pulumi.DependsOn([]pulumi.Resource{&img}))
+					err := register(ctx, schema.InstanceType, fmt.Sprintf("%s-%s-%d", spec.Service, slot, i), schema.Instance[pulumi.StringInput]{
+						Service:        spec.Service,
+						Slot:           string(slot),
+						Index:          i,
+						Version:        sp.Release.Version,
+						ImageDir:       sp.Release.Image.Location,
+						Digest:         sp.Release.Image.Digest,
+						RunDir:         cfg.RunDir,
+						Env:            spec.Env,
+						DrainTimeout:   drain,
+						SecretsVersion: sp.Release.Secrets,
+						Secrets:        secrets,
+					}, &inst, opts...)
 					if err != nil {
 						return err
 					}

@@ -180,3 +180,63 @@ func TestProgramStateReadsOnlyOutputsTheSchemaDeclares(t *testing.T) {
 		}
 	}
 }
+
+// ignores records, per resource, the properties its registration asked the engine to
+// ignore changes of.
+type ignores struct {
+	recorder
+	ignored map[string][]string
+}
+
+func (r *ignores) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	r.mu.Lock()
+	if args.RegisterRPC != nil {
+		r.ignored[args.Name] = args.RegisterRPC.GetIgnoreChanges()
+	}
+	r.mu.Unlock()
+	return r.recorder.NewResource(args)
+}
+
+func TestSecretsReachInstancesAsSecretsAndOnlyTheCurrentSlotTakesNewOnes(t *testing.T) {
+	spec := testSpec()
+	spec.Slots[fleet.Blue].Release.Secrets = "v1" // the stable slot runs with older secrets
+	spec.Slots[fleet.Green].Release.Secrets = "v2"
+	rec := &ignores{recorder: recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}, ignored: map[string][]string{}}
+	key := stacks.SecretConfigKey("DB_PASSWORD")
+	err := pulumi.RunErr(fleetProgram(spec, programConfig{Listen: "127.0.0.1:0", RunDir: "/run", Secrets: []string{"DB_PASSWORD"}, SecretsVersion: "v2"}),
+		pulumi.WithMocks(stacks.Project, "hello", rec), func(ri *pulumi.RunInfo) {
+			ri.Config = map[string]string{key: "canary"}
+			ri.ConfigSecretKeys = []string{key}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hello-blue-0", "hello-green-1"} {
+		in := rec.got[name]
+		v := in[schema.InstanceSecrets].ObjectValue()["DB_PASSWORD"]
+		if !v.IsSecret() {
+			t.Fatalf("%s: secret input %v is not marked secret", name, v)
+		}
+		if got := v.SecretValue().Element.StringValue(); got != "canary" {
+			t.Errorf("%s: DB_PASSWORD = %q, want the config's value", name, got)
+		}
+	}
+	if got := rec.got["hello-green-0"]["secretsVersion"].StringValue(); got != "v2" {
+		t.Errorf("green's secretsVersion = %q, want its release's v2", got)
+	}
+	if got := rec.ignored["hello-blue-0"]; !reflect.DeepEqual(got, []string{schema.InstanceSecrets}) {
+		t.Errorf("blue (older secrets) ignores %v, want its secrets kept as they were", got)
+	}
+	if got := rec.ignored["hello-green-0"]; len(got) != 0 {
+		t.Errorf("green (current secrets) ignores %v, want nothing", got)
+	}
+}
+
+func TestMissingSecretFailsTheProgram(t *testing.T) {
+	rec := &recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}
+	err := pulumi.RunErr(fleetProgram(testSpec(), programConfig{Listen: "127.0.0.1:0", RunDir: "/run", Secrets: []string{"DB_PASSWORD"}}),
+		pulumi.WithMocks(stacks.Project, "hello", rec))
+	if err == nil || !strings.Contains(err.Error(), "kiln secret set DB_PASSWORD") {
+		t.Fatalf("err = %v, want one saying how to set the secret", err)
+	}
+}

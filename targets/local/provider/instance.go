@@ -23,7 +23,7 @@ import (
 
 // instanceProps are the inputs and outputs of a kiln:local:Instance.
 type instanceProps struct {
-	schema.Instance
+	schema.Instance[string]
 
 	// Outputs.
 	schema.InstanceOutputs
@@ -109,7 +109,15 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	if err != nil {
 		return "", nil, fmt.Errorf("drainTimeout: %w", err)
 	}
-	spec, err := json.MarshalIndent(boot.Spec{Instance: id, ImageDir: p.ImageDir, Digest: p.Digest, DataDir: p.DataDir, Env: env, DrainTimeout: boot.Duration(drain)}, "", "  ")
+	// The secrets go to kiln-boot on a pipe, never into boot.json, its argv or its env,
+	// and never into the outputs: the engine keeps them only as encrypted inputs.
+	secrets := p.Secrets
+	p.Secrets = nil
+	bs := boot.Spec{Instance: id, ImageDir: p.ImageDir, Digest: p.Digest, DataDir: p.DataDir, Env: env, DrainTimeout: boot.Duration(drain)}
+	if len(secrets) > 0 {
+		bs.SecretsFD = secretsFD
+	}
+	spec, err := json.MarshalIndent(bs, "", "  ")
 	if err != nil {
 		return "", nil, err
 	}
@@ -118,7 +126,7 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 		return "", nil, err
 	}
 	logPath := filepath.Join(p.DataDir, "boot.log")
-	pr, err := spawn([]string{init, "--spec", specPath}, childEnv(), logPath)
+	pr, err := spawnWithSecrets([]string{init, "--spec", specPath}, logPath, secrets)
 	if err != nil {
 		return "", nil, fmt.Errorf("start kiln-boot: %w", err)
 	}
@@ -147,6 +155,38 @@ func (instanceKind) create(ctx context.Context, inputs map[string]any) (string, 
 	}
 	outs, err := encode(p)
 	return id, outs, err
+}
+
+// secretsFD is the descriptor kiln-boot reads its secrets from: the first one after
+// stdin, stdout and stderr (exec.Cmd.ExtraFiles[0]).
+const secretsFD = 3
+
+// spawnWithSecrets starts kiln-boot and, when there are secrets, writes them as JSON to a
+// pipe it inherits as secretsFD. The pipe is written after the start, so secrets larger
+// than its buffer cannot block.
+func spawnWithSecrets(argv []string, logPath string, secrets map[string]string) (proc, error) {
+	if len(secrets) == 0 {
+		return spawn(argv, childEnv(), logPath)
+	}
+	data, err := json.Marshal(secrets)
+	if err != nil {
+		return proc{}, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return proc{}, err
+	}
+	defer w.Close()
+	pr, err := spawn(argv, childEnv(), logPath, r)
+	r.Close()
+	if err != nil {
+		return proc{}, err
+	}
+	if _, err := w.Write(data); err != nil {
+		stop(context.Background(), pr, time.Second)
+		return proc{}, fmt.Errorf("hand the secrets to kiln-boot: %w", err)
+	}
+	return pr, nil
 }
 
 // initExecutable is the init an instance of the image runs: the kiln-boot baked into it,

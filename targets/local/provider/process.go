@@ -46,7 +46,8 @@ func (p proc) alive() bool {
 
 // spawn starts argv as the leader of a new session, its output appended to logPath, and
 // lets it go: it must outlive this plugin, which the engine stops after every operation.
-func spawn(argv []string, env []string, logPath string) (proc, error) {
+// extra are inherited as descriptors 3, 4, ...
+func spawn(argv []string, env []string, logPath string, extra ...*os.File) (proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileperm.File)
 	if err != nil {
 		return proc{}, err
@@ -60,6 +61,7 @@ func spawn(argv []string, env []string, logPath string) (proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.ExtraFiles = extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return proc{}, err

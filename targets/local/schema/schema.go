@@ -34,8 +34,10 @@ type Image struct {
 	Dir string `json:"dir"`
 }
 
-// Instance is one instance booted from an image. Any change replaces it.
-type Instance struct {
+// Instance is one instance booted from an image. Any change replaces it. S is the type of
+// a secret's value: string in the provider, a secret Pulumi output in the program, so the
+// values are encrypted wherever they enter the stack's state.
+type Instance[S any] struct {
 	Service string `json:"service"`
 	Slot    string `json:"slot"`
 	Index   int    `json:"index"`
@@ -49,7 +51,16 @@ type Instance struct {
 	Env map[string]string `json:"env"`
 	// DrainTimeout is how long the instance's units get after SIGTERM (a Go duration).
 	DrainTimeout string `json:"drainTimeout"`
+	// SecretsVersion is the version of the secrets the instance's release runs with:
+	// a new version replaces the instance like a new image does.
+	SecretsVersion string `json:"secretsVersion,omitempty"`
+	// Secrets are the service's secrets, name to value, handed to kiln-boot when the
+	// instance starts (never written to a file, argv or the provider's outputs).
+	Secrets map[string]S `json:"secrets,omitempty"`
 }
+
+// InstanceSecrets is the input property holding an instance's secrets.
+const InstanceSecrets = "secrets"
 
 // InstanceOutputs are what the provider adds to an instance's inputs.
 type InstanceOutputs struct {
