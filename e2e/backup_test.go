@@ -286,7 +286,7 @@ func leaseHolder(t *testing.T, dir, version string) string {
 			}
 		}
 		if len(st.Backup) == 2 && len(active) == 1 && standbyOK && st.Backup[0].Table == "orders" {
-			_, text, _ := kiln(t, dir, "status")
+			_, text, _ := kiln(t, dir, "status", "--output", "text")
 			if !strings.Contains(text, "backup    orders: lease held by "+active[0]+" (release "+version) {
 				t.Fatalf("kiln status does not show the holder %s:\n%s", active[0], text)
 			}
