@@ -62,6 +62,21 @@ func (p *Project) MigrateState(ctx context.Context, to backend.Backend, progress
 		return res, &InputError{Msg: fmt.Sprintf("%s already holds a history of %s (%d releases): kiln will not mix two histories", to, p.Service(), len(hist))}
 	}
 
+	// Secrets are copied as their ciphertexts: the destination must read them with the
+	// same passphrase, or the next rollout could not decrypt them.
+	if secrets, err := src.LoadSecrets(); err != nil {
+		return res, err
+	} else if secrets.Version != "" && len(secrets.Values) > 0 {
+		same, err := stacks.SamePassphrase(p.StateDir, p.Backend.PulumiURL(), to.PulumiURL())
+		if err != nil {
+			return res, err
+		}
+		if !same {
+			return res, &InputError{Msg: fmt.Sprintf("the secrets of %s are encrypted with a passphrase that %s would not use: "+
+				"set KILN_PASSPHRASE to the passphrase they were set with (a file backend's generated one is in %s/passphrase) for the move and from then on, "+
+				"or remove the secrets (kiln secret rm), move, and set them again", p.Service(), to, p.StateDir)}
+		}
+	}
 	root, err := pulumicli.Ensure(ctx, pulumicli.Options{Progress: progress})
 	if err != nil {
 		return res, err

@@ -197,3 +197,35 @@ func passphraseFile(stateDir string) (string, error) {
 	}
 	return p, nil
 }
+
+// SamePassphrase reports whether stacks opened in stateDir against the backends a and b
+// (Pulumi backend URLs) encrypt their secrets with the same passphrase, as passphraseEnv
+// chooses it: a file backend's generated passphrase wins over $KILN_PASSPHRASE.
+// Ciphertexts made for one are only readable by the other when it does.
+func SamePassphrase(stateDir, a, b string) (bool, error) {
+	pa, err := passphraseOf(stateDir, a)
+	if err != nil {
+		return false, err
+	}
+	pb, err := passphraseOf(stateDir, b)
+	return pa == pb, err
+}
+
+// passphraseOf is the passphrase passphraseEnv would give the engine for backend ("" where
+// it would generate one).
+func passphraseOf(stateDir, backend string) (string, error) {
+	if v := os.Getenv("PULUMI_CONFIG_PASSPHRASE"); v != "" {
+		return v, nil
+	}
+	file := os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE")
+	if _, isFile := fileBackendOf(backend); isFile && file == "" {
+		if _, err := os.Stat(passphrasePath(stateDir)); err == nil {
+			file = passphrasePath(stateDir)
+		}
+	}
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		return strings.TrimSpace(string(raw)), err
+	}
+	return os.Getenv(PassphraseEnv), nil
+}

@@ -41,3 +41,34 @@ func TestThePassphraseFileIsCreatedOnceOwnerOnlyAndAShortOneIsRefused(t *testing
 		}
 	}
 }
+
+// A stack's secrets, moved between backends as ciphertexts, stay readable only if both
+// ends use the same passphrase: a file backend's generated one, $KILN_PASSPHRASE for a
+// shared backend, Pulumi's own variables for both.
+func TestSamePassphraseAsTheEngineWouldBeGiven(t *testing.T) {
+	dir := t.TempDir()
+	file, shared := "file://"+filepath.Join(dir, "pulumi"), "s3://bucket/prefix?region=us-east-1"
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "")
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "")
+	t.Setenv(PassphraseEnv, "team passphrase")
+	if same, err := SamePassphrase(dir, file, shared); err != nil || !same {
+		t.Fatalf("no generated passphrase, KILN_PASSPHRASE for both: same=%v, %v", same, err)
+	}
+	p, err := passphraseFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, _ := SamePassphrase(dir, file, shared); same {
+		t.Fatal("a generated passphrase and a different KILN_PASSPHRASE were taken for the same")
+	}
+	raw, _ := os.ReadFile(p)
+	t.Setenv(PassphraseEnv, strings.TrimSpace(string(raw)))
+	if same, err := SamePassphrase(dir, shared, file); err != nil || !same {
+		t.Fatalf("KILN_PASSPHRASE set to the generated one: same=%v, %v", same, err)
+	}
+	t.Setenv(PassphraseEnv, "other")
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "pulumi's own")
+	if same, err := SamePassphrase(dir, file, shared); err != nil || !same {
+		t.Fatalf("PULUMI_CONFIG_PASSPHRASE for both: same=%v, %v", same, err)
+	}
+}
