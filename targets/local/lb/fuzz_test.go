@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,9 @@ func FuzzAdmin(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, path string, config, body []byte) {
 		if !validMethod(method) || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t#?%\x00\x7f") {
 			return // not an HTTP request line a client could send
+		}
+		if _, err := url.ParseRequestURI(path); err != nil {
+			return // nor is this (a control character, say): net/http refuses it before any handler
 		}
 		dir := t.TempDir()
 		cfgPath := filepath.Join(dir, "lb.json")
