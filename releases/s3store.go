@@ -36,6 +36,7 @@ type S3Store struct {
 	stack, host   string
 	lease         time.Duration
 	renewInterval time.Duration
+	timeout       time.Duration
 	// Now is the clock of lease expiry and LockedError.At; nil means time.Now.
 	Now func() time.Time
 
@@ -73,6 +74,8 @@ type S3Options struct {
 	Lease time.Duration
 	// Host names this machine in the lock; empty is os.Hostname.
 	Host string
+	// Timeout bounds each call of the backend; zero is DefaultStoreTimeout.
+	Timeout time.Duration
 }
 
 // OpenS3Store opens the store of stack in a shared S3 backend.
@@ -91,8 +94,12 @@ func OpenS3Store(opts S3Options, stack string) (*S3Store, error) {
 	if lease <= 0 {
 		lease = backend.DefaultLease
 	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
 	return &S3Store{client: opts.Client, bucket: opts.Bucket, dir: path.Join(opts.Prefix, ".kiln", stack),
-		stack: stack, host: host, lease: lease, renewInterval: lease / 3}, nil
+		stack: stack, host: host, lease: lease, renewInterval: lease / 3, timeout: timeout}, nil
 }
 
 func (s *S3Store) now() time.Time {
@@ -183,6 +190,8 @@ func (s *S3Store) Lock(ctx context.Context, h Holder) (func() error, error) {
 	if h.Since.IsZero() {
 		h.Since = s.now().UTC().Round(0)
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	doc := lockDoc{Holder: h}
 	for range 3 {
 		cur, etag, found, err := s.readLock(ctx)
@@ -285,7 +294,7 @@ func (s *S3Store) unlock(l *s3Lease) error {
 	doc.Released = true
 	doc.Expires = s.now().UTC().Round(0)
 	data, _ := json.Marshal(doc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if _, err := s.put(ctx, lockFile, data, false, etag); err != nil {
 		if errors.Is(err, errPrecondition) {
@@ -300,7 +309,7 @@ func (s *S3Store) unlock(l *s3Lease) error {
 // host or its lease is fresh on another, and releases the lock with If-Match otherwise,
 // so a lock taken meanwhile by someone else stays.
 func (s *S3Store) BreakLock(expected Holder) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	cur, etag, found, rerr := s.readLock(ctx)
 	if !found && rerr == nil || rerr == nil && cur.Released {
@@ -373,16 +382,16 @@ func (s *S3Store) checkHeld(ctx context.Context, what string) error {
 	return nil
 }
 
-// storeTimeout bounds one call of the backend: an unreachable or slow backend gives an
+// DefaultStoreTimeout bounds one call of the backend: an unreachable or slow backend gives an
 // error, never a hang.
-const storeTimeout = 30 * time.Second
+const DefaultStoreTimeout = 30 * time.Second
 
 // SaveState implements [Store.SaveState]: one PUT, which S3 applies whole or not at all.
 func (s *S3Store) SaveState(st State) error {
 	if st.ID == "" {
 		return fmt.Errorf("save rollout state of stack %s: field id is empty", s.stack)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if err := s.checkHeld(ctx, "save rollout state"); err != nil {
 		return err
@@ -399,7 +408,7 @@ func (s *S3Store) SaveState(st State) error {
 
 // LoadState implements [Store.LoadState].
 func (s *S3Store) LoadState() (State, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	data, _, found, err := s.get(ctx, stateFile)
 	if err != nil {
@@ -417,7 +426,7 @@ func (s *S3Store) LoadState() (State, bool, error) {
 
 // ClearState implements [Store.ClearState].
 func (s *S3Store) ClearState() error {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if err := s.checkHeld(ctx, "clear rollout state"); err != nil {
 		return err
@@ -435,7 +444,7 @@ func (s *S3Store) Record(r Record) error {
 	if r.ID == "" {
 		return fmt.Errorf("record release of stack %s: field id is empty", s.stack)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if err := s.checkHeld(ctx, "record release"); err != nil {
 		return err
@@ -471,7 +480,7 @@ func (s *S3Store) history(ctx context.Context) ([]Record, string, bool, error) {
 
 // MarkMoved implements [Store.MarkMoved].
 func (s *S3Store) MarkMoved(url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	data, err := json.Marshal(moved{To: url, At: s.now().UTC()})
 	if err != nil {
@@ -483,7 +492,7 @@ func (s *S3Store) MarkMoved(url string) error {
 
 // MovedTo implements [Store.MovedTo].
 func (s *S3Store) MovedTo() (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	data, _, found, err := s.get(ctx, movedFile)
 	if err != nil || !found {
@@ -498,7 +507,7 @@ func (s *S3Store) MovedTo() (string, error) {
 
 // History implements [Store.History].
 func (s *S3Store) History() ([]Record, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	recs, _, _, err := s.history(ctx)
 	if err != nil {

@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,5 +249,66 @@ func TestS3SecretsFromEveryHostAreKept(t *testing.T) {
 	}
 	if again, _ := stores[1].LoadSecrets(); again.Version != doc.Version || len(again.Values) != 10 {
 		t.Fatalf("a failing change saved something: %+v", again)
+	}
+}
+
+// A backend that stops answering gives an error within the store's timeout, never a
+// hang, and never a half-written checkpoint: the last one saved is the one read back.
+func TestS3SlowBackendFailsInTimeAndKeepsTheLastCheckpoint(t *testing.T) {
+	real := testpeers.S3(t)
+	target, _ := url.Parse(real)
+	var slow atomic.Bool
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() {
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	b, err := backend.Parse("s3://team-state/kiln?region=us-east-1&endpoint=" + srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	client, err := releases.S3Client(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := releases.OpenS3Store(releases.S3Options{Client: client, Bucket: b.Bucket, Prefix: b.Prefix, Host: "host-a",
+		Timeout: 500 * time.Millisecond}, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.Lock(context.Background(), holder("host-a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveState(releases.State{ID: "r1", Phase: "deploy"}); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(true)
+	start := time.Now()
+	if err := s.SaveState(releases.State{ID: "r1", Phase: "step"}); err == nil {
+		t.Fatal("a checkpoint was reported saved to a backend that did not answer")
+	}
+	if _, err := s.History(); err == nil {
+		t.Fatal("history was read from a backend that did not answer")
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("two calls to a silent backend took %s: the timeout did not hold", took)
+	}
+	slow.Store(false)
+	st, ok, err := s.LoadState()
+	if err != nil || !ok || st.Phase != "deploy" {
+		t.Fatalf("after the slow spell the checkpoint reads %+v (%v, %v), want the last one saved, deploy", st, ok, err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -138,7 +138,7 @@ func (s *S3Store) secrets(ctx context.Context) (Secrets, string, bool, error) {
 
 // LoadSecrets implements [Store.LoadSecrets].
 func (s *S3Store) LoadSecrets() (Secrets, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	doc, _, _, err := s.secrets(ctx)
 	return doc, err
@@ -148,7 +148,7 @@ func (s *S3Store) LoadSecrets() (Secrets, error) {
 // the ETag read, or create-only), again from the read if another writer got in between;
 // fn may therefore run more than once.
 func (s *S3Store) UpdateSecrets(fn func(*Secrets) error) (Secrets, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	for range 10 {
 		doc, etag, found, err := s.secrets(ctx)
