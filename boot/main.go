@@ -3,31 +3,21 @@ package boot
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"os/signal"
-	"syscall"
+
+	"github.com/kilnhq/kiln/internal/daemon"
 )
 
 // Main is kiln-boot's command line: it runs the instance described by --spec until
 // SIGTERM, SIGINT or SIGHUP, then stops its units, and returns the exit code.
 func Main(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kiln-boot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	spec := fs.String("spec", "", "the instance spec file (JSON)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *spec == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: kiln-boot --spec FILE")
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	if err := Run(ctx, *spec, slog.New(slog.NewJSONHandler(stderr, nil))); err != nil {
-		fmt.Fprintf(stderr, "kiln-boot: %v\n", err)
-		return 1
-	}
-	return 0
+	var spec string
+	return daemon.Command{
+		Name:  "kiln-boot",
+		Usage: "--spec FILE",
+		Flags: func(fs *flag.FlagSet) { fs.StringVar(&spec, "spec", "", "the instance spec file (JSON)") },
+		Valid: func() bool { return spec != "" },
+		Run:   func(ctx context.Context, log *slog.Logger) error { return Run(ctx, spec, log) },
+	}.Main(args, stderr)
 }
