@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/backup/store"
 )
 
 // Open opens the stack's lock, rollout state and history in the backend b.
@@ -24,23 +23,11 @@ func Open(ctx context.Context, b backend.Backend, stack string) (Store, error) {
 }
 
 // S3Client returns a client of b's bucket, with credentials from the environment as the
-// AWS SDK finds them.
+// AWS SDK finds them: the same client kiln-backup's store makes.
 func S3Client(ctx context.Context, b backend.Backend) (*s3.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if b.Region != "" {
-		opts = append(opts, config.WithRegion(b.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	client, err := store.NewS3Client(ctx, store.Options{S3Region: b.Region, S3Endpoint: b.Endpoint, S3PathStyle: b.PathStyle})
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", b, err)
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if b.Endpoint != "" {
-			o.BaseEndpoint = aws.String(b.Endpoint)
-		}
-		o.UsePathStyle = b.PathStyle
-	}), nil
+	return client, nil
 }

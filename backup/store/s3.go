@@ -38,6 +38,16 @@ var _ Store = (*S3)(nil)
 // NewS3 returns a store in bucket under prefix, configured from the standard
 // AWS environment (credentials chain, region) and opts.
 func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error) {
+	client, err := NewS3Client(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return NewS3WithClient(client, bucket, prefix, opts.PartSize), nil
+}
+
+// NewS3Client returns a client of AWS S3 or of the S3-compatible server at
+// opts.S3Endpoint, configured from the standard AWS environment and opts.
+func NewS3Client(ctx context.Context, opts Options) (*s3.Client, error) {
 	var loadOpts []func(*config.LoadOptions) error
 	if opts.S3Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(opts.S3Region))
@@ -62,7 +72,7 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return NewS3WithClient(client, bucket, prefix, opts.PartSize), nil
+	return client, nil
 }
 
 // LoopbackCredentials returns placeholder credentials for an endpoint on
