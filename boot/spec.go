@@ -66,6 +66,23 @@ type Spec struct {
 	// closes it before any unit starts; a unit's env value ${secret:NAME} is replaced by
 	// the value. Secrets never pass through this file, argv or boot's own environment.
 	SecretsFD int `json:"secretsFD,omitempty"`
+	// Host, if set, is the address the app binds instead of ListenHost: on a cloud
+	// target the balancer reaches instances over the network (0.0.0.0, kept to the
+	// balancer by the instances' security group).
+	Host string `json:"host,omitempty"`
+	// SSM, if set, names the instance's secrets as SecureString parameters of AWS
+	// Systems Manager, read at boot with the instance's role (credentials from IMDSv2)
+	// before any unit starts. Exclusive with SecretsFD.
+	SSM *SSMSecrets `json:"ssm,omitempty"`
+}
+
+// SSMSecrets are an instance's secrets as SSM parameters.
+type SSMSecrets struct {
+	// Region is the parameters' region.
+	Region string `json:"region"`
+	// Parameters maps a secret's name (as ${secret:NAME} references it) to the name of
+	// its SecureString parameter, e.g. /kiln/hello/API_TOKEN.
+	Parameters map[string]string `json:"parameters"`
 }
 
 // ListenHost is the address an instance's app binds: the load balancer

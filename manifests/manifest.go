@@ -181,8 +181,58 @@ type LocalLB struct {
 	ExposeTarget          bool          // answers name the instance (X-Kiln-Target)
 }
 
-// AWSTarget is reserved for the aws target; decoding a manifest that sets it is an error today.
-type AWSTarget struct{}
+// AWSTarget runs the service on EC2 (target.aws): AMIs baked by EC2 Image Builder, one auto
+// scaling group per slot, an Application Load Balancer whose listener weighs the slots' target
+// groups.
+type AWSTarget struct {
+	// Region is the AWS region, e.g. eu-west-1.
+	Region string
+	// Subnets are the subnets instances (and a created balancer) are placed in, or VPC is
+	// the VPC whose subnets kiln looks up. Exactly one of them is set.
+	Subnets []string
+	VPC     string
+	// InstanceType is the EC2 instance type of both slots (DefaultAWSInstanceType).
+	InstanceType string
+	// ParentImage is what Image Builder bakes on: an AMI ID, an Image Builder image ARN or
+	// an "ssm:/..." public parameter (DefaultAWSParentImage).
+	ParentImage string
+	// LoadBalancer is the balancer kiln creates, or an existing listener it adds a rule to.
+	LoadBalancer AWSLoadBalancer
+	// SecurityGroups are extra security groups attached to the instances.
+	SecurityGroups []string
+	// Tags are added to every resource kiln creates (beside kiln's own service tags).
+	Tags map[string]string
+	// ArtifactsBucket holds the baked payloads; "" means the images stack creates one.
+	ArtifactsBucket string
+	// KeyName is an EC2 key pair allowed to SSH in; "" (the default) means no SSH key.
+	KeyName string
+	// HealthCheckGracePeriod is how long an auto scaling group waits before it acts on a
+	// new instance's ELB health (DefaultAWSGracePeriod).
+	HealthCheckGracePeriod time.Duration
+	// At is where target.aws is written.
+	At Position
+}
+
+// AWSLoadBalancer is target.aws.loadBalancer. Either kiln creates the balancer (Scheme, Port,
+// CertificateARN) or it adds a weighted rule to an existing listener (ListenerARN,
+// RulePriority).
+type AWSLoadBalancer struct {
+	Scheme         string // AWSSchemeInternetFacing (default) or AWSSchemeInternal
+	Port           int    // listener port: 80, or 443 with a certificate
+	CertificateARN string // an ACM certificate: the listener speaks HTTPS
+	ListenerARN    string // an existing listener; kiln creates no balancer
+	RulePriority   int    // the rule's priority on ListenerARN (DefaultAWSRulePriority)
+}
+
+// Defaults of target.aws.
+const (
+	DefaultAWSInstanceType  = "t3.micro"
+	DefaultAWSParentImage   = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+	DefaultAWSGracePeriod   = 300 * time.Second
+	DefaultAWSRulePriority  = 100
+	AWSSchemeInternetFacing = "internet-facing"
+	AWSSchemeInternal       = "internal"
+)
 
 // Images controls the retention of baked images.
 type Images struct {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
@@ -29,6 +30,14 @@ type Target interface {
 	// CollectImages removes the service's published images beyond the newest keep,
 	// never one in inUse, and returns the digests it removed.
 	CollectImages(ctx context.Context, keep int, inUse []fleet.Image) ([]string, error)
+}
+
+// AnalysisSourcer is implemented by targets whose metrics a runner reads from a store of
+// the target's own rather than by scraping instances (aws: CloudWatch, since a CI runner
+// cannot reach instances' private addresses). Targets without it are scraped.
+type AnalysisSourcer interface {
+	// AnalysisSource returns the source the analysis template t reads for slot.
+	AnalysisSource(ctx context.Context, t analysis.Template, slot fleet.Slot) (analysis.Source, error)
 }
 
 // Config is what opening a target needs.
