@@ -27,7 +27,14 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-require github.com/aymanbagabas/go-udiff v0.3.1 // indirect
+require (
+	github.com/aws/aws-sdk-go-v2/service/autoscaling v1.79.4 // indirect
+	github.com/aws/aws-sdk-go-v2/service/ec2 v1.344.1 // indirect
+	github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2 v1.63.8 // indirect
+	github.com/aws/aws-sdk-go-v2/service/ssm v1.81.4 // indirect
+	github.com/aymanbagabas/go-udiff v0.3.1 // indirect
+	github.com/pulumi/pulumi-aws/sdk/v6 v6.83.4 // indirect
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
