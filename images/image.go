@@ -80,6 +80,9 @@ type Image struct {
 	Meta
 	// Dir is the image directory.
 	Dir string
+	// RecipeKey is the key of the recipe a bake made or found the image by; empty for an
+	// image read with Get.
+	RecipeKey string
 }
 
 // computeDigest returns the digest of m: the sha256 of its JSON with Digest empty.
