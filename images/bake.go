@@ -307,7 +307,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "sbom.cdx.json"), sbom, fileperm.File); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, SBOMFile), sbom, fileperm.File); err != nil {
 		return nil, err
 	}
 	if meta.Files, err = listing(tmp); err != nil {

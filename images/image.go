@@ -34,6 +34,9 @@ type Meta struct {
 	Files []File  `json:"files"`
 }
 
+// SBOMFile is the image's CycloneDX SBOM, at its root.
+const SBOMFile = "sbom.cdx.json"
+
 // InitName is the name of the init's binary in an image's bin/.
 const InitName = "kiln-boot"
 

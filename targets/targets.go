@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
@@ -54,6 +55,9 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store on this host that bakes land in.
 	Images *images.Store
+	// Catalog holds the definitions of the manifest's components (a cloud target grants
+	// the instances what their policies ask for).
+	Catalog *components.Catalog
 	// Backend is where the stack's Pulumi state lives.
 	Backend backend.Backend
 	// Secrets reads the stack's encrypted secrets (the manifest's secrets section names
