@@ -41,6 +41,14 @@ type AnalysisSourcer interface {
 	AnalysisSource(ctx context.Context, t analysis.Template, slot fleet.Slot) (analysis.Source, error)
 }
 
+// PublishPreviewer is implemented by targets whose Publish costs real time and money (aws:
+// an Image Builder run). PreviewPublish reports the operations publishing img would make
+// and returns the image as the fleet would know it, changing nothing; an image not
+// published yet has a placeholder location.
+type PublishPreviewer interface {
+	PreviewPublish(ctx context.Context, img *images.Image, ops func(fleet.ResourceOp)) (fleet.Image, error)
+}
+
 // Config is what opening a target needs.
 type Config struct {
 	// Manifest is the service's manifest; a target reads its own settings from it.
