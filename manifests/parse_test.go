@@ -75,7 +75,13 @@ images:
 // edit applies old→new replacements to base; each old must occur exactly once.
 func edit(t *testing.T, pairs ...string) string {
 	t.Helper()
-	s := base
+	return editDoc(t, base, pairs...)
+}
+
+// editDoc applies old→new replacements to doc; each old must occur exactly once.
+func editDoc(t *testing.T, doc string, pairs ...string) string {
+	t.Helper()
+	s := doc
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if n := strings.Count(s, pairs[i]); n != 1 {
 			t.Fatalf("edit: %q occurs %d times in base", pairs[i], n)
@@ -374,10 +380,10 @@ func TestParseRejects(t *testing.T) {
 
 		// target.
 		{"missing target", edit(t, "target:\n  local:\n    listen: 127.0.0.1:8080\n", ""), []string{"kiln.yaml:1:1: target: required field is missing"}},
-		{"empty target", edit(t, "target:\n  local:\n    listen: 127.0.0.1:8080\n", "target: {}\n"), []string{"kiln.yaml:24:9: target: one target is required: local (aws is not available yet)"}},
-		{"aws target", edit(t, "  local:\n    listen: 127.0.0.1:8080\n", "  aws: {}\n"), []string{"kiln.yaml:25:3: target.aws: the aws target is not available yet"}},
-		{"both targets", edit(t, "  local:\n", "  aws: {}\n  local:\n"),
-			[]string{"kiln.yaml:25:3: target: set only one of local or aws", "kiln.yaml:25:3: target.aws: the aws target is not available yet"}},
+		{"empty target", edit(t, "target:\n  local:\n    listen: 127.0.0.1:8080\n", "target: {}\n"), []string{"kiln.yaml:24:9: target: one target is required: local (this machine) or aws (EC2 behind an Application Load Balancer)"}},
+		// Both: the aws settings are still checked, and the local target's fleet rules apply.
+		{"both targets", edit(t, "  local:\n", "  aws: {region: eu-west-1, vpc: vpc-0123abcd}\n  local:\n"),
+			[]string{"kiln.yaml:25:3: target: set only one of local or aws"}},
 		{"listen without port", edit(t, "listen: 127.0.0.1:8080", "listen: nope"), []string{`kiln.yaml:26:13: target.local.listen: invalid address "nope"`}},
 		{"listen without host", edit(t, "listen: 127.0.0.1:8080", `listen: ":8080"`), []string{`target.local.listen: address ":8080" has no host`}},
 		{"listen on a name", edit(t, "listen: 127.0.0.1:8080", "listen: example.com:80"), []string{`target.local.listen: host "example.com" must be an IP address or localhost`}},
