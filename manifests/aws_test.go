@@ -115,11 +115,7 @@ func TestParseAWSDefaults(t *testing.T) {
 func TestParseAWSAccepts(t *testing.T) {
 	lb := "    loadBalancer:\n      scheme: internal\n      port: 8443\n      certificateARN: arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-aaaa-bbbb-cccc-0123456789ab\n"
 	listener := "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/0123456789abcdef/fedcba9876543210"
-	cases := []struct {
-		name  string
-		text  string
-		check func(*manifests.Manifest) bool
-	}{
+	runAccepts(t, func(m *manifests.Manifest) any { return m.Target.AWS }, []acceptCase{
 		{"certificate: port 443 by default", editDoc(t, awsBase, "      port: 8443\n", ""),
 			func(m *manifests.Manifest) bool { return m.Target.AWS.LoadBalancer.Port == 443 }},
 		{"no loadBalancer: internet-facing on 80", editDoc(t, awsBase, lb, ""),
@@ -157,18 +153,7 @@ func TestParseAWSAccepts(t *testing.T) {
 			func(m *manifests.Manifest) bool { return m.Fleet.Health.Timeout == 4*time.Second }},
 		{"drain timeout 1h", editDoc(t, awsBase, "drainTimeout: 30s", "drainTimeout: 1h"),
 			func(m *manifests.Manifest) bool { return m.Rollout.DrainTimeout == time.Hour }},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := manifests.Parse("kiln.yaml", []byte(tc.text), testCatalog)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if !tc.check(m) {
-				t.Errorf("unexpected manifest: %+v", m.Target.AWS)
-			}
-		})
-	}
+	})
 }
 
 func tags(n int) string {

@@ -91,6 +91,29 @@ func editDoc(t *testing.T, doc string, pairs ...string) string {
 	return s
 }
 
+// acceptCase is a manifest that must decode, and what must hold of the result.
+type acceptCase struct {
+	name  string
+	text  string
+	check func(*manifests.Manifest) bool
+}
+
+// runAccepts runs the cases; show picks what a failure prints of the manifest.
+func runAccepts(t *testing.T, show func(*manifests.Manifest) any, cases []acceptCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := manifests.Parse("kiln.yaml", []byte(tc.text), testCatalog)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !tc.check(m) {
+				t.Errorf("unexpected manifest: %+v", show(m))
+			}
+		})
+	}
+}
+
 func TestParseLocalLB(t *testing.T) {
 	doc := edit(t, "    listen: 127.0.0.1:8080\n", `    listen: 127.0.0.1:8080
     lb:
@@ -201,11 +224,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 }
 
 func TestParseAccepts(t *testing.T) {
-	cases := []struct {
-		name  string
-		text  string
-		check func(*manifests.Manifest) bool
-	}{
+	runAccepts(t, func(m *manifests.Manifest) any { return m }, []acceptCase{
 		{"version as a number", edit(t, "version: 1.4.0", "version: 1.4"),
 			func(m *manifests.Manifest) bool { return m.Version.String() == "1.4.0" }},
 		{"pre-release version", edit(t, "version: 1.4.0", "version: 1.4.0-rc.1+build.5"),
@@ -242,18 +261,7 @@ func TestParseAccepts(t *testing.T) {
 			func(m *manifests.Manifest) bool { return m.Fleet.Size == 2 }},
 		{"comments and document marker", "# kiln\n---\n" + base + "...\n",
 			func(m *manifests.Manifest) bool { return m.Service == "hello" }},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := manifests.Parse("kiln.yaml", []byte(tc.text), testCatalog)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if !tc.check(m) {
-				t.Errorf("unexpected manifest: %+v", m)
-			}
-		})
-	}
+	})
 }
 
 // TestParseRejects has one case per rule. want holds substrings of the error text (each error
