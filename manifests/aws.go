@@ -55,15 +55,15 @@ func awsID(prefix, s string) bool {
 	return ok && (len(hex) == 8 || len(hex) == 17) && strings.Trim(hex, "0123456789abcdef") == ""
 }
 
-// arn is an Amazon Resource Name split into its parts.
-type arn struct{ partition, service, region, account, resource string }
+// arn is an Amazon Resource Name split into its parts (after arn:PARTITION:).
+type arn struct{ service, region, account, resource string }
 
 func parseARN(s string) (arn, bool) {
 	parts := strings.SplitN(s, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || !awsPartitionRE.MatchString(parts[1]) {
 		return arn{}, false
 	}
-	return arn{parts[1], parts[2], parts[3], parts[4], parts[5]}, true
+	return arn{parts[2], parts[3], parts[4], parts[5]}, true
 }
 
 // awsTarget decodes target.aws; key is its key, where AWSTarget.At points.
@@ -106,7 +106,7 @@ func (p *parser) awsTarget(key, n *yaml.Node) *AWSTarget {
 			if awsInstanceTypeRE.MatchString(s) {
 				return ""
 			}
-			return fmt.Sprintf("invalid instance type %q (write family.size, such as t3.micro or m7g.large)", s)
+			return fmt.Sprintf("invalid instance type %q (write family.size, such as t3.micro or m7g.large)", strictyaml.Short(s))
 		})
 	}
 	if v := m.Field("parentImage"); v != nil {
@@ -147,7 +147,7 @@ func (p *parser) awsTarget(key, n *yaml.Node) *AWSTarget {
 	return at
 }
 
-// awsString decodes a string and reports problem(s) when it is not "".
+// awsString decodes a string and reports problem(s) at n when that is not "".
 func (p *parser) awsString(n *yaml.Node, path string, problem func(string) string) string {
 	s, ok := p.d.String(n, path)
 	if !ok {
@@ -159,6 +159,8 @@ func (p *parser) awsString(n *yaml.Node, path string, problem func(string) strin
 	return s
 }
 
+// idProblem returns "" when s is an EC2 ID with the prefix, else what is wrong; what
+// names the resource.
 func idProblem(prefix, what, s string) string {
 	if awsID(prefix, s) {
 		return ""
@@ -172,7 +174,7 @@ func (p *parser) awsIDs(n *yaml.Node, path, prefix string, nonEmpty bool) []stri
 	what := map[string]string{"subnet": "subnet", "sg": "security group"}[prefix]
 	items, paths := p.d.Seq(n, path)
 	if len(items) == 0 && nonEmpty && !isBroken(n) {
-		p.d.Errorf(n, path, "at least one subnet is required")
+		p.d.Errorf(n, path, "at least one %s is required", what)
 	}
 	out := []string{}
 	seen := map[string]int{}
@@ -182,7 +184,7 @@ func (p *parser) awsIDs(n *yaml.Node, path, prefix string, nonEmpty bool) []stri
 			continue
 		}
 		if first, dup := seen[s]; dup {
-			p.d.Errorf(it, paths[i], "%s is listed twice (first at %s[%d])", s, path, first)
+			p.d.Errorf(it, paths[i], "%s is listed twice (first at %s[%d])", strictyaml.Short(s), path, first)
 			continue
 		}
 		seen[s] = i
