@@ -40,7 +40,7 @@ func TestSetupAWSPluginWithThePulumiCLI(t *testing.T) {
 	tarball := pluginTarball(t)
 	var serve atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !serve.Load() || path.Base(r.URL.Path) != awsPlugin.tarball() {
+		if !serve.Load() || path.Base(r.URL.Path) != awsPlugin.Tarball() {
 			http.NotFound(w, r)
 			return
 		}
@@ -69,7 +69,7 @@ func TestSetupAWSPluginWithThePulumiCLI(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || args[0] != pulumi {
 		t.Fatalf("%s: %v\n%s", m[1], err, out)
 	}
-	want := filepath.Join(awsPlugin.cacheDir(home), awsPlugin.binary())
+	want := filepath.Join(awsPlugin.CacheDir(home), awsPlugin.Binary())
 	code, out, errOut := kiln(t, awsExample, "setup")
 	if code != ExitOK || !strings.Contains(out, awsPlugin.String()+": "+want+"\n") {
 		t.Fatalf("setup after installing by hand: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
@@ -79,7 +79,7 @@ func TestSetupAWSPluginWithThePulumiCLI(t *testing.T) {
 	serve.Store(true)
 	home = t.TempDir()
 	t.Setenv("PULUMI_HOME", home)
-	want = filepath.Join(awsPlugin.cacheDir(home), awsPlugin.binary())
+	want = filepath.Join(awsPlugin.CacheDir(home), awsPlugin.Binary())
 	code, out, errOut = kiln(t, awsExample, "setup")
 	if code != ExitOK || !strings.Contains(out, awsPlugin.String()+": "+want+"\n") {
 		t.Fatalf("setup with a download: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
@@ -93,7 +93,7 @@ func pluginTarball(t *testing.T) []byte {
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
 	body := []byte("#!/bin/sh\necho 'a stand-in for kiln setup tests, not the AWS provider' >&2\nexit 1\n")
-	if err := tw.WriteHeader(&tar.Header{Name: awsPlugin.binary(), Mode: 0o755, Size: int64(len(body))}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: awsPlugin.Binary(), Mode: 0o755, Size: int64(len(body))}); err != nil {
 		t.Fatal(err)
 	}
 	tw.Write(body)

@@ -25,8 +25,8 @@ func TestAWSPluginMatchesGoMod(t *testing.T) {
 	if m == nil {
 		t.Fatal("go.mod does not require github.com/pulumi/pulumi-aws/sdk/v6")
 	}
-	if got := string(m[1]); got != awsPlugin.version {
-		t.Errorf("go.mod has pulumi-aws v%s, kiln setup installs the plugin v%s", got, awsPlugin.version)
+	if got := string(m[1]); got != awsPlugin.Version {
+		t.Errorf("go.mod has pulumi-aws v%s, kiln setup installs the plugin v%s", got, awsPlugin.Version)
 	}
 }
 
@@ -40,7 +40,7 @@ func fakePulumi(t *testing.T, install bool) (log, home string) {
 	log, home = filepath.Join(dir, "args.log"), filepath.Join(dir, "pulumi-home")
 	t.Setenv("PULUMI_HOME", home)
 	t.Setenv("PATH", t.TempDir())
-	plugin := filepath.Join(awsPlugin.cacheDir(home), awsPlugin.binary())
+	plugin := filepath.Join(awsPlugin.CacheDir(home), awsPlugin.Binary())
 	script := "#!/bin/sh\necho \"$*\" >> " + log + "\n"
 	if install {
 		cache := filepath.Dir(plugin)
@@ -63,7 +63,7 @@ const awsExample = "../examples/aws"
 
 // here turns the expectations, written for pulumi-aws 6.83.4 on linux-amd64, into this
 // machine's and go.mod's (TestAWSPluginMatchesGoMod checks the version).
-var here = strings.NewReplacer("6.83.4", awsPlugin.version, "linux-amd64", runtime.GOOS+"-"+runtime.GOARCH)
+var here = strings.NewReplacer("6.83.4", awsPlugin.Version, "linux-amd64", runtime.GOOS+"-"+runtime.GOARCH)
 
 func TestSetupAWSPluginCannotBeDownloaded(t *testing.T) {
 	log, home := fakePulumi(t, false)
@@ -106,7 +106,7 @@ func TestSetupInstallsAWSPlugin(t *testing.T) {
 		t.Error("the second setup ran pulumi again")
 	}
 	// A partial install (the CLI marks one while it unpacks) is no plugin.
-	os.WriteFile(awsPlugin.cacheDir(home)+".partial", nil, 0o644)
+	os.WriteFile(awsPlugin.CacheDir(home)+".partial", nil, 0o644)
 	if code, _, _ = kiln(t, awsExample, "setup"); code != ExitOK {
 		t.Fatalf("setup after a partial install: exit %d", code)
 	}

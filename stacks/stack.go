@@ -60,7 +60,9 @@ type Options struct {
 	Stack string
 	// PulumiRoot is a Pulumi CLI installation (root/bin/pulumi), from pulumicli.Ensure.
 	PulumiRoot string
-	// PluginDir holds pulumi-resource-kiln; it is put first on the engine's PATH.
+	// PluginDir holds the provider plugins the stack's programs use (pulumi-resource-kiln;
+	// the aws target adds the pulumi-aws plugin's directory as a PATH list); it is put
+	// first on the engine's PATH.
 	PluginDir string
 	// Env is passed to the engine and so to the providers it starts.
 	Env map[string]string
