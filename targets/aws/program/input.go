@@ -47,11 +47,15 @@ type BakeImage struct {
 	Digest    string // the image's content digest (sha256:...)
 	Version   string // the release version
 	RecipeKey string // the recipe key of the bake (images.Image.RecipeKey)
-	// Payload is the local path of the image's payload archive, uploaded to the
-	// artifacts bucket; PayloadSHA256 is its hex sha256, which the component verifies.
+	// Payload is the local path of the image's payload archive (a gzip-compressed tar
+	// of the image directory, its root the image's root), uploaded to the artifacts
+	// bucket; PayloadSHA256 is its hex sha256, which the component verifies. An image
+	// kept from an earlier bake (read back from OutputImages) has no Payload: its
+	// objects are already uploaded and stay as they are.
 	Payload       string
 	PayloadSHA256 string
-	// SBOM is the local path of the image's SBOM, uploaded beside the payload.
+	// SBOM is the local path of the image's SBOM, uploaded beside the payload ("" for a
+	// kept image, like Payload).
 	SBOM string
 }
 
