@@ -136,16 +136,16 @@ func modelID(typ, name string) string {
 
 // run runs a program against a fresh model of AWS and returns the model and the known
 // values of the stack's outputs.
-func run(t *testing.T, fn pulumi.RunFunc, dryRun bool) (*awsModel, map[string]any) {
+func run(t *testing.T, fn pulumi.RunFunc, dryRun bool, opts ...pulumi.RunOption) (*awsModel, map[string]any) {
 	t.Helper()
-	m, exports, err := runErr(fn, dryRun)
+	m, exports, err := runErr(fn, dryRun, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, exports
 }
 
-func runErr(fn pulumi.RunFunc, dryRun bool) (*awsModel, map[string]any, error) {
+func runErr(fn pulumi.RunFunc, dryRun bool, opts ...pulumi.RunOption) (*awsModel, map[string]any, error) {
 	m := &awsModel{dryRun: dryRun}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		if err := fn(ctx); err != nil {
@@ -155,7 +155,7 @@ func runErr(fn pulumi.RunFunc, dryRun bool) (*awsModel, map[string]any, error) {
 		// waits for them to resolve (unknown ones arrive as null).
 		var st pulumi.CustomResourceState
 		return ctx.RegisterResource(typeExports, "exports", pulumi.Map(ctx.GetCurrentExportMap()), &st)
-	}, pulumi.WithMocks("kiln", "test", m), func(ri *pulumi.RunInfo) { ri.DryRun = dryRun })
+	}, append([]pulumi.RunOption{pulumi.WithMocks("kiln", "test", m), func(ri *pulumi.RunInfo) { ri.DryRun = dryRun }}, opts...)...)
 	if err != nil {
 		return m, nil, err
 	}

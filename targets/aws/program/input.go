@@ -83,6 +83,10 @@ type FleetInput struct {
 	// held as SecureString parameters; SecretsVersion is the version the config holds now.
 	Secrets        []string
 	SecretsVersion string
+	// NamedPorts are the ports of the image's baked components (images.Meta.Ports), given
+	// to every unit as KILN_PORT_<NAME>. On aws each instance has its own address, so a
+	// port is fixed per fleet; none may be Spec.Port. (Added by the awsprog branch.)
+	NamedPorts map[string]int
 }
 
 // Outputs of the fleet stack (besides stacks.OutputSpec, the spec as applied).
