@@ -2,6 +2,7 @@ package program
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
@@ -83,11 +84,8 @@ func balancer(ctx *pulumi.Context, in FleetInput, net network, tagsIn pulumi.Str
 				Port:            pulumi.Int(cfg.Port),
 				Protocol:        pulumi.String(protocol),
 				CertificateArn:  cert,
-				DefaultActions: lb.ListenerDefaultActionArray{&lb.ListenerDefaultActionArgs{
-					Type:    pulumi.String("forward"),
-					Forward: &lb.ListenerDefaultActionForwardArgs{TargetGroups: listenerTargets(slots)},
-				}},
-				Tags: tagsIn,
+				DefaultActions:  lb.ListenerDefaultActionArray{listenerAction(slots)},
+				Tags:            tagsIn,
 			})
 			return err
 		},
@@ -110,33 +108,54 @@ func sharedBalancer(ctx *pulumi.Context, in FleetInput, cfg LoadBalancer) (front
 		endpoint:       pulumi.String(endpoint(l.Protocol, b.DnsName, l.Port)).ToStringOutput(),
 		dimension:      pulumi.String(b.ArnSuffix).ToStringOutput(),
 		route: func(ctx *pulumi.Context, slots []weighted) error {
-			var targets lb.ListenerRuleActionForwardTargetGroupArray
-			for _, w := range slots {
-				targets = append(targets, &lb.ListenerRuleActionForwardTargetGroupArgs{Arn: w.arn, Weight: pulumi.Int(w.weight)})
-			}
 			_, err := lb.NewListenerRule(ctx, in.Spec.Service, &lb.ListenerRuleArgs{
 				ListenerArn: pulumi.String(cfg.ListenerARN),
 				Priority:    pulumi.Int(cfg.RulePriority),
 				Conditions: lb.ListenerRuleConditionArray{&lb.ListenerRuleConditionArgs{
 					PathPattern: &lb.ListenerRuleConditionPathPatternArgs{Values: pulumi.StringArray{pulumi.String("/*")}},
 				}},
-				Actions: lb.ListenerRuleActionArray{&lb.ListenerRuleActionArgs{
-					Type:    pulumi.String("forward"),
-					Forward: &lb.ListenerRuleActionForwardArgs{TargetGroups: targets},
-				}},
-				Tags: tagMap(in.Settings, TagService, in.Spec.Service),
+				Actions: lb.ListenerRuleActionArray{ruleAction(slots)},
+				Tags:    tagMap(in.Settings, TagService, in.Spec.Service),
 			})
 			return err
 		},
 	}, nil
 }
 
-func listenerTargets(slots []weighted) lb.ListenerDefaultActionForwardTargetGroupArray {
-	var out lb.ListenerDefaultActionForwardTargetGroupArray
-	for _, w := range slots {
-		out = append(out, &lb.ListenerDefaultActionForwardTargetGroupArgs{Arn: w.arn, Weight: pulumi.Int(w.weight)})
+// noTraffic is the balancer's answer while no slot takes traffic (a forward action needs
+// a target group with a weight).
+const noTraffic = "503"
+
+func carriesTraffic(slots []weighted) bool {
+	return slices.ContainsFunc(slots, func(w weighted) bool { return w.weight > 0 })
+}
+
+// listenerAction forwards to the slots by their weights.
+func listenerAction(slots []weighted) *lb.ListenerDefaultActionArgs {
+	if !carriesTraffic(slots) {
+		return &lb.ListenerDefaultActionArgs{Type: pulumi.String("fixed-response"), FixedResponse: &lb.ListenerDefaultActionFixedResponseArgs{
+			StatusCode: pulumi.String(noTraffic), ContentType: pulumi.String("text/plain"), MessageBody: pulumi.String("no release takes traffic"),
+		}}
 	}
-	return out
+	var targets lb.ListenerDefaultActionForwardTargetGroupArray
+	for _, w := range slots {
+		targets = append(targets, &lb.ListenerDefaultActionForwardTargetGroupArgs{Arn: w.arn, Weight: pulumi.Int(w.weight)})
+	}
+	return &lb.ListenerDefaultActionArgs{Type: pulumi.String("forward"), Forward: &lb.ListenerDefaultActionForwardArgs{TargetGroups: targets}}
+}
+
+// ruleAction is listenerAction for a rule of an existing listener.
+func ruleAction(slots []weighted) *lb.ListenerRuleActionArgs {
+	if !carriesTraffic(slots) {
+		return &lb.ListenerRuleActionArgs{Type: pulumi.String("fixed-response"), FixedResponse: &lb.ListenerRuleActionFixedResponseArgs{
+			StatusCode: pulumi.String(noTraffic), ContentType: pulumi.String("text/plain"), MessageBody: pulumi.String("no release takes traffic"),
+		}}
+	}
+	var targets lb.ListenerRuleActionForwardTargetGroupArray
+	for _, w := range slots {
+		targets = append(targets, &lb.ListenerRuleActionForwardTargetGroupArgs{Arn: w.arn, Weight: pulumi.Int(w.weight)})
+	}
+	return &lb.ListenerRuleActionArgs{Type: pulumi.String("forward"), Forward: &lb.ListenerRuleActionForwardArgs{TargetGroups: targets}}
 }
 
 // endpoint is the URL of a listener: the port is left out when it is the protocol's own.

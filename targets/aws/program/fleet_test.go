@@ -54,11 +54,22 @@ var phases = []struct {
 	name string
 	spec fleet.Spec
 }{
+	{"first deploy", fleetSpec(fleet.SlotSpec{Release: v1, Size: 2}, fleet.SlotSpec{})},
 	{"first release", fleetSpec(fleet.SlotSpec{Release: v1, Size: 2, Weight: 100}, fleet.SlotSpec{})},
 	{"deploy", fleetSpec(fleet.SlotSpec{Release: v1, Size: 2, Weight: 100}, fleet.SlotSpec{Release: v2, Size: 3})},
 	{"step 10/90", fleetSpec(fleet.SlotSpec{Release: v1, Size: 2, Weight: 90}, fleet.SlotSpec{Release: v2, Size: 3, Weight: 10})},
 	{"step 50/50", fleetSpec(fleet.SlotSpec{Release: v1, Size: 2, Weight: 50}, fleet.SlotSpec{Release: v2, Size: 3, Weight: 50})},
 	{"retired", fleetSpec(fleet.SlotSpec{Size: 2}, fleet.SlotSpec{Release: v2, Size: 3, Weight: 100})},
+}
+
+// phaseSpec returns the spec of the named phase.
+func phaseSpec(name string) fleet.Spec {
+	for _, ph := range phases {
+		if ph.name == name {
+			return ph.spec.Clone()
+		}
+	}
+	panic("no phase " + name)
 }
 
 func fleetInput(spec fleet.Spec) FleetInput {
@@ -81,14 +92,26 @@ func forwardWeights(t *testing.T, m *awsModel, targets []any) map[fleet.Slot]int
 	return out
 }
 
-func listenerForward(t *testing.T, m *awsModel) []any {
+// listenerWeights reads the weights the listener forwards with; nil when it forwards nothing
+// (it answers 503 while no slot takes traffic).
+func listenerWeights(t *testing.T, m *awsModel) map[fleet.Slot]int {
 	t.Helper()
-	l := m.get(t, typeListener, "shop")
-	acts := l.in("defaultActions").([]any)
-	if len(acts) != 1 || acts[0].(map[string]any)["type"] != "forward" {
+	acts := m.get(t, typeListener, "shop").in("defaultActions").([]any)
+	if len(acts) != 1 {
 		t.Fatalf("listener actions = %v", acts)
 	}
-	return acts[0].(map[string]any)["forward"].(map[string]any)["targetGroups"].([]any)
+	act := acts[0].(map[string]any)
+	switch act["type"] {
+	case "forward":
+		return forwardWeights(t, m, act["forward"].(map[string]any)["targetGroups"].([]any))
+	case "fixed-response":
+		if code := act["fixedResponse"].(map[string]any)["statusCode"]; code != "503" {
+			t.Errorf("listener answers %v without traffic", code)
+		}
+		return nil
+	}
+	t.Fatalf("listener action %v", act)
+	return nil
 }
 
 func TestFleetPhases(t *testing.T) {
@@ -136,8 +159,11 @@ func TestFleetPhases(t *testing.T) {
 						}
 					}
 				}
-				weights := forwardWeights(t, m, listenerForward(t, m))
+				weights := listenerWeights(t, m)
 				want := map[fleet.Slot]int{fleet.Blue: ph.spec.Slots[fleet.Blue].Weight, fleet.Green: ph.spec.Slots[fleet.Green].Weight}
+				if want[fleet.Blue]+want[fleet.Green] == 0 {
+					want = nil
+				}
 				if !reflect.DeepEqual(weights, want) {
 					t.Errorf("listener weights = %v, want %v", weights, want)
 				}
@@ -214,6 +240,7 @@ func TestFleetPhaseChangesTouchOnlyWhatThePhaseChanges(t *testing.T) {
 		from, to                string
 		added, removed, changed []string
 	}{
+		{"first deploy", "first release", nil, nil, listener},
 		{"first release", "deploy", green, nil, nil},
 		{"deploy", "step 10/90", nil, nil, listener},
 		{"step 10/90", "step 50/50", nil, nil, listener},
@@ -227,7 +254,7 @@ func TestFleetPhaseChangesTouchOnlyWhatThePhaseChanges(t *testing.T) {
 }
 
 func TestFleetInstancesAreLockedDown(t *testing.T) {
-	m, _ := run(t, Fleet(fleetInput(phases[2].spec)), false)
+	m, _ := run(t, Fleet(fleetInput(phaseSpec("step 10/90"))), false)
 	balancerSG := m.get(t, typeSG, "shop-balancer")
 	instSG := m.get(t, typeSG, "shop-instances")
 	ingress := instSG.in("ingress").([]any)
@@ -271,7 +298,7 @@ func TestFleetInstancesAreLockedDown(t *testing.T) {
 	}
 
 	// Internal, with a key and extra groups as asked.
-	in := fleetInput(phases[2].spec)
+	in := fleetInput(phaseSpec("step 10/90"))
 	in.Settings.LoadBalancer.Scheme = SchemeInternal
 	in.Settings.KeyName = "ops"
 	in.Settings.SecurityGroups = []string{"sg-0extra"}
@@ -290,7 +317,7 @@ func TestFleetInstancesAreLockedDown(t *testing.T) {
 }
 
 func TestFleetTargetGroupsCheckAsTheManifestSays(t *testing.T) {
-	m, _ := run(t, Fleet(fleetInput(phases[0].spec)), false)
+	m, _ := run(t, Fleet(fleetInput(phaseSpec("first release"))), false)
 	for _, slot := range fleet.Slots {
 		tg := m.get(t, typeTG, "shop-"+string(slot))
 		if tg.in("port") != float64(8080) || tg.str("protocol") != "HTTP" || tg.str("vpcId") != modelVPC || tg.in("deregistrationDelay") != float64(30) {
@@ -339,7 +366,7 @@ func withSecrets(kv ...string) pulumi.RunOption {
 }
 
 func TestFleetUserDataWritesTheBootSpec(t *testing.T) {
-	in := fleetInput(phases[2].spec)
+	in := fleetInput(phaseSpec("step 10/90"))
 	in.Secrets, in.SecretsVersion = []string{"API_TOKEN"}, "s1"
 	in.NamedPorts = map[string]int{"metrics": 9100}
 	m, _ := run(t, Fleet(in), false, withSecrets("API_TOKEN", "hunter2-secret"))
@@ -379,7 +406,7 @@ func TestFleetUserDataWritesTheBootSpec(t *testing.T) {
 		}
 	}
 	// No secrets: no SSM section.
-	m, _ = run(t, Fleet(fleetInput(phases[0].spec)), false)
+	m, _ = run(t, Fleet(fleetInput(phaseSpec("first deploy"))), false)
 	if _, bs := decodeUserData(t, m.get(t, typeLT, "shop-blue")); bs.SSM != nil || len(m.ofType(typeParam)) != 0 {
 		t.Errorf("secrets without any: %+v, %d parameters", bs.SSM, len(m.ofType(typeParam)))
 	}
@@ -387,7 +414,7 @@ func TestFleetUserDataWritesTheBootSpec(t *testing.T) {
 
 func TestFleetSecretChangedMidRolloutChurnsNoSlot(t *testing.T) {
 	// Blue runs with secrets s1; the secret is set again (s2) while green is deployed.
-	spec := phases[2].spec.Clone()
+	spec := phaseSpec("step 10/90").Clone()
 	b, g := spec.Slots[fleet.Blue], spec.Slots[fleet.Green]
 	b.Release.Secrets, g.Release.Secrets = "s1", "s2"
 	spec.Slots[fleet.Blue], spec.Slots[fleet.Green] = b, g
@@ -405,7 +432,7 @@ func TestFleetSecretChangedMidRolloutChurnsNoSlot(t *testing.T) {
 }
 
 func TestFleetMissingSecretIsAnError(t *testing.T) {
-	in := fleetInput(phases[0].spec)
+	in := fleetInput(phaseSpec("first deploy"))
 	in.Secrets = []string{"API_TOKEN"}
 	_, _, err := runErr(Fleet(in), false)
 	if err == nil || !strings.Contains(err.Error(), "kiln secret set API_TOKEN") {
@@ -414,7 +441,7 @@ func TestFleetMissingSecretIsAnError(t *testing.T) {
 }
 
 func TestFleetTagsEverything(t *testing.T) {
-	m, _ := run(t, Fleet(fleetInput(phases[2].spec)), false)
+	m, _ := run(t, Fleet(fleetInput(phaseSpec("step 10/90"))), false)
 	for k, r := range m.res {
 		if r.Type == typeASG {
 			continue // below
@@ -431,7 +458,7 @@ func TestFleetTagsEverything(t *testing.T) {
 		}
 		if r.Type == typeLT {
 			slot := strings.TrimPrefix(r.Name, "shop-")
-			rel := phases[2].spec.Slots[fleet.Slot(slot)].Release
+			rel := phaseSpec("step 10/90").Slots[fleet.Slot(slot)].Release
 			if tags[TagSlot] != slot || tags[TagVersion] != rel.Version || tags[TagDigest] != rel.Image.Digest {
 				t.Errorf("%s tags %v", k, tags)
 			}
@@ -450,7 +477,7 @@ func TestFleetTagsEverything(t *testing.T) {
 			}
 			got[tag["key"].(string)] = tag["value"]
 		}
-		rel := phases[2].spec.Slots[slot].Release
+		rel := phaseSpec("step 10/90").Slots[slot].Release
 		want := map[string]any{"team": "shop", TagService: "shop", TagSlot: string(slot), TagVersion: rel.Version, TagDigest: rel.Image.Digest, "Name": "shop-" + string(slot)}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("group %s tags %v, want %v", slot, got, want)
@@ -459,7 +486,7 @@ func TestFleetTagsEverything(t *testing.T) {
 }
 
 func TestFleetOnAnExistingListener(t *testing.T) {
-	in := fleetInput(phases[2].spec)
+	in := fleetInput(phaseSpec("step 10/90"))
 	in.Settings.LoadBalancer = LoadBalancer{ListenerARN: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shared/0123456789abcdef/fedcba", RulePriority: 40}
 	m, out := run(t, Fleet(in), false)
 	if n := len(m.ofType(typeLB)) + len(m.ofType(typeListener)); n != 0 {
@@ -490,14 +517,20 @@ func TestFleetOnAnExistingListener(t *testing.T) {
 	}
 
 	// A traffic step changes only the rule.
-	step, _ := run(t, Fleet(FleetInput{Spec: phases[3].spec, Settings: in.Settings}), false)
+	step, _ := run(t, Fleet(FleetInput{Spec: phaseSpec("step 50/50"), Settings: in.Settings}), false)
 	if _, _, changed := changes(m, step); !reflect.DeepEqual(changed, []string{typeRule + "::shop"}) {
 		t.Errorf("a step changed %v", changed)
+	}
+
+	// Before any slot takes traffic, the rule answers 503.
+	idle, _ := run(t, Fleet(FleetInput{Spec: phaseSpec("first deploy"), Settings: in.Settings}), false)
+	if act := idle.get(t, typeRule, "shop").in("actions").([]any)[0].(map[string]any); act["type"] != "fixed-response" || act["fixedResponse"].(map[string]any)["statusCode"] != "503" {
+		t.Errorf("rule without traffic: %v", act)
 	}
 }
 
 func TestFleetHTTPSListener(t *testing.T) {
-	in := fleetInput(phases[0].spec)
+	in := fleetInput(phaseSpec("first deploy"))
 	in.Settings.LoadBalancer = LoadBalancer{Scheme: SchemeInternetFacing, Port: 8443, CertificateARN: "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}
 	m, out := run(t, Fleet(in), false)
 	l := m.get(t, typeListener, "shop")
@@ -521,7 +554,7 @@ func TestFleetRefusesBadInput(t *testing.T) {
 		"port":       func(in *FleetInput) { in.NamedPorts = map[string]int{"metrics": 8080} },
 	} {
 		t.Run(name, func(t *testing.T) {
-			in := fleetInput(phases[0].spec)
+			in := fleetInput(phaseSpec("first deploy"))
 			mutate(&in)
 			if _, _, err := runErr(Fleet(in), false); err == nil {
 				t.Error("no error")

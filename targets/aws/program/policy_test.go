@@ -172,7 +172,7 @@ func TestFleetInstanceRoleHoldsExactlyWhatIsGiven(t *testing.T) {
 		{"both", docs, []string{"API_TOKEN", "DB_PASSWORD"}, append(slices.Clone(fromComponents), readSecrets)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			in := fleetInput(phases[0].spec)
+			in := fleetInput(phaseSpec("first deploy"))
 			in.Policies, in.Secrets = c.policies, c.secrets
 			m, _ := run(t, Fleet(in), false, withSecrets("API_TOKEN", "a", "DB_PASSWORD", "b"))
 			if got := instanceStatements(t, m); !reflect.DeepEqual(got, c.want) {
@@ -192,7 +192,7 @@ func TestFleetRefusesPoliciesWithTheSameSid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := fleetInput(phases[0].spec)
+	in := fleetInput(phaseSpec("first deploy"))
 	in.Policies = [][]byte{docs[0], docs[0]}
 	if _, _, err := runErr(Fleet(in), false); err == nil || !strings.Contains(err.Error(), "DumpTable") {
 		t.Errorf("err = %v", err)
