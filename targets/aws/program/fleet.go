@@ -42,7 +42,7 @@ func Fleet(in FleetInput) pulumi.RunFunc {
 		if err != nil {
 			return err
 		}
-		profile, _, err := instanceProfile(ctx, spec.Service+"-instance", svcTags, policy)
+		profile, grants, err := instanceProfile(ctx, spec.Service+"-instance", svcTags, policy)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func Fleet(in FleetInput) pulumi.RunFunc {
 			if sp.Empty() {
 				continue
 			}
-			group, err := slotGroup(ctx, in, slot, *sp.Release, sp.Size, tg, profile, instSG)
+			group, err := slotGroup(ctx, in, slot, *sp.Release, sp.Size, tg, profile, grants, instSG)
 			if err != nil {
 				return fmt.Errorf("slot %s: %w", slot, err)
 			}
@@ -270,8 +270,9 @@ func targetGroup(ctx *pulumi.Context, spec fleet.Spec, slot fleet.Slot, vpc stri
 	})
 }
 
-// slotGroup declares a slot's launch template and auto scaling group.
-func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Release, size int, tg *lb.TargetGroup, profile *iam.InstanceProfile, instSG *ec2.SecurityGroup) (*autoscaling.Group, error) {
+// slotGroup declares a slot's launch template and auto scaling group. The group waits for
+// grants, so its instances boot with their role's policy (and the secrets it reads) in place.
+func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Release, size int, tg *lb.TargetGroup, profile *iam.InstanceProfile, grants []pulumi.Resource, instSG *ec2.SecurityGroup) (*autoscaling.Group, error) {
 	spec, s := in.Spec, in.Settings
 	name := fmt.Sprintf("%s-%s", spec.Service, slot)
 	slotTags := tags(s, TagService, spec.Service, TagSlot, string(slot), TagVersion, rel.Version, TagDigest, rel.Image.Digest)
@@ -286,6 +287,17 @@ func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Re
 	var key pulumi.StringPtrInput
 	if s.KeyName != "" {
 		key = pulumi.String(s.KeyName)
+	}
+	ltOpts := []pulumi.ResourceOption{
+		// A new image or boot spec is a new template, so the group below is replaced
+		// rather than left running instances of the old one.
+		pulumi.ReplaceOnChanges([]string{"imageId", "userData"}),
+	}
+	if rel.Secrets != in.SecretsVersion {
+		// The slot runs a release made before the current secrets (the old slot while a
+		// secret change rolls out): the secrets it names stay those it was made with, so
+		// adding or removing one replaces nothing of the slot.
+		ltOpts = append(ltOpts, pulumi.IgnoreChanges([]string{"userData"}))
 	}
 	instanceTags := tags(s, TagService, spec.Service, TagSlot, string(slot), TagVersion, rel.Version, TagDigest, rel.Image.Digest, "Name", name)
 	lt, err := ec2.NewLaunchTemplate(ctx, name, &ec2.LaunchTemplateArgs{
@@ -304,10 +316,7 @@ func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Re
 			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("volume"), Tags: pulumi.ToStringMap(instanceTags)},
 		},
 		Tags: pulumi.ToStringMap(slotTags),
-	},
-		// A new image or boot spec is a new template, so the group below is replaced
-		// rather than left running instances of the old one.
-		pulumi.ReplaceOnChanges([]string{"imageId", "userData"}))
+	}, ltOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +340,7 @@ func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Re
 	},
 		// The group's name is fixed (<service>-<slot>): a replacement must delete the old
 		// group first.
-		pulumi.ReplaceOnChanges([]string{"launchTemplate"}), pulumi.DeleteBeforeReplace(true))
+		pulumi.ReplaceOnChanges([]string{"launchTemplate"}), pulumi.DeleteBeforeReplace(true), pulumi.DependsOn(grants))
 }
 
 func sortedKeys(m map[string]string) []string {

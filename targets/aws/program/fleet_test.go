@@ -429,6 +429,25 @@ func TestFleetSecretChangedMidRolloutChurnsNoSlot(t *testing.T) {
 	if want := []string{typeParam + "::shop-secret-API_TOKEN"}; !reflect.DeepEqual(changed, want) {
 		t.Errorf("setting a secret changed %v, want only %v", changed, want)
 	}
+
+	// A secret added by s2: the blue slot (s1) keeps the user data it was made with; the
+	// green one (s2) names the new secret.
+	in.Secrets = []string{"API_TOKEN", "DB_PASSWORD"}
+	added, _ := run(t, Fleet(in), false, withSecrets("API_TOKEN", "new", "DB_PASSWORD", "pw"))
+	for slot, frozen := range map[fleet.Slot]bool{fleet.Blue: true, fleet.Green: false} {
+		lt := added.get(t, typeLT, "shop-"+string(slot))
+		if got := slices.Contains(lt.RPC.GetIgnoreChanges(), "userData"); got != frozen {
+			t.Errorf("slot %s: user data ignored %v, want %v", slot, got, frozen)
+		}
+	}
+	if _, bs := decodeUserData(t, added.get(t, typeLT, "shop-green")); bs.SSM.Parameters["DB_PASSWORD"] != "/kiln/shop/DB_PASSWORD" {
+		t.Errorf("green does not read the new secret: %v", bs.SSM.Parameters)
+	}
+	for _, slot := range fleet.Slots {
+		if deps := added.get(t, typeASG, "shop-"+string(slot)).RPC.GetDependencies(); !slices.ContainsFunc(deps, func(u string) bool { return strings.HasSuffix(u, "::shop-instance") && strings.Contains(u, "rolePolicy") }) {
+			t.Errorf("group %s does not wait for its role's policy: %v", slot, deps)
+		}
+	}
 }
 
 func TestFleetMissingSecretIsAnError(t *testing.T) {
