@@ -444,7 +444,9 @@ func TestFleetSecretChangedMidRolloutChurnsNoSlot(t *testing.T) {
 		t.Errorf("green does not read the new secret: %v", bs.SSM.Parameters)
 	}
 	for _, slot := range fleet.Slots {
-		if deps := added.get(t, typeASG, "shop-"+string(slot)).RPC.GetDependencies(); !slices.ContainsFunc(deps, func(u string) bool { return strings.HasSuffix(u, "::shop-instance") && strings.Contains(u, "rolePolicy") }) {
+		if deps := added.get(t, typeASG, "shop-"+string(slot)).RPC.GetDependencies(); !slices.ContainsFunc(deps, func(u string) bool {
+			return strings.HasSuffix(u, "::shop-instance") && strings.Contains(u, "rolePolicy")
+		}) {
 			t.Errorf("group %s does not wait for its role's policy: %v", slot, deps)
 		}
 	}
