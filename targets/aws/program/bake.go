@@ -43,9 +43,12 @@ func Bake(in BakeInput) pulumi.RunFunc {
 		for _, img := range in.Images {
 			payloadARNs = append(payloadARNs, pulumi.Sprintf("arn:aws:s3:::%s/%s", bucket, objectKey(in.Service, img.Digest, payloadObject)))
 		}
-		readPayloads := pulumi.All(toAny(payloadARNs)...).ApplyT(func(arns []any) (string, error) {
-			return marshalPolicy([]json.RawMessage{allow("ReadPayloads", []string{"s3:GetObject"}, toStrings(arns))})
-		}).(pulumi.StringOutput)
+		var readPayloads pulumi.StringInput // none without images: IAM refuses a statement on no resource
+		if len(payloadARNs) > 0 {
+			readPayloads = pulumi.All(toAny(payloadARNs)...).ApplyT(func(arns []any) (string, error) {
+				return marshalPolicy([]json.RawMessage{allow("ReadPayloads", []string{"s3:GetObject"}, toStrings(arns))})
+			}).(pulumi.StringOutput)
+		}
 		profile, grants, err := instanceProfile(ctx, in.Service+"-builder", svcTags, readPayloads, ssmManagedInstanceCore, imageBuilderInstanceRole)
 		if err != nil {
 			return err
@@ -96,16 +99,19 @@ func (in BakeInput) validate() error {
 	if s.InstanceType == "" || s.ParentImage == "" || s.Region == "" {
 		errs = append(errs, errors.New("bake: the region, instance type and parent image must be set"))
 	}
-	seen := map[string]bool{}
+	seen := map[string]string{} // resource name part -> digest
 	for i, img := range in.Images {
 		if err := checkDigest(img.Digest); err != nil {
 			errs = append(errs, fmt.Errorf("bake: images[%d]: %w", i, err))
 			continue
 		}
-		if seen[digestName(img.Digest)] {
+		switch other, dup := seen[digestName(img.Digest)]; {
+		case dup && other == img.Digest:
 			errs = append(errs, fmt.Errorf("bake: images[%d]: %s is listed twice", i, img.Digest))
+		case dup:
+			errs = append(errs, fmt.Errorf("bake: images[%d]: %s and %s share the name %s: drop one", i, img.Digest, other, digestName(img.Digest)))
 		}
-		seen[digestName(img.Digest)] = true
+		seen[digestName(img.Digest)] = img.Digest
 		if !isHex64(img.PayloadSHA256) {
 			errs = append(errs, fmt.Errorf("bake: images[%d] (%s): payload sha256 %q is not 64 lowercase hex digits", i, img.Digest, img.PayloadSHA256))
 		}

@@ -373,3 +373,16 @@ func TestBakeRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestBakeWithoutImagesKeepsOnlyTheSharedResources(t *testing.T) {
+	m, out := run(t, Bake(bakeInput()), false)
+	for _, typ := range []string{typeObject, typeComponent, typeRecipe, typeDist, typeImage, typeRolePolicy} {
+		if n := len(m.ofType(typ)); n != 0 {
+			t.Errorf("%d %s without images", n, typ)
+		}
+	}
+	m.get(t, typeInfra, "shop-builder")
+	if amis, _ := out[OutputAMIs].(map[string]any); len(amis) != 0 || out[OutputImages] != "[]" {
+		t.Errorf("amis %v images %v", out[OutputAMIs], out[OutputImages])
+	}
+}
