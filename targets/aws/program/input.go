@@ -2,7 +2,8 @@
 // images stack (an AMI per baked image, by EC2 Image Builder) and the fleet stack (per slot
 // a launch template and an auto scaling group behind one load balancer listener that
 // weighs the slots). The aws target (package aws) runs them through package stacks; this
-// package decides only what the programs declare.
+// package decides only what the programs declare. Its tests run the programs against a
+// model of AWS (Pulumi's mocks answering as AWS would), never AWS.
 package program
 
 import (
