@@ -191,14 +191,6 @@ func componentSteps(t *testing.T, doc string) map[string][]string {
 					t.Fatal(err)
 				}
 				out[p.Name] = append(out[p.Name], in.Commands...)
-			case "CreateFile":
-				var in []struct{ Path, Content string }
-				if err := s.Inputs.Decode(&in); err != nil {
-					t.Fatal(err)
-				}
-				for _, f := range in {
-					out[p.Name] = append(out[p.Name], "create "+f.Path+"\n"+f.Content)
-				}
 			default:
 				t.Errorf("step %s: unexpected action %s", s.Name, s.Action)
 			}
@@ -224,9 +216,10 @@ func TestBakeComponentFetchesVerifiesAndInstallsThePayload(t *testing.T) {
 		"echo '" + img.PayloadSHA256 + "  /tmp/kiln-payload.tar.gz' | sha256sum -c -",
 		"tar -xzf /tmp/kiln-payload.tar.gz -C /opt/kiln/image",
 		"install -m 0755 /opt/kiln/image/bin/kiln-boot /opt/kiln/bin/kiln-boot",
-		"create /etc/systemd/system/kiln-boot.service\n",
-		"ExecStart=/opt/kiln/bin/kiln-boot --spec /etc/kiln/boot.json\n",
-		"Restart=always\n",
+		"' > /etc/systemd/system/kiln-boot.service",
+		"'ExecStart=/opt/kiln/bin/kiln-boot --spec /etc/kiln/boot.json'",
+		"'Restart=always'",
+		"'ConditionPathExists=/etc/kiln/boot.json'",
 		"systemctl enable kiln-boot.service",
 	} {
 		if !strings.Contains(build, want) {

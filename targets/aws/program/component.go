@@ -21,9 +21,9 @@ const (
 	payloadTmp   = "/tmp/kiln-payload.tar.gz"
 )
 
-// bootUnitFile is kiln-boot's systemd unit. The AMI enables it, but it waits for the
+// bootUnitLines are kiln-boot's systemd unit. The AMI enables it, but it waits for the
 // instance's spec, which the launch template's user data writes before restarting it.
-var bootUnitFile = strings.Join([]string{
+var bootUnitLines = []string{
 	"[Unit]",
 	"Description=kiln-boot, the init of a kiln instance",
 	"Wants=network-online.target",
@@ -39,8 +39,7 @@ var bootUnitFile = strings.Join([]string{
 	"",
 	"[Install]",
 	"WantedBy=multi-user.target",
-	"",
-}, "\n")
+}
 
 // componentDoc is an Image Builder component document (schemaVersion 1.0).
 type componentDoc struct {
@@ -63,13 +62,6 @@ type step struct {
 
 type bashInputs struct {
 	Commands []string `yaml:"commands"`
-}
-
-type fileInput struct {
-	Path        string `yaml:"path"`
-	Content     string `yaml:"content"`
-	Permissions int    `yaml:"permissions"`
-	Overwrite   bool   `yaml:"overwrite"`
 }
 
 // componentDocument returns the Image Builder component that installs one image: its build
@@ -102,8 +94,11 @@ func componentDocument(service, bucket, key string, img BakeImage) (string, erro
 				bash("InstallBoot",
 					"install -d -m 0755 "+path.Dir(BootPath),
 					"install -m 0755 "+path.Join(ImageDir, "bin", images.InitName)+" "+BootPath),
-				{Name: "WriteBootUnit", Action: "CreateFile", Inputs: []fileInput{{Path: unitPath, Content: bootUnitFile, Permissions: 644, Overwrite: true}}},
-				bash("EnableBootUnit", "systemctl daemon-reload", "systemctl enable "+BootUnit),
+				bash("InstallBootUnit",
+					"printf '%s\\n' '"+strings.Join(bootUnitLines, "' '")+"' > "+unitPath,
+					"chmod 0644 "+unitPath,
+					"systemctl daemon-reload",
+					"systemctl enable "+BootUnit),
 			}},
 			{Name: "validate", Steps: []step{
 				bash("VerifyImage", verifyCommand(img.Digest)),
