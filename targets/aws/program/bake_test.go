@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -229,6 +230,9 @@ func TestBakeComponentFetchesVerifiesAndInstallsThePayload(t *testing.T) {
 	if strings.Index(build, "sha256sum -c") > strings.Index(build, "tar -xzf") {
 		t.Error("the payload is unpacked before its sha256 is checked")
 	}
+	for phase, cmds := range steps {
+		bashSyntax(t, phase, strings.Join(cmds, "\n"))
+	}
 	want := []string{"set -euo pipefail", "/opt/kiln/bin/kiln-boot --verify /opt/kiln/image --digest " + img.Digest}
 	if !reflect.DeepEqual(steps["validate"], want) {
 		t.Errorf("validate phase = %q, want %q", steps["validate"], want)
@@ -377,5 +381,13 @@ func TestBakeWithoutImagesKeepsOnlyTheSharedResources(t *testing.T) {
 	m.get(t, typeInfra, "shop-builder")
 	if amis, _ := out[OutputAMIs].(map[string]any); len(amis) != 0 || out[OutputImages] != "[]" {
 		t.Errorf("amis %v images %v", out[OutputAMIs], out[OutputImages])
+	}
+}
+
+// bashSyntax has bash parse a script without running it.
+func bashSyntax(t *testing.T, what, script string) {
+	t.Helper()
+	if out, err := exec.Command("bash", "-n", "-c", script).CombinedOutput(); err != nil {
+		t.Errorf("%s is not valid bash: %v\n%s\n%s", what, err, out, script)
 	}
 }

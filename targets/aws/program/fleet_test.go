@@ -3,6 +3,9 @@ package program
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -381,6 +384,7 @@ func TestFleetUserDataWritesTheBootSpec(t *testing.T) {
 	if !reflect.DeepEqual(bs, want) {
 		t.Errorf("boot spec = %+v, want %+v", bs, want)
 	}
+	bashSyntax(t, "user data", script)
 	if !strings.HasPrefix(script, "#!/bin/bash\n") || !strings.HasSuffix(script, "systemctl restart kiln-boot.service\n") {
 		t.Errorf("user data script:\n%s", script)
 	}
@@ -581,5 +585,57 @@ func TestFleetRefusesBadInput(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+func TestFleetUserDataRunsAndWritesAPrivateSpec(t *testing.T) {
+	in := fleetInput(phaseSpec("first release"))
+	in.Spec.Env["QUOTED"] = `it's "here" $HOME` + "`x`"
+	m, _ := run(t, Fleet(in), false)
+	script, want := decodeUserData(t, m.get(t, typeLT, "shop-blue"))
+	// Run it for real with its absolute paths moved under a temporary root and a
+	// systemctl that records what it was asked.
+	root := t.TempDir()
+	move := strings.NewReplacer("/etc/kiln", root+"/etc/kiln", "/var/lib/kiln", root+"/var/lib/kiln")
+	lines := strings.Split(script, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "{") { // the spec itself stays as written
+			lines[i] = move.Replace(l)
+		}
+	}
+	script = strings.Join(lines, "\n")
+	bin := filepath.Join(root, "bin")
+	if err := os.MkdirAll(bin, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\necho \"$@\" > "+root+"/systemctl.log\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("user data failed: %v\n%s", err, out)
+	}
+	specPath := filepath.Join(root, "etc/kiln/boot.json")
+	fi, err := os.Stat(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("boot.json mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got boot.Spec
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || got.Env["QUOTED"] != in.Spec.Env["QUOTED"] {
+		t.Errorf("boot.json = %+v, want %+v", got, want)
+	}
+	if log, _ := os.ReadFile(filepath.Join(root, "systemctl.log")); string(log) != "restart kiln-boot.service\n" {
+		t.Errorf("systemctl called with %q", log)
 	}
 }
