@@ -195,10 +195,10 @@ func (p *Provider) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*p
 			return nil, fmt.Errorf("create %s: %w", urn.Name(), err)
 		}
 	}
-	now := p.store.now()
+	now, latency := p.store.now(), p.behaviour.Latency[typ]
 	rec := Record{Type: typ, URN: string(urn), ID: id, Inputs: in, Outputs: outs, State: StateCreating,
-		Created: now, Updated: now, Launched: now, Ready: now.Add(p.behaviour.Latency[typ])}
-	if err := p.settle(ctx, rec); err != nil {
+		Created: now, Updated: now, Launched: now, Ready: now.Add(latency)}
+	if err := p.settle(ctx, rec, latency); err != nil {
 		return nil, fmt.Errorf("create %s: %w", urn.Name(), err)
 	}
 	return p.createResponse(id, outs)
@@ -230,17 +230,24 @@ func (p *Provider) refuseDuplicate(typ, nameKey string, in map[string]any) error
 // settle writes the record as the operation starts, waits the type's latency and writes
 // it again as available. A cancelled wait leaves the record to finish on its own, as the
 // cloud finishes work it accepted.
-func (p *Provider) settle(ctx context.Context, rec Record) error {
+func (p *Provider) settle(ctx context.Context, rec Record, latency time.Duration) error {
 	if err := p.store.Put(rec); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Until(rec.Ready)):
+	if err := wait(ctx, latency); err != nil {
+		return err
 	}
 	rec.State = StateAvailable
 	return p.store.Put(rec)
+}
+
+func wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // Read answers the resource as the cloud holds it, or an empty ID when it is gone (a
@@ -292,13 +299,13 @@ func (p *Provider) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*p
 	if !ok {
 		return nil, fmt.Errorf("update %s: NotFound: %s %s does not exist (awsmodel)", urn.Name(), typ, req.GetId())
 	}
-	now := p.store.now()
+	now, latency := p.store.now(), p.behaviour.Latency[typ]
 	if typ == TypeGroup && relaunches(oldIns, news) {
 		rec.Launched = now
 	}
 	rec.URN, rec.Inputs, rec.Outputs, rec.State = string(urn), news, outs, StateUpdating
-	rec.Updated, rec.Ready = now, now.Add(p.behaviour.Latency[typ])
-	if err := p.settle(ctx, rec); err != nil {
+	rec.Updated, rec.Ready = now, now.Add(latency)
+	if err := p.settle(ctx, rec, latency); err != nil {
 		return nil, fmt.Errorf("update %s: %w", urn.Name(), err)
 	}
 	return p.updateResponse(outs)
@@ -322,15 +329,13 @@ func (p *Provider) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*e
 	if err != nil || !ok {
 		return &emptypb.Empty{}, err
 	}
-	now := p.store.now()
-	rec.State, rec.Ready = StateDeleting, now.Add(p.behaviour.Latency[typ])
+	latency := p.behaviour.Latency[typ]
+	rec.State, rec.Ready = StateDeleting, p.store.now().Add(latency)
 	if err := p.store.Put(rec); err != nil {
 		return nil, fmt.Errorf("delete %s: %w", urn.Name(), err)
 	}
-	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("delete %s: %w", urn.Name(), ctx.Err())
-	case <-time.After(time.Until(rec.Ready)):
+	if err := wait(ctx, latency); err != nil {
+		return nil, fmt.Errorf("delete %s: %w", urn.Name(), err)
 	}
 	if err := p.store.Delete(typ, rec.ID); err != nil {
 		return nil, fmt.Errorf("delete %s: %w", urn.Name(), err)
