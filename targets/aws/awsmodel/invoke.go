@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"strings"
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -14,6 +15,9 @@ import (
 // Invoke tokens the model answers (the data sources kiln's programs read).
 const (
 	InvokeSubnets        = "aws:ec2/getSubnets:getSubnets"
+	InvokeSubnet         = "aws:ec2/getSubnet:getSubnet"
+	InvokeListener       = "aws:lb/getListener:getListener"
+	InvokeLoadBalancer   = "aws:lb/getLoadBalancer:getLoadBalancer"
 	InvokeVpc            = "aws:ec2/getVpc:getVpc"
 	InvokeAmi            = "aws:ec2/getAmi:getAmi"
 	InvokeParameter      = "aws:ssm/getParameter:getParameter"
@@ -39,6 +43,20 @@ func (p *Provider) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pul
 			vpc = defaultVPC
 		}
 		out = map[string]any{"id": p.account.Region, "ids": subnetsOf(vpc)}
+	case InvokeSubnet:
+		id := str(args["id"])
+		out = map[string]any{"id": id, "vpcId": defaultVPC, "availabilityZone": p.account.Region + "a",
+			"cidrBlock": "10.0.0.0/24", "arn": p.account.arn("ec2", "subnet/"+id), "state": "available", "ownerId": p.account.ID}
+	case InvokeListener:
+		var err error
+		if out, err = p.listener(str(args["arn"])); err != nil {
+			return nil, err
+		}
+	case InvokeLoadBalancer:
+		var err error
+		if out, err = p.loadBalancer(str(args["arn"])); err != nil {
+			return nil, err
+		}
 	case InvokeVpc:
 		id := str(args["id"])
 		if id == "" {
@@ -124,4 +142,49 @@ func (p *Provider) parameter(name string) (string, error) {
 		return derivedID("ami-", name), nil
 	}
 	return "", fmt.Errorf("ParameterNotFound: %s (awsmodel)", name)
+}
+
+// outputsOf returns the outputs of the cloud's resource of typ with the given ID.
+func (p *Provider) outputsOf(typ, id string) (map[string]any, bool, error) {
+	rec, ok, err := p.store.Get(typ, id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	out := maps.Clone(rec.Outputs)
+	out["id"] = rec.ID
+	return out, true, nil
+}
+
+// listener answers a listener by ARN: the cloud's own, else an existing listener outside
+// the model's stacks (the manifest's shared listener), HTTPS on 443 of the balancer its
+// ARN names.
+func (p *Provider) listener(arn string) (map[string]any, error) {
+	if out, ok, err := p.outputsOf(TypeListener, arn); ok || err != nil {
+		return out, err
+	}
+	// arn:...:listener/app/<lb>/<lb id>/<listener id>
+	res := resourcePart(arn)
+	parts := strings.Split(res, "/")
+	if len(parts) != 5 || parts[0] != "listener" {
+		return nil, fmt.Errorf("ListenerNotFound: %q is not a listener ARN (awsmodel)", arn)
+	}
+	lb := strings.Replace(arn[:strings.LastIndex(arn, "/")], ":listener/", ":loadbalancer/", 1)
+	return map[string]any{"id": arn, "arn": arn, "loadBalancerArn": lb, "port": 443.0, "protocol": "HTTPS"}, nil
+}
+
+// loadBalancer answers a balancer by ARN: the cloud's own, else one outside the model's
+// stacks, whose name and ID its ARN gives.
+func (p *Provider) loadBalancer(arn string) (map[string]any, error) {
+	if out, ok, err := p.outputsOf(TypeLoadBalancer, arn); ok || err != nil {
+		return out, err
+	}
+	suffix := strings.TrimPrefix(resourcePart(arn), "loadbalancer/")
+	parts := strings.Split(suffix, "/")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("LoadBalancerNotFound: %q is not a load balancer ARN (awsmodel)", arn)
+	}
+	return map[string]any{"id": arn, "arn": arn, "arnSuffix": suffix, "name": parts[1],
+		"dnsName": parts[1] + "-" + derivedID("", arn)[:10] + "." + p.account.Region + ".elb.amazonaws.com", "internal": false,
+		"loadBalancerType": "application", "securityGroups": []any{derivedID("sg-", arn)}, "vpcId": defaultVPC,
+		"zoneId": "Z35SXDOTRQ7X7K"}, nil
 }
