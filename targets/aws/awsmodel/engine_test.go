@@ -375,6 +375,42 @@ func TestTheEngineDrivesTheModelThroughARollout(t *testing.T) {
 	})
 }
 
+// A create the engine was killed during is done in the cloud but not in the stack's
+// state (the engine only notes it as pending): the next up creates it again, and AWS
+// refuses a second group of the same name. The model does the same, so kiln's resume
+// after kill -9 in a deploy is tested against what AWS would do.
+func TestAKilledCreateLeavesTheResourceInTheCloudAsAWSWould(t *testing.T) {
+	w := newWorld(t)
+	ami := "ami-0123456789abcdef0"
+	v1 := fleetProgram(map[string]fleetSlot{"blue": {ami, 2, 100}, "green": {"", 0, 0}})
+	up(t, w.open(t, "shop", Behaviour{}), v1)
+	slow := w.open(t, "shop", Behaviour{Latency: map[string]time.Duration{TypeGroup: 5 * time.Second}})
+	deploy := fleetProgram(map[string]fleetSlot{"blue": {ami, 2, 100}, "green": {ami, 2, 0}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Up(context.Background(), deploy, nil)
+		done <- err
+	}()
+	waitFor(t, 60*time.Second, func() bool {
+		g, ok, _ := w.store.Get(TypeGroup, "shop-green")
+		return ok && g.State == StateCreating
+	})
+	killEngine(t, w, "shop")
+	if err := <-done; err == nil {
+		t.Fatal("the killed update succeeded")
+	}
+	if w.stateResources(t, "shop")[TypeGroup+" shop-green"] != 0 {
+		t.Fatal("the killed create is in the stack's state")
+	}
+	_, err := w.open(t, "shop", Behaviour{}).Up(context.Background(), deploy, nil)
+	if err == nil || !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatalf("up after a create killed mid-way: %v, want AWS's AlreadyExists", err)
+	}
+	if recs, _ := w.store.List(TypeGroup); len(recs) != 2 {
+		t.Fatalf("groups in the cloud: %v, want blue and the one green", recs)
+	}
+}
+
 // killEngine kills -9 the engine that holds the stack's update lock.
 func killEngine(t *testing.T, w *world, stack string) {
 	t.Helper()
