@@ -43,7 +43,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pluginDir = dir
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "pulumi-resource-aws"), "./cmd/pulumi-resource-aws")
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "pulumi-resource-"+ProviderName), PluginPackage)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build the provider double:", err)
@@ -62,7 +62,7 @@ type world struct {
 	store        *Store
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	dir := t.TempDir()
 	w := &world{state: filepath.Join(dir, "state"), cloud: filepath.Join(dir, "cloud")}
 	w.store = &Store{Dir: w.cloud}
@@ -70,7 +70,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // open opens a stack whose engine runs the double over the world's cloud.
-func (w *world) open(t *testing.T, name string, b Behaviour) *stacks.Stack {
+func (w *world) open(t testing.TB, name string, b Behaviour) *stacks.Stack {
 	t.Helper()
 	env := map[string]string{DirEnv: w.cloud}
 	for _, kv := range b.Env() {
@@ -106,7 +106,7 @@ func (l *opLog) sorted() []string {
 	return slices.Sorted(slices.Values(l.ops))
 }
 
-func up(t *testing.T, s *stacks.Stack, program pulumi.RunFunc) (auto.OutputMap, []string) {
+func up(t testing.TB, s *stacks.Stack, program pulumi.RunFunc) (auto.OutputMap, []string) {
 	t.Helper()
 	var log opLog
 	outs, err := s.Up(context.Background(), program, log.add)
@@ -359,6 +359,29 @@ func TestTheEngineDrivesTheModelThroughARollout(t *testing.T) {
 		wantOps(t, ops, "update "+TypeGroup+" shop-green")
 		if g := w.one(t, TypeGroup, "shop-green"); g.Input("desiredCapacity") != 3.0 || g.State != StateAvailable {
 			t.Fatalf("green after the resumed update: %+v", g)
+		}
+		w.converged(t, "shop-images", "shop")
+	})
+
+	step("kill -9 of the engine mid-delete, then up converges", func(t *testing.T) {
+		slow := w.open(t, "shop", Behaviour{Latency: map[string]time.Duration{TypeGroup: 5 * time.Second}})
+		none := fleetProgram(map[string]fleetSlot{"blue": {"", 0, 0}, "green": {"", 0, 0}})
+		done := make(chan error, 1)
+		go func() {
+			_, err := slow.Up(context.Background(), none, nil)
+			done <- err
+		}()
+		waitFor(t, 60*time.Second, func() bool {
+			g, ok, _ := w.store.Get(TypeGroup, "shop-green")
+			return ok && g.State == StateDeleting
+		})
+		killEngine(t, w, "shop")
+		if err := <-done; err == nil {
+			t.Fatal("the killed update succeeded")
+		}
+		up(t, w.open(t, "shop", Behaviour{}), none)
+		if recs, _ := w.store.List(TypeGroup, TypeLaunchTemplate); len(recs) != 0 {
+			t.Fatalf("left after the resumed retire: %v", recs)
 		}
 		w.converged(t, "shop-images", "shop")
 	})

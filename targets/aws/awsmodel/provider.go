@@ -19,6 +19,11 @@ import (
 // ProviderName is the plugin's name: the engine runs it as pulumi-resource-aws.
 const ProviderName = "aws"
 
+// PluginPackage is the double's main package: a test builds it as
+// <dir>/pulumi-resource-aws and puts dir first on the engine's PATH
+// (stacks.Options.PluginDir), where the engine finds it as the aws plugin.
+const PluginPackage = "github.com/kilnhq/kiln/targets/aws/awsmodel/cmd/pulumi-resource-aws"
+
 // ProviderVersion is the pulumi-aws version the double answers for: the SDK kiln's
 // programs are written with.
 const ProviderVersion = "6.83.4"
