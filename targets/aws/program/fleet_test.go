@@ -113,9 +113,15 @@ func listenerWeights(t *testing.T, m *awsModel) map[fleet.Slot]int {
 
 func TestFleetPhases(t *testing.T) {
 	for _, ph := range phases {
+		var applied []string // the update's resources, which the preview must show
 		for _, dryRun := range []bool{false, true} {
 			t.Run(ph.name+map[bool]string{true: " preview", false: ""}[dryRun], func(t *testing.T) {
 				m, out := run(t, Fleet(fleetInput(ph.spec)), dryRun)
+				if !dryRun {
+					applied = m.names()
+				} else if !reflect.DeepEqual(m.names(), applied) {
+					t.Errorf("preview declares %v, the update %v", m.names(), applied)
+				}
 				// Both target groups always; a template and a group only where instances are.
 				for _, slot := range fleet.Slots {
 					sp := ph.spec.Slots[slot]
