@@ -123,19 +123,24 @@ func (c *upConn) open() bool {
 	return err == nil && open
 }
 
-// roundTrip sends req over one connection and reads the answer's headers
-// within headerTimeout, and all of it by deadline (if not zero). Once it
+// roundTrip sends a request over one connection and reads the answer's
+// headers within headerTimeout, and all of it by deadline (if not zero).
+// head, when not nil, is a complete bodyless request head, written as is;
+// otherwise req is written. req's method tells how the answer is framed.
+// ctx ending (the client leaving) aborts the exchange. Once roundTrip
 // returns without a *dialError the request may have reached the target. The
 // answer's body gives the connection back to the pool when it was read to
 // its end.
-func (u *upstream) roundTrip(req *http.Request, headerTimeout time.Duration, deadline time.Time, wrote func()) (*http.Response, error) {
-	ctx := req.Context()
+func (u *upstream) roundTrip(ctx context.Context, req *http.Request, head []byte, headerTimeout time.Duration, deadline time.Time, wrote func()) (*http.Response, error) {
 	c, err := u.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// The client leaving or the request deadline unblocks reads and writes.
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
+	stop := noStop
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
+	}
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		c.conn.Close() // ends a body writer too, once its client body read returns
@@ -153,11 +158,16 @@ func (u *upstream) roundTrip(req *http.Request, headerTimeout time.Duration, dea
 	_ = c.conn.SetReadDeadline(headerDeadline)
 	wrote()
 	var written chan error
-	if req.Body == nil || req.Body == http.NoBody {
+	switch {
+	case head != nil:
+		if err := c.writeHead(head); err != nil {
+			return fail(err)
+		}
+	case req.Body == nil || req.Body == http.NoBody:
 		if err := c.write(req); err != nil {
 			return fail(err)
 		}
-	} else {
+	default:
 		// The target may answer before it read the whole body (or echo
 		// it as it reads): write the body while reading the answer.
 		written = make(chan error, 1)
@@ -178,6 +188,16 @@ func (u *upstream) roundTrip(req *http.Request, headerTimeout time.Duration, dea
 	}
 	resp.Body = &upBody{u: u, c: c, body: resp.Body, stop: stop, written: written, reuse: !resp.Close && !req.Close}
 	return resp, nil
+}
+
+// noStop stands for context.AfterFunc's stop when the context never ends.
+func noStop() bool { return true }
+
+func (c *upConn) writeHead(head []byte) error {
+	if _, err := c.bw.Write(head); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
 func (c *upConn) write(req *http.Request) error {
