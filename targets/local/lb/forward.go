@@ -1,0 +1,418 @@
+package lb
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// leanRequest is a request the lean path forwards: its head, as the target
+// gets it, in the connection's out buffer.
+type leanRequest struct {
+	out    []byte
+	method string
+	path   []byte // the request target, for logs
+	close  bool   // the client asked to close the connection after it
+}
+
+// Requests that tell http.ReadResponse how an answer is framed (a HEAD
+// answer has no body); it only reads their method.
+var (
+	headRequest  = &http.Request{Method: http.MethodHead}
+	otherRequest = &http.Request{Method: http.MethodGet}
+)
+
+// parseHead parses a request head (ending with its blank line) and writes
+// the head the target gets into fc.out, as ReverseProxy would: hop-by-hop
+// headers dropped, X-Forwarded-For/Host/Proto set by the lb. ok is
+// false when the request is not one the lean path serves: not HTTP/1.1, a
+// target not in origin form or that net/http would rewrite, a body, Upgrade,
+// Expect, TE or Trailer, a Connection option other than close and
+// keep-alive, a missing or repeated Host, or anything malformed.
+func parseHead(raw []byte, fc *frontConn) (lr leanRequest, ok bool) {
+	end := bytes.IndexByte(raw, '\n')
+	line, rest := raw[:end-1], raw[end+1:] // readHead saw CRLF after every line
+	method, after, ok1 := bytes.Cut(line, []byte(" "))
+	target, proto, ok2 := bytes.Cut(after, []byte(" "))
+	if !ok1 || !ok2 || string(proto) != "HTTP/1.1" || !isToken(method) || !leanTarget(target) {
+		return lr, false
+	}
+	out := append(fc.out[:0], line...)
+	out = append(out, "\r\n"...)
+	var host []byte
+	hosts := 0
+	for {
+		end := bytes.IndexByte(rest, '\n')
+		line, rest = rest[:end-1], rest[end+1:]
+		if len(line) == 0 {
+			break
+		}
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if !found || !isToken(name) {
+			return lr, false // includes obsolete line folding
+		}
+		value = bytes.Trim(value, " \t")
+		if !validValue(value) {
+			return lr, false
+		}
+		switch {
+		case headerIs(name, "Host"):
+			hosts++
+			host = value
+		case headerIs(name, "Content-Length"):
+			if string(value) != "0" {
+				return lr, false
+			}
+		case headerIs(name, "Transfer-Encoding"), headerIs(name, "Upgrade"), headerIs(name, "Expect"),
+			headerIs(name, "Te"), headerIs(name, "Trailer"):
+			return lr, false
+		case headerIs(name, "Connection"):
+			for tok := range strings.SplitSeq(string(value), ",") {
+				switch tok = strings.TrimSpace(tok); {
+				case strings.EqualFold(tok, "close"):
+					lr.close = true
+				case tok == "" || strings.EqualFold(tok, "keep-alive"):
+				default:
+					return lr, false // it names headers to drop: ReverseProxy does that
+				}
+			}
+			continue
+		case headerIs(name, "Keep-Alive"), headerIs(name, "Proxy-Connection"), headerIs(name, "Proxy-Authenticate"),
+			headerIs(name, "Proxy-Authorization"), headerIs(name, "Forwarded"), headerIs(name, "X-Forwarded-For"),
+			headerIs(name, "X-Forwarded-Host"), headerIs(name, "X-Forwarded-Proto"):
+			continue // hop-by-hop, or the client's claims the lb replaces below
+		}
+		out = append(out, name...)
+		out = append(out, ": "...)
+		out = append(out, value...)
+		out = append(out, "\r\n"...)
+	}
+	if hosts != 1 || !validHost(host) {
+		return lr, false
+	}
+	// The lb is the edge: the client's own forwarding headers are dropped,
+	// as ReverseProxy's Rewrite mode does.
+	if fc.ip != "" {
+		out = append(append(append(out, "X-Forwarded-For: "...), fc.ip...), "\r\n"...)
+	}
+	out = append(append(append(out, "X-Forwarded-Host: "...), host...), "\r\n"...)
+	out = append(out, "X-Forwarded-Proto: http\r\n\r\n"...)
+	fc.out = out
+	lr.out = out
+	lr.method = string(method) // a constant for the usual methods, no allocation
+	if !knownMethod(lr.method) {
+		lr.method = strings.Clone(lr.method)
+	}
+	lr.path = out[len(method)+1 : len(method)+1+len(target)]
+	return lr, true
+}
+
+// knownMethod reports whether m is one Go interns as a constant string.
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+func headerIs(name []byte, canonical string) bool {
+	return len(name) == len(canonical) && strings.EqualFold(string(name), canonical)
+}
+
+// isToken reports whether b is a non-empty RFC 9110 token.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validValue reports whether a header value has no control character but
+// tab, as net/http requires.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts the characters of a host[:port], a bracketed IPv6
+// address or a registered name; net/http judges anything else.
+func validHost(h []byte) bool {
+	for _, c := range h {
+		if c >= 0x80 || !(tokenChar[c] || strings.IndexByte("[]:", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// leanTarget reports whether a request target is in origin form and would
+// reach the target unchanged through ReverseProxy (which re-encodes the
+// path and drops query parameters it cannot parse): unreserved characters,
+// sub-delimiters, ':', '@', '/', well-formed %-escapes, and a query without
+// ';'.
+func leanTarget(t []byte) bool {
+	if len(t) == 0 || t[0] != '/' || bytes.HasPrefix(t, []byte("//")) {
+		return false
+	}
+	inQuery := false
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
+				return false
+			}
+			i += 2
+		case c == '?':
+			inQuery = true
+		case c == ';':
+			if inQuery {
+				return false
+			}
+		case c >= 0x80 || !pathChar[c]:
+			return false
+		}
+	}
+	return true
+}
+
+var pathChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-._~!$&'()*+,=:@/" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// forward sends a lean request to a target and copies the answer to the
+// client, all on the connection's goroutine. It reports whether the
+// connection can carry another request; closing says the lb is shutting
+// down, so the answer asks the client to close.
+func (s *Server) forward(fc *frontConn, lr *leanRequest, closing bool) bool {
+	s.total.Add(1)
+	p := pick{proxy: &s.table.Load().cfg.Proxy}
+	p.deadline = time.Now().Add(p.proxy.RequestTimeout.Std())
+	// The client's side ends a little later, so that a 504 can still be
+	// sent.
+	_ = fc.c.SetWriteDeadline(p.deadline.Add(answerGrace))
+	closeAfter := lr.close || closing
+	req := otherRequest
+	if lr.method == http.MethodHead {
+		req = headRequest
+	}
+	// No context: the lean path reads nothing from the client while a
+	// request is out, so it learns of a client that left only when it
+	// writes the answer; the request deadline bounds the target's side.
+	resp, t, err := s.send(context.Background(), &p, req, lr.out)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body.Close() // unasked for: the request had no Upgrade
+		t.release()
+		resp, err = nil, errUnaskedUpgrade
+	}
+	if err != nil {
+		code, named := s.upstreamFailure(&p, lr.method, string(lr.path), err)
+		return writeFailure(fc.bw, code, named, &p, closeAfter) == nil && !closeAfter
+	}
+	err = writeAnswer(fc.bw, resp, lr.method == http.MethodHead, &p, closeAfter)
+	resp.Body.Close()
+	t.release()
+	return err == nil && !closeAfter
+}
+
+var errUnaskedUpgrade = errors.New("the target switched protocols unasked")
+
+// writeFailure writes the lb's own answer with code.
+func writeFailure(bw *bufio.Writer, code int, named bool, p *pick, closeConn bool) error {
+	body := failureText(code)
+	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(body))}}
+	if named {
+		setTargetHeaders(h, p)
+	}
+	writeStatus(bw, code)
+	writeHeader(bw, h, closeConn)
+	_, _ = bw.WriteString(body)
+	return bw.Flush()
+}
+
+func writeStatus(bw *bufio.Writer, code int) {
+	var num [3]byte
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+	_ = bw.WriteByte(' ')
+	if text := http.StatusText(code); text != "" {
+		_, _ = bw.WriteString(text)
+	} else {
+		_, _ = bw.WriteString("status code ")
+		_, _ = bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+	}
+	_, _ = bw.WriteString("\r\n")
+}
+
+// writeHeader writes h, a Date if h has none (as net/http's server does),
+// Connection: close if asked, and the blank line that ends the head.
+func writeHeader(bw *bufio.Writer, h http.Header, closeConn bool) {
+	for k, vs := range h {
+		for _, v := range vs {
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	if _, ok := h["Date"]; !ok {
+		var date [len(http.TimeFormat) + 8]byte
+		_, _ = bw.WriteString("Date: ")
+		_, _ = bw.Write(time.Now().UTC().AppendFormat(date[:0], http.TimeFormat))
+		_, _ = bw.WriteString("\r\n")
+	}
+	if closeConn {
+		_, _ = bw.WriteString("Connection: close\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+}
+
+// writeAnswer copies a target's answer to the client as ReverseProxy and
+// net/http's server would: hop-by-hop headers dropped, the group (and
+// target) named, a body of known length copied as is, any other body
+// re-chunked with its trailers, and streamed answers (chunked or
+// text/event-stream) flushed as they arrive.
+func writeAnswer(bw *bufio.Writer, resp *http.Response, head bool, p *pick, closeConn bool) error {
+	h := resp.Header
+	removeHopHeaders(h)
+	setTargetHeaders(h, p)
+	code := resp.StatusCode
+	bodyless := head || code == http.StatusNoContent || code == http.StatusNotModified
+	chunked := !bodyless && resp.ContentLength < 0
+	writeStatus(bw, code)
+	if chunked {
+		delete(h, "Content-Length")
+		if len(resp.Trailer) > 0 {
+			keys := make([]string, 0, len(resp.Trailer))
+			for k := range resp.Trailer {
+				keys = append(keys, k)
+			}
+			h["Trailer"] = []string{strings.Join(keys, ", ")}
+		}
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	writeHeader(bw, h, closeConn)
+	switch {
+	case bodyless:
+	case chunked:
+		if err := copyFlushing(bw, resp.Body, true); err != nil {
+			return err
+		}
+		_, _ = bw.WriteString("0\r\n")
+		writeTrailer(bw, resp.Trailer)
+		_, _ = bw.WriteString("\r\n")
+	case strings.HasPrefix(h.Get("Content-Type"), "text/event-stream"):
+		if err := copyFlushing(bw, resp.Body, false); err != nil {
+			return err
+		}
+	default:
+		if _, err := io.Copy(bw, resp.Body); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func writeTrailer(bw *bufio.Writer, t http.Header) {
+	for k, vs := range t {
+		for _, v := range vs {
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+}
+
+// copyFlushing copies body to the client as it arrives, as chunks if
+// chunked, flushing after every read.
+func copyFlushing(bw *bufio.Writer, body io.Reader, chunked bool) error {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if chunked {
+				var size [16]byte
+				_, _ = bw.Write(strconv.AppendInt(size[:0], int64(n), 16))
+				_, _ = bw.WriteString("\r\n")
+			}
+			_, _ = bw.Write(buf[:n])
+			if chunked {
+				_, _ = bw.WriteString("\r\n")
+			}
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// hopHeaders are the headers that concern one connection, never forwarded
+// (RFC 9110 section 7.6.1, and the list ReverseProxy drops).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopHeaders drops hop-by-hop headers from an answer, and those its
+// Connection header names.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = http.CanonicalHeaderKey(strings.TrimSpace(name)); name != "" {
+				delete(h, name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(h, name)
+	}
+}
