@@ -36,8 +36,10 @@ var (
 // Expect, TE or Trailer, a Connection option other than close and
 // keep-alive, a missing or repeated Host, or anything malformed.
 func parseHead(raw []byte, fc *frontConn) (lr leanRequest, ok bool) {
-	end := bytes.IndexByte(raw, '\n')
-	line, rest := raw[:end-1], raw[end+1:] // readHead saw CRLF after every line
+	line, rest, ok := nextLine(raw)
+	if !ok {
+		return lr, false
+	}
 	method, after, ok1 := bytes.Cut(line, []byte(" "))
 	target, proto, ok2 := bytes.Cut(after, []byte(" "))
 	if !ok1 || !ok2 || string(proto) != "HTTP/1.1" || !isToken(method) || !leanTarget(target) {
@@ -48,8 +50,9 @@ func parseHead(raw []byte, fc *frontConn) (lr leanRequest, ok bool) {
 	var host []byte
 	hosts := 0
 	for {
-		end := bytes.IndexByte(rest, '\n')
-		line, rest = rest[:end-1], rest[end+1:]
+		if line, rest, ok = nextLine(rest); !ok {
+			return lr, false
+		}
 		if len(line) == 0 {
 			break
 		}
@@ -105,22 +108,33 @@ func parseHead(raw []byte, fc *frontConn) (lr leanRequest, ok bool) {
 	out = append(out, "X-Forwarded-Proto: http\r\n\r\n"...)
 	fc.out = out
 	lr.out = out
-	lr.method = string(method) // a constant for the usual methods, no allocation
-	if !knownMethod(lr.method) {
-		lr.method = strings.Clone(lr.method)
-	}
+	lr.method = methodString(method)
 	lr.path = out[len(method)+1 : len(method)+1+len(target)]
 	return lr, true
 }
 
-// knownMethod reports whether m is one Go interns as a constant string.
-func knownMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
-		return true
+// nextLine splits the first line off b; ok is false unless it ends with
+// CRLF (a bare LF is net/http's to judge).
+func nextLine(b []byte) (line, rest []byte, ok bool) {
+	end := bytes.IndexByte(b, '\n')
+	if end < 1 || b[end-1] != '\r' {
+		return nil, nil, false
 	}
-	return false
+	return b[:end-1], b[end+1:], true
 }
+
+// methodString returns m as a string, without allocating for the usual
+// methods.
+func methodString(m []byte) string {
+	for _, name := range usualMethods {
+		if string(m) == name {
+			return name
+		}
+	}
+	return string(m)
+}
+
+var usualMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions}
 
 func headerIs(name []byte, canonical string) bool {
 	return len(name) == len(canonical) && strings.EqualFold(string(name), canonical)
@@ -139,18 +153,22 @@ func isToken(b []byte) bool {
 	return true
 }
 
-var tokenChar = func() (t [128]bool) {
+var tokenChar = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd returns the set of ASCII letters, digits and the characters of
+// extra.
+func alnumAnd(extra string) (t [128]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 // validValue reports whether a header value has no control character but
 // tab, as net/http requires.
@@ -205,18 +223,7 @@ func leanTarget(t []byte) bool {
 	return true
 }
 
-var pathChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "-._~!$&'()*+,=:@/" {
-		t[c] = true
-	}
-	return t
-}()
+var pathChar = alnumAnd("-._~!$&'()*+,=:@/")
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
@@ -289,14 +296,7 @@ func writeStatus(bw *bufio.Writer, code int) {
 // writeHeader writes h, a Date if h has none (as net/http's server does),
 // Connection: close if asked, and the blank line that ends the head.
 func writeHeader(bw *bufio.Writer, h http.Header, closeConn bool) {
-	for k, vs := range h {
-		for _, v := range vs {
-			_, _ = bw.WriteString(k)
-			_, _ = bw.WriteString(": ")
-			_, _ = bw.WriteString(v)
-			_, _ = bw.WriteString("\r\n")
-		}
-	}
+	writeFields(bw, h)
 	if _, ok := h["Date"]; !ok {
 		var date [len(http.TimeFormat) + 8]byte
 		_, _ = bw.WriteString("Date: ")
@@ -341,7 +341,7 @@ func writeAnswer(bw *bufio.Writer, resp *http.Response, head bool, p *pick, clos
 			return err
 		}
 		_, _ = bw.WriteString("0\r\n")
-		writeTrailer(bw, resp.Trailer)
+		writeFields(bw, resp.Trailer)
 		_, _ = bw.WriteString("\r\n")
 	case strings.HasPrefix(h.Get("Content-Type"), "text/event-stream"):
 		if err := copyFlushing(bw, resp.Body, false); err != nil {
@@ -355,7 +355,8 @@ func writeAnswer(bw *bufio.Writer, resp *http.Response, head bool, p *pick, clos
 	return bw.Flush()
 }
 
-func writeTrailer(bw *bufio.Writer, t http.Header) {
+// writeFields writes header or trailer fields, one line per value.
+func writeFields(bw *bufio.Writer, t http.Header) {
 	for k, vs := range t {
 		for _, v := range vs {
 			_, _ = bw.WriteString(k)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -181,15 +182,7 @@ func framingBackend(t *testing.T, sseNext chan struct{}) string {
 		w.Header().Set("Content-Length", "1048576")
 		_, _ = w.Write(largeBody())
 	})
-	mux.HandleFunc("/close-delimited", func(w http.ResponseWriter, r *http.Request) {
-		conn, bw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = bw.WriteString("HTTP/1.0 200 OK\r\nX-Old: yes\r\nConnection: X-Old\r\n\r\nuntil the end")
-		_ = bw.Flush()
-	})
+	mux.HandleFunc("/close-delimited", rawAnswer("HTTP/1.0 200 OK\r\nX-Old: yes\r\nConnection: X-Old\r\n\r\nuntil the end"))
 	mux.HandleFunc("/no-content", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/not-modified", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"v1"`)
@@ -207,18 +200,23 @@ func framingBackend(t *testing.T, sseNext chan struct{}) string {
 		<-sseNext // sent only once the client read the first event
 		_, _ = io.WriteString(w, "data: 2\n\n")
 	})
-	mux.HandleFunc("/unasked-upgrade", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/unasked-upgrade", rawAnswer("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// rawAnswer writes answer as is on the connection, then closes it.
+func rawAnswer(answer string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		conn, bw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
 		}
 		defer conn.Close()
-		_, _ = bw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+		_, _ = bw.WriteString(answer)
 		_ = bw.Flush()
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
+	}
 }
 
 func largeBody() []byte {
@@ -367,4 +365,61 @@ func TestRequestsTheLeanPathDoesNotServe(t *testing.T) {
 	if resp.StatusCode != 200 || body != "blue-0" {
 		t.Errorf("HTTP/1.0: %d %q", resp.StatusCode, body)
 	}
+}
+
+// FuzzLeanHead checks the lean path's head parser against net/http's: a
+// head the lean path serves is one net/http reads the same way (method,
+// target, Host, no body, Connection: close), and the head the target gets
+// is a valid request carrying exactly the client's end-to-end headers plus
+// the lb's X-Forwarded-*, as ReverseProxy would send it.
+func FuzzLeanHead(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: lb\r\n\r\n",
+		"HEAD /a%20b?x=1 HTTP/1.1\r\nhost: lb:80\r\nConnection: close\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: lb\r\nX-Forwarded-For: 1.1.1.1\r\nKeep-Alive: 5\r\nContent-Length: 0\r\n\r\n",
+		"DELETE /x HTTP/1.1\r\nHost: [::1]\r\nConnection: keep-alive\r\nAccept:\t*/* \r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: lb\r\nContent-Length: 1\r\n\r\nx",
+		"GET / HTTP/1.1\r\nHost: lb\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+	} {
+		f.Add(seed)
+	}
+	dropped := map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+		"Proxy-Authorization": true, "Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true}
+	f.Fuzz(func(t *testing.T, head string) {
+		n, err := readHead(bufio.NewReaderSize(strings.NewReader(head), leanHeadMax), leanHeadMax)
+		if err != nil || n == 0 {
+			return // never a complete head, or one for net/http
+		}
+		lr, ok := parseHead([]byte(head[:n]), &frontConn{ip: "10.0.0.9"})
+		if !ok {
+			return
+		}
+		in, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head[:n])))
+		if err != nil {
+			t.Fatalf("the lean path serves %q, which net/http refuses: %v", head[:n], err)
+		}
+		if in.Method != lr.method || in.ProtoMinor != 1 || in.ContentLength != 0 || len(in.TransferEncoding) != 0 ||
+			in.Close != lr.close || string(lr.path) != in.RequestURI {
+			t.Fatalf("lean %+v, net/http %s %s HTTP/1.%d length %d close %v", lr, in.Method, in.RequestURI, in.ProtoMinor, in.ContentLength, in.Close)
+		}
+		out, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(lr.out)))
+		if err != nil {
+			t.Fatalf("the target gets %q: %v", lr.out, err)
+		}
+		if out.Method != in.Method || out.RequestURI != in.RequestURI || out.Host != in.Host || out.ContentLength != 0 {
+			t.Fatalf("the target gets %q for %q", lr.out, head[:n])
+		}
+		want := http.Header{}
+		for k, vs := range in.Header {
+			if !dropped[k] {
+				want[k] = vs
+			}
+		}
+		want["X-Forwarded-For"] = []string{"10.0.0.9"}
+		want["X-Forwarded-Host"] = []string{in.Host}
+		want["X-Forwarded-Proto"] = []string{"http"}
+		if !reflect.DeepEqual(out.Header, want) {
+			t.Fatalf("the target gets headers %v for %q, want %v", out.Header, head[:n], want)
+		}
+	})
 }
