@@ -50,19 +50,13 @@ func parseHead(raw []byte, fc *frontConn) (lr leanRequest, ok bool) {
 	var host []byte
 	hosts := 0
 	for {
-		if line, rest, ok = nextLine(rest); !ok {
+		var name, value []byte
+		var end bool
+		if name, value, rest, end, ok = nextField(rest); !ok {
 			return lr, false
 		}
-		if len(line) == 0 {
+		if end {
 			break
-		}
-		name, value, found := bytes.Cut(line, []byte(":"))
-		if !found || !isToken(name) {
-			return lr, false // includes obsolete line folding
-		}
-		value = bytes.Trim(value, " \t")
-		if !validValue(value) {
-			return lr, false
 		}
 		switch {
 		case headerIs(name, "Host"):
@@ -76,14 +70,8 @@ func parseHead(raw []byte, fc *frontConn) (lr leanRequest, ok bool) {
 			headerIs(name, "Te"), headerIs(name, "Trailer"):
 			return lr, false
 		case headerIs(name, "Connection"):
-			for tok := range strings.SplitSeq(string(value), ",") {
-				switch tok = strings.TrimSpace(tok); {
-				case strings.EqualFold(tok, "close"):
-					lr.close = true
-				case tok == "" || strings.EqualFold(tok, "keep-alive"):
-				default:
-					return lr, false // it names headers to drop: ReverseProxy does that
-				}
+			if lr.close, ok = connectionOptions(value, lr.close); !ok {
+				return lr, false
 			}
 			continue
 		case headerIs(name, "Keep-Alive"), headerIs(name, "Proxy-Connection"), headerIs(name, "Proxy-Authenticate"),
@@ -121,6 +109,37 @@ func nextLine(b []byte) (line, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[:end-1], b[end+1:], true
+}
+
+// nextField splits the next field line off b: end is true at the blank
+// line that ends a head, ok false at a malformed line (obsolete line
+// folding included), which net/http judges.
+func nextField(b []byte) (name, value, rest []byte, end, ok bool) {
+	line, rest, ok := nextLine(b)
+	if !ok || len(line) == 0 {
+		return nil, nil, rest, ok, ok
+	}
+	name, value, found := bytes.Cut(line, []byte(":"))
+	value = bytes.Trim(value, " \t")
+	return name, value, rest, false, found && isToken(name) && validValue(value)
+}
+
+// connectionOptions reads a Connection field: close is true if it (or an
+// earlier one) says close; ok is false for any option but close and
+// keep-alive, since those name fields to drop, which the lean path leaves
+// to net/http and ReverseProxy.
+func connectionOptions(value []byte, closeBefore bool) (close, ok bool) {
+	close = closeBefore
+	for tok := range strings.SplitSeq(string(value), ",") {
+		switch tok = strings.TrimSpace(tok); {
+		case strings.EqualFold(tok, "close"):
+			close = true
+		case tok == "" || strings.EqualFold(tok, "keep-alive"):
+		default:
+			return close, false
+		}
+	}
+	return close, true
 }
 
 // methodString returns m as a string, without allocating for the usual
@@ -248,20 +267,137 @@ func (s *Server) forward(fc *frontConn, lr *leanRequest, closing bool) bool {
 	// No context: the lean path reads nothing from the client while a
 	// request is out, so it learns of a client that left only when it
 	// writes the answer; the request deadline bounds the target's side.
-	resp, t, err := s.send(context.Background(), &p, req, lr.out)
-	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body.Close() // unasked for: the request had no Upgrade
+	a, t, err := s.send(context.Background(), &p, req, lr.out)
+	if err == nil && a.resp != nil && a.resp.StatusCode == http.StatusSwitchingProtocols {
+		a.resp.Body.Close() // unasked for: the request had no Upgrade
 		t.release()
-		resp, err = nil, errUnaskedUpgrade
+		err = errUnaskedUpgrade
 	}
 	if err != nil {
 		code, named := s.upstreamFailure(&p, lr.method, string(lr.path), err)
 		return writeFailure(fc.bw, code, named, &p, closeAfter) == nil && !closeAfter
 	}
-	err = writeAnswer(fc.bw, resp, lr.method == http.MethodHead, &p, closeAfter)
-	resp.Body.Close()
+	if a.resp == nil {
+		err = copyRawAnswer(fc.bw, &a.raw, &p, closeAfter)
+	} else {
+		err = writeAnswer(fc.bw, a.resp, lr.method == http.MethodHead, &p, closeAfter)
+		a.resp.Body.Close()
+	}
 	t.release()
 	return err == nil && !closeAfter
+}
+
+// parseAnswerHead accepts the plain answer (to a request other than HEAD)
+// the lean path copies as it is buffered, without http.ReadResponse's
+// header map and allocations: HTTP/1.1, a final status with a body (not
+// 204 or 304), one Content-Length,
+// no hop-by-hop field but Connection (close or keep-alive) and Keep-Alive,
+// no Pragma (net/http adds Cache-Control for it), not an event stream (those
+// are flushed as they arrive), well-formed fields. Anything else is read by
+// http.ReadResponse and written by writeAnswer.
+func parseAnswerHead(raw []byte) (a rawAnswer, ok bool) {
+	line, rest, ok := nextLine(raw)
+	if !ok || len(line) < len("HTTP/1.1 200") || string(line[:9]) != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' {
+		return a, false
+	}
+	code, ok := parseDigits(line[9:12])
+	if !ok || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return a, false
+	}
+	a.code, a.length = int(code), -1
+	for {
+		var name, value []byte
+		var end bool
+		if name, value, rest, end, ok = nextField(rest); !ok {
+			return a, false
+		}
+		if end {
+			break
+		}
+		switch {
+		case headerIs(name, "Content-Length"):
+			n, ok := parseDigits(value)
+			if !ok || a.length >= 0 {
+				return a, false
+			}
+			a.length = n
+		case headerIs(name, "Connection"):
+			if a.close, ok = connectionOptions(value, a.close); !ok {
+				return a, false
+			}
+		case headerIs(name, "Content-Type"):
+			if len(value) >= len("text/event-stream") && strings.EqualFold(string(value[:len("text/event-stream")]), "text/event-stream") {
+				return a, false
+			}
+		case headerIs(name, "Transfer-Encoding"), headerIs(name, "Trailer"), headerIs(name, "Te"), headerIs(name, "Upgrade"),
+			headerIs(name, "Proxy-Connection"), headerIs(name, "Proxy-Authenticate"), headerIs(name, "Proxy-Authorization"),
+			headerIs(name, "Pragma"):
+			return a, false
+		}
+	}
+	return a, a.length >= 0
+}
+
+// parseDigits parses a decimal number of at most 18 digits.
+func parseDigits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// copyRawAnswer copies a plain answer (see parseAnswerHead) to the client:
+// the status line as net/http's server writes it, the target's fields but
+// the hop-by-hop ones and those the lb sets itself, then the body.
+func copyRawAnswer(bw *bufio.Writer, a *rawAnswer, p *pick, closeConn bool) error {
+	br := a.c.br
+	head, _ := br.Peek(a.headLen)
+	writeStatus(bw, a.code)
+	_, rest, _ := nextLine(head)
+	hasDate := false
+	for {
+		var line []byte
+		line, rest, _ = nextLine(rest)
+		if len(line) == 0 {
+			break
+		}
+		name, _, _ := bytes.Cut(line, []byte(":"))
+		switch {
+		case headerIs(name, "Connection"), headerIs(name, "Keep-Alive"), headerIs(name, HeaderGroup),
+			headerIs(name, HeaderTarget) && p.proxy.ExposeTarget:
+			continue
+		case headerIs(name, "Date"):
+			hasDate = true
+		}
+		_, _ = bw.Write(line)
+		_, _ = bw.WriteString("\r\n")
+	}
+	_, _ = br.Discard(a.headLen)
+	writeField(bw, HeaderGroup, p.group)
+	if p.proxy.ExposeTarget {
+		writeField(bw, HeaderTarget, p.target)
+	}
+	endHead(bw, hasDate, closeConn)
+	var err error
+	if n := a.length; n <= int64(br.Buffered()) {
+		body, _ := br.Peek(int(n))
+		_, _ = bw.Write(body)
+		_, _ = br.Discard(int(n))
+	} else {
+		_, err = io.CopyN(bw, br, n)
+	}
+	a.done(err == nil)
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 var errUnaskedUpgrade = errors.New("the target switched protocols unasked")
@@ -293,11 +429,17 @@ func writeStatus(bw *bufio.Writer, code int) {
 	_, _ = bw.WriteString("\r\n")
 }
 
-// writeHeader writes h, a Date if h has none (as net/http's server does),
-// Connection: close if asked, and the blank line that ends the head.
+// writeHeader writes h and ends the head (see endHead).
 func writeHeader(bw *bufio.Writer, h http.Header, closeConn bool) {
 	writeFields(bw, h)
-	if _, ok := h["Date"]; !ok {
+	_, hasDate := h["Date"]
+	endHead(bw, hasDate, closeConn)
+}
+
+// endHead writes a Date if the head has none (as net/http's server does),
+// Connection: close if asked, and the blank line that ends the head.
+func endHead(bw *bufio.Writer, hasDate, closeConn bool) {
+	if !hasDate {
 		var date [len(http.TimeFormat) + 8]byte
 		_, _ = bw.WriteString("Date: ")
 		_, _ = bw.Write(time.Now().UTC().AppendFormat(date[:0], http.TimeFormat))
@@ -359,12 +501,16 @@ func writeAnswer(bw *bufio.Writer, resp *http.Response, head bool, p *pick, clos
 func writeFields(bw *bufio.Writer, t http.Header) {
 	for k, vs := range t {
 		for _, v := range vs {
-			_, _ = bw.WriteString(k)
-			_, _ = bw.WriteString(": ")
-			_, _ = bw.WriteString(v)
-			_, _ = bw.WriteString("\r\n")
+			writeField(bw, k, v)
 		}
 	}
+}
+
+func writeField(bw *bufio.Writer, name, value string) {
+	_, _ = bw.WriteString(name)
+	_, _ = bw.WriteString(": ")
+	_, _ = bw.WriteString(value)
+	_, _ = bw.WriteString("\r\n")
 }
 
 // copyFlushing copies body to the client as it arrives, as chunks if

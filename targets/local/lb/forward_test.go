@@ -182,7 +182,13 @@ func framingBackend(t *testing.T, sseNext chan struct{}) string {
 		w.Header().Set("Content-Length", "1048576")
 		_, _ = w.Write(largeBody())
 	})
-	mux.HandleFunc("/close-delimited", rawAnswer("HTTP/1.0 200 OK\r\nX-Old: yes\r\nConnection: X-Old\r\n\r\nuntil the end"))
+	mux.HandleFunc("/close-delimited", hijackedAnswer("HTTP/1.0 200 OK\r\nX-Old: yes\r\nConnection: X-Old\r\n\r\nuntil the end"))
+	mux.HandleFunc("/last", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.Header().Set(HeaderGroup, "forged")
+		w.Header().Set("Keep-Alive", "timeout=1")
+		_, _ = io.WriteString(w, "last on this connection")
+	})
 	mux.HandleFunc("/no-content", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/not-modified", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"v1"`)
@@ -200,14 +206,14 @@ func framingBackend(t *testing.T, sseNext chan struct{}) string {
 		<-sseNext // sent only once the client read the first event
 		_, _ = io.WriteString(w, "data: 2\n\n")
 	})
-	mux.HandleFunc("/unasked-upgrade", rawAnswer("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"))
+	mux.HandleFunc("/unasked-upgrade", hijackedAnswer("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }
 
-// rawAnswer writes answer as is on the connection, then closes it.
-func rawAnswer(answer string) http.HandlerFunc {
+// hijackedAnswer writes answer as is on the connection, then closes it.
+func hijackedAnswer(answer string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		conn, bw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -250,6 +256,14 @@ func TestAnswersOfEveryFramingReachTheClient(t *testing.T) {
 	resp, body = get("GET", "/large")
 	if resp.StatusCode != 200 || resp.ContentLength != 1<<20 || body != string(largeBody()) {
 		t.Errorf("large: %d, length %d, %d bytes read, equal %v", resp.StatusCode, resp.ContentLength, len(body), body == string(largeBody()))
+	}
+
+	// The target closes its connection after this answer; the client's
+	// stays open.
+	resp, body = get("GET", "/last")
+	if resp.StatusCode != 200 || body != "last on this connection" || resp.Close || resp.Header.Get("Keep-Alive") != "" ||
+		len(resp.Header[HeaderGroup]) != 1 {
+		t.Errorf("last: %d %q close %v %v", resp.StatusCode, body, resp.Close, resp.Header)
 	}
 
 	resp, body = get("HEAD", "/large")
@@ -386,7 +400,7 @@ func FuzzLeanHead(f *testing.F) {
 	dropped := map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
 		"Proxy-Authorization": true, "Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true}
 	f.Fuzz(func(t *testing.T, head string) {
-		n, err := readHead(bufio.NewReaderSize(strings.NewReader(head), leanHeadMax), leanHeadMax)
+		n, err := peekHead(bufio.NewReaderSize(strings.NewReader(head), leanHeadMax), leanHeadMax)
 		if err != nil || n == 0 {
 			return // never a complete head, or one for net/http
 		}
@@ -420,6 +434,101 @@ func FuzzLeanHead(f *testing.F) {
 		want["X-Forwarded-Proto"] = []string{"http"}
 		if !reflect.DeepEqual(out.Header, want) {
 			t.Fatalf("the target gets headers %v for %q, want %v", out.Header, head[:n], want)
+		}
+	})
+}
+
+func TestParseAnswerHead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		head   string
+		ok     bool
+		code   int
+		length int64
+		close  bool
+	}{
+		{name: "plain", head: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\n", ok: true, code: 200, length: 3},
+		{name: "no reason", head: "HTTP/1.1 404\r\ncontent-length: 0\r\n\r\n", ok: true, code: 404},
+		{name: "close", head: "HTTP/1.1 500 Oops\r\nConnection: close\r\nContent-Length: 10\r\nKeep-Alive: timeout=1\r\n\r\n", ok: true, code: 500, length: 10, close: true},
+
+		{name: "no length", head: "HTTP/1.1 200 OK\r\n\r\n"},
+		{name: "two lengths", head: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"},
+		{name: "bad length", head: "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n"},
+		{name: "chunked", head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{name: "HTTP/1.0", head: "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n"},
+		{name: "interim", head: "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"},
+		{name: "no content", head: "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"},
+		{name: "not modified", head: "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\n\r\n"},
+		{name: "event stream", head: "HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream\r\nContent-Length: 3\r\n\r\n"},
+		{name: "connection names a field", head: "HTTP/1.1 200 OK\r\nConnection: X-A\r\nContent-Length: 3\r\n\r\n"},
+		{name: "upgrade", head: "HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\n"},
+		{name: "pragma", head: "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 3\r\n\r\n"},
+		{name: "folded", head: "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 3\r\n\r\n"},
+		{name: "status glued to reason", head: "HTTP/1.1 200OK\r\nContent-Length: 3\r\n\r\n"},
+		{name: "bad status", head: "HTTP/1.1 2x0 OK\r\nContent-Length: 3\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, ok := parseAnswerHead([]byte(tc.head))
+			if ok != tc.ok || ok && (a.code != tc.code || a.length != tc.length || a.close != tc.close) {
+				t.Errorf("= %+v, %v; want ok %v code %d length %d close %v", a, ok, tc.ok, tc.code, tc.length, tc.close)
+			}
+		})
+	}
+}
+
+// FuzzAnswerHead checks the copy of a plain answer against net/http's
+// reading of it: an answer head the lean path copies as is must be one
+// http.ReadResponse reads with the same status, length and keep-alive,
+// and the client must get its end-to-end fields, the lb's group and the
+// body.
+func FuzzAnswerHead(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nDate: Mon, 30 Nov 2026 10:00:00 GMT\r\n\r\nok",
+		"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nX-Kiln-Group: forged\r\n\r\n",
+		"HTTP/1.1 299\r\nkeep-alive: timeout=5\r\nX-A: 1\r\nx-a: 2\r\ncontent-length: 5\r\n\r\nhello",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, answer string) {
+		n, err := peekHead(bufio.NewReaderSize(strings.NewReader(answer), 4<<10), 4<<10)
+		if err != nil || n == 0 {
+			return
+		}
+		a, ok := parseAnswerHead([]byte(answer[:n]))
+		if !ok || a.length > int64(len(answer)-n) {
+			return
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(answer)), otherRequest)
+		if err != nil {
+			t.Fatalf("the lean path copies %q, which net/http refuses: %v", answer[:n], err)
+		}
+		if resp.StatusCode != a.code || resp.ContentLength != a.length || resp.Close != a.close || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("lean %+v, net/http %d length %d close %v framing %v", a, resp.StatusCode, resp.ContentLength, resp.Close, resp.TransferEncoding)
+		}
+		body, _ := io.ReadAll(resp.Body)
+
+		conn, peer := net.Pipe()
+		defer peer.Close()
+		a.u, a.c, a.headLen = newUpstream("target"), &upConn{conn: conn, br: bufio.NewReaderSize(strings.NewReader(answer), 4<<10)}, n
+		defer a.u.closeIdle()
+		var out bytes.Buffer
+		bw := bufio.NewWriter(&out)
+		if err := copyRawAnswer(bw, &a, &pick{proxy: &Proxy{}, group: "blue"}, false); err != nil {
+			t.Fatal(err)
+		}
+		got, err := http.ReadResponse(bufio.NewReader(&out), otherRequest)
+		if err != nil {
+			t.Fatalf("the client gets %q: %v", out.String(), err)
+		}
+		gotBody, _ := io.ReadAll(got.Body)
+		want := resp.Header.Clone()
+		for _, k := range []string{"Connection", "Keep-Alive", "Date"} {
+			delete(want, k)
+		}
+		delete(got.Header, "Date")
+		want[HeaderGroup] = []string{"blue"}
+		if got.StatusCode != a.code || !reflect.DeepEqual(got.Header, want) || !bytes.Equal(gotBody, body) || got.Close {
+			t.Fatalf("the client gets %q for %q", out.String(), answer)
 		}
 	})
 }

@@ -130,7 +130,7 @@ func (f *front) serveConn(fc *frontConn) {
 		if !fc.state.CompareAndSwap(connIdle, connActive) {
 			return // closed by a shutdown
 		}
-		n, err := readHead(fc.br, limit)
+		n, err := peekHead(fc.br, limit)
 		if err != nil {
 			return
 		}
@@ -156,10 +156,11 @@ func (f *front) serveConn(fc *frontConn) {
 	}
 }
 
-// readHead waits until br holds a complete request head, without consuming
-// it, and returns its length, or 0 when the head does not fit in limit
-// bytes or does not end each line with CRLF: net/http judges those.
-func readHead(br *bufio.Reader, limit int) (int, error) {
+// peekHead waits until br holds a complete head (a request's or an
+// answer's), without consuming it, and returns its length, or 0 when the
+// head does not fit in limit bytes or has a bare LF line ending: net/http
+// reads those.
+func peekHead(br *bufio.Reader, limit int) (int, error) {
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {

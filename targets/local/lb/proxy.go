@@ -169,10 +169,11 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Request.Write closes the body; the server closes the real one.
 		req.Body = noClose{req.Body}
 	}
-	resp, t, err := rt.s.send(req.Context(), p, req, nil)
+	a, t, err := rt.s.send(req.Context(), p, req, nil)
 	if err != nil {
 		return nil, err
 	}
+	resp := a.resp // never raw: there is no head
 	resp.Body = releaseOnClose(resp.Body, t)
 	setTargetHeaders(resp.Header, p)
 	return resp, nil
@@ -183,7 +184,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // head, when not nil, is the bodyless request head to write instead of req
 // (see upstream.roundTrip). The target returned counts the request in
 // flight until the answer's body is released.
-func (s *Server) send(ctx context.Context, p *pick, req *http.Request, head []byte) (*http.Response, *target, error) {
+func (s *Server) send(ctx context.Context, p *pick, req *http.Request, head []byte) (answer, *target, error) {
 	var lastErr error
 	for range maxTries {
 		t, g := s.acquire(p.tried)
@@ -191,16 +192,16 @@ func (s *Server) send(ctx context.Context, p *pick, req *http.Request, head []by
 			if lastErr != nil {
 				break
 			}
-			return nil, nil, errNoTarget
+			return answer{}, nil, errNoTarget
 		}
 		p.tried = append(p.tried, t)
 		p.group, p.target = g, t.id
 		if head == nil {
 			req.URL.Host = t.address
 		}
-		resp, err := t.up.roundTrip(ctx, req, head, p.proxy.UpstreamHeaderTimeout.Std(), p.deadline, func() { p.wrote = true })
+		a, err := t.up.roundTrip(ctx, req, head, p.proxy.UpstreamHeaderTimeout.Std(), p.deadline, func() { p.wrote = true })
 		if err == nil {
-			return resp, t, nil
+			return a, t, nil
 		}
 		t.inflight.Add(-1)
 		lastErr = err
@@ -210,7 +211,7 @@ func (s *Server) send(ctx context.Context, p *pick, req *http.Request, head []by
 		}
 		s.log.Debug("dial failed, retrying on another target", "target", t.id, "err", err)
 	}
-	return nil, nil, lastErr
+	return answer{}, nil, lastErr
 }
 
 // acquire picks a target for a new request and counts it in flight. It
