@@ -173,14 +173,15 @@ func TestTargetHeaderOnlyWhenAsked(t *testing.T) {
 	}
 }
 
-// upgradeBackend switches to an echo of raw bytes after a WebSocket handshake.
+// upgradeBackend switches to an echo of raw bytes after a WebSocket
+// handshake, and answers plain requests with "plain".
 func upgradeBackend(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			return
 		}
 		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			_, _ = io.WriteString(w, "plain")
 			return
 		}
 		conn, rw, err := http.NewResponseController(w).Hijack()
@@ -240,6 +241,42 @@ func TestUpgradeIsProxied(t *testing.T) {
 		ts, _ := h.target("ws-0")
 		return ts.Inflight == 0
 	})
+}
+
+// TestUpgradeAfterPlainRequests upgrades a connection that first carried a
+// lean request and then one net/http served (the lean path handed it
+// over), each of which set a deadline on it: the upgraded connection
+// outlives both (net/http clears them when ReverseProxy hijacks it).
+func TestUpgradeAfterPlainRequests(t *testing.T) {
+	addr := upgradeBackend(t)
+	cfg := baseConfig(1, Group{Name: "blue", Weight: 100, Targets: []Target{{ID: "ws-0", Address: addr}}})
+	cfg.Proxy.RequestTimeout = Duration(100 * time.Millisecond)
+	h := startLB(t, cfg, Options{})
+	h.waitHealth("ws-0", HealthHealthy)
+
+	c := h.rawConn()
+	br := bufio.NewReader(c)
+	for _, req := range []string{
+		"GET / HTTP/1.1\r\nHost: lb\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: lb\r\nContent-Length: 1\r\n\r\nx",
+	} {
+		if resp, _ := exchange(t, c, br, req); resp.StatusCode != 200 {
+			t.Fatalf("%.20q: %d", req, resp.StatusCode)
+		}
+	}
+	resp, _ := exchange(t, c, br, "GET /ws HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answer = %d", resp.StatusCode)
+	}
+	time.Sleep(100*time.Millisecond + answerGrace + 200*time.Millisecond) // past the earlier requests' deadlines
+	if _, err := io.WriteString(c, "still here\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("still here\n"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "still here\n" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
 }
 
 // resettingBackend reads a request for /boom and closes the connection
