@@ -71,7 +71,7 @@ func (f *front) serve() error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Temporary() { //nolint:staticcheck // as net/http does: EMFILE and the like pass
+			if errors.As(err, &ne) && ne.Temporary() { // as net/http.Server.Serve does: EMFILE and the like pass
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				f.s.log.Warn("lb accept", "err", err, "retryIn", backoff)
 				time.Sleep(backoff)
