@@ -31,7 +31,6 @@ type front struct {
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*frontConn]struct{}
-	live    sync.WaitGroup
 }
 
 // frontConn is one client connection served by the lean path.
@@ -91,7 +90,6 @@ func (f *front) serve() error {
 			return nil
 		}
 		f.conns[fc] = struct{}{}
-		f.live.Add(1)
 		f.mu.Unlock()
 		go f.serveConn(fc)
 	}
@@ -109,7 +107,6 @@ func (f *front) serveConn(fc *frontConn) {
 		f.mu.Lock()
 		delete(f.conns, fc)
 		f.mu.Unlock()
-		f.live.Done()
 	}()
 	limit := min(leanHeadMax, f.px.MaxHeaderBytes)
 	// The first request's head is due within readHeaderTimeout of the
@@ -124,7 +121,10 @@ func (f *front) serveConn(fc *frontConn) {
 		if _, err := fc.br.Peek(1); err != nil {
 			return
 		}
-		if !first {
+		if !first && !headBuffered(fc.br) {
+			// The head's first bytes came alone: the rest is due
+			// within readHeaderTimeout. (Usually the whole head comes
+			// at once, and a deadline would only cost a timer update.)
 			_ = fc.c.SetReadDeadline(time.Now().Add(f.px.ReadHeaderTimeout.Std()))
 		}
 		if !fc.state.CompareAndSwap(connIdle, connActive) {
@@ -154,6 +154,12 @@ func (f *front) serveConn(fc *frontConn) {
 			return
 		}
 	}
+}
+
+// headBuffered reports whether br already holds a complete head.
+func headBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	return bytes.Contains(buf, []byte("\r\n\r\n"))
 }
 
 // peekHead waits until br holds a complete head (a request's or an
