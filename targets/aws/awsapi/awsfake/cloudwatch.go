@@ -76,6 +76,9 @@ func (f *Server) serveCloudWatch(w http.ResponseWriter, r *http.Request, body []
 	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
 	if throttled {
 		f.answered(i, http.StatusBadRequest)
+		// CloudWatch is query-compatible: it names the error as its query protocol did, and
+		// the SDK takes the code from this header.
+		w.Header().Set("X-Amzn-Query-Error", "Throttling;Sender")
 		write(w, "application/cbor", http.StatusBadRequest, cbor.Encode(cbor.Map{
 			"__type": cbor.String("com.amazonaws.cloudwatch#Throttling"), "message": cbor.String("Rate exceeded")}))
 		return

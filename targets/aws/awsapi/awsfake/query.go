@@ -264,11 +264,11 @@ type imagesResponse struct {
 }
 
 type ec2ImageXML struct {
-	ID      string          `xml:"imageId"`
-	Devices []ec2DeviceXMLs `xml:"blockDeviceMapping>item"`
+	ID      string         `xml:"imageId"`
+	Devices []ec2DeviceXML `xml:"blockDeviceMapping>item"`
 }
 
-type ec2DeviceXMLs struct {
+type ec2DeviceXML struct {
 	Name     string `xml:"deviceName"`
 	Snapshot string `xml:"ebs>snapshotId"`
 }
@@ -285,7 +285,7 @@ func (f *Server) describeImages(form url.Values) (int, any) {
 		}
 		x := ec2ImageXML{ID: id}
 		for i, s := range img.Snapshots {
-			x.Devices = append(x.Devices, ec2DeviceXMLs{Name: fmt.Sprintf("/dev/xvd%c", 'a'+i), Snapshot: s})
+			x.Devices = append(x.Devices, ec2DeviceXML{Name: fmt.Sprintf("/dev/xvd%c", 'a'+i), Snapshot: s})
 		}
 		resp.Images = append(resp.Images, x)
 	}
