@@ -5,24 +5,20 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 // On an EC2 instance kiln-boot asks the instance metadata service (IMDSv2; the SDK's
 // client takes a session token first, and AWS_EC2_METADATA_SERVICE_ENDPOINT overrides its
 // address, as everywhere in the SDK) for the instance ID and the instance role's
-// credentials, and reads the instance's secrets from SSM with them. It builds its clients
-// from the SSM client, imds and ec2rolecreds alone, not the SDK's config package: an
-// image never has the shared files, SSO or profiles config reads, and kiln-boot stays small
-// (docs/benchmarks.md).
+// credentials, and reads the instance's secrets from SSM with them (ssm.go). It uses the
+// SDK's imds, ec2rolecreds and SigV4 signer only, not its config package (shared files,
+// SSO, STS an image never has) nor its SSM client (whose operation schemas cost every
+// instance, local ones too, 1.4 MB of heap at start): see docs/benchmarks.md.
 
 // awsTimeout bounds each call to IMDS and SSM, retries included: an instance whose
 // metadata service or parameters cannot be reached fails its boot, and its auto scaling
@@ -58,17 +54,7 @@ func instanceID(ctx context.Context) (string, error) {
 func readSSM(ctx context.Context, s *SSMSecrets) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, awsTimeout)
 	defer cancel()
-	client := ssm.New(ssm.Options{
-		Region:      s.Region,
-		Credentials: aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = imds.New(imds.Options{}) })),
-	}, func(o *ssm.Options) {
-		// As the SDK's config package would: the service's own variable, then the global one.
-		for _, k := range []string{"AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"} {
-			if v := os.Getenv(k); v != "" && o.BaseEndpoint == nil {
-				o.BaseEndpoint = aws.String(v)
-			}
-		}
-	})
+	client := newSSMClient(s.Region)
 	secretsOf := map[string][]string{} // parameter -> the secrets it holds
 	for _, name := range slices.Sorted(maps.Keys(s.Parameters)) {
 		secretsOf[s.Parameters[name]] = append(secretsOf[s.Parameters[name]], name)
@@ -77,7 +63,7 @@ func readSSM(ctx context.Context, s *SSMSecrets) (map[string]string, error) {
 	params := slices.Sorted(maps.Keys(secretsOf))
 	secrets := make(map[string]string, len(params))
 	for batch := range slices.Chunk(params, ssmBatch) {
-		out, err := client.GetParameters(ctx, &ssm.GetParametersInput{Names: batch, WithDecryption: aws.Bool(true)})
+		out, err := client.getParameters(ctx, batch)
 		if err != nil {
 			return nil, fmt.Errorf("secrets: read SSM parameters %s: %w", strings.Join(batch, ", "), err)
 		}
@@ -90,12 +76,11 @@ func readSSM(ctx context.Context, s *SSMSecrets) (map[string]string, error) {
 			return nil, fmt.Errorf("secrets: SSM parameter %s does not exist in %s", strings.Join(missing, ", "), s.Region)
 		}
 		for _, p := range out.Parameters {
-			param := aws.ToString(p.Name)
 			if p.Type != "SecureString" {
-				return nil, fmt.Errorf("secrets: SSM parameter %s is a %s, not a SecureString", named(param), p.Type)
+				return nil, fmt.Errorf("secrets: SSM parameter %s is a %s, not a SecureString", named(p.Name), p.Type)
 			}
-			for _, name := range secretsOf[param] {
-				secrets[name] = aws.ToString(p.Value)
+			for _, name := range secretsOf[p.Name] {
+				secrets[name] = p.Value
 			}
 		}
 	}

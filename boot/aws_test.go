@@ -171,3 +171,22 @@ func TestSpecSSMValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestSSMThrottlingIsTriedAgainWithinItsBudget(t *testing.T) {
+	f := onEC2(t)
+	f.PutParameter(awsfake.Parameter{Name: "/kiln/hello/TOKEN", Value: "canary"})
+	c := newSSMClient("eu-west-1")
+	c.sleep = func(context.Context, time.Duration) error { return nil }
+	f.Throttle("GetParameters", ssmAttempts-1)
+	out, err := c.getParameters(context.Background(), []string{"/kiln/hello/TOKEN"})
+	if err != nil || len(out.Parameters) != 1 || out.Parameters[0].Value != "canary" {
+		t.Fatalf("throttled %d times: %+v, %v", ssmAttempts-1, out, err)
+	}
+	f.Throttle("GetParameters", ssmAttempts)
+	if _, err := c.getParameters(context.Background(), []string{"/kiln/hello/TOKEN"}); err == nil || !strings.Contains(err.Error(), "ThrottlingException") {
+		t.Fatalf("throttled beyond the budget: %v", err)
+	}
+	if n := len(f.CallsOf("GetParameters")); n != 2*ssmAttempts {
+		t.Fatalf("%d calls, want %d", n, 2*ssmAttempts)
+	}
+}
