@@ -149,8 +149,8 @@ func lifecycle(h *fleet.InstanceHealth, in asgtypes.Instance) bool {
 	return true
 }
 
-// addresses fills in each instance's private IP and target port, with one
-// DescribeInstances of every instance (by filter, so that one already gone is no error).
+// addresses fills in each instance's private IP and target port; a target registered by
+// IP is its own address.
 func (c *Clients) addresses(ctx context.Context, hs []fleet.InstanceHealth, ports map[string]int) error {
 	var ids []string
 	for _, h := range hs {
@@ -158,25 +158,15 @@ func (c *Clients) addresses(ctx context.Context, hs []fleet.InstanceHealth, port
 			ids = append(ids, h.ID)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	ips := map[string]string{}
-	p := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{
-		Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: ids}}})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("addresses of the instances: %w", err)
-		}
-		for _, r := range page.Reservations {
-			for _, in := range r.Instances {
-				ips[aws.ToString(in.InstanceId)] = aws.ToString(in.PrivateIpAddress)
-			}
-		}
+	ips, err := c.privateIPs(ctx, ids)
+	if err != nil {
+		return err
 	}
 	for i, h := range hs {
 		ip, port := ips[h.ID], ports[h.ID]
+		if net.ParseIP(h.ID) != nil {
+			ip = h.ID // a target group of type ip
+		}
 		switch {
 		case ip != "" && port != 0:
 			hs[i].Address = net.JoinHostPort(ip, strconv.Itoa(port))
@@ -185,4 +175,27 @@ func (c *Clients) addresses(ctx context.Context, hs []fleet.InstanceHealth, port
 		}
 	}
 	return nil
+}
+
+// privateIPs returns the private IP of each instance of ids, with one DescribeInstances
+// (by filter, so that an instance already gone is no error).
+func (c *Clients) privateIPs(ctx context.Context, ids []string) (map[string]string, error) {
+	ips := map[string]string{}
+	if len(ids) == 0 {
+		return ips, nil
+	}
+	p := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: ids}}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("addresses of the instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				ips[aws.ToString(in.InstanceId)] = aws.ToString(in.PrivateIpAddress)
+			}
+		}
+	}
+	return ips, nil
 }

@@ -118,14 +118,15 @@ func TestHealthMapsTargetStatesAndJoinsTheGroupsLifecycle(t *testing.T) {
 func TestHealthOfASlotWithoutAGroupReadsOnlyItsTargetGroup(t *testing.T) {
 	f := awsfake.New(t)
 	f.TargetHealth(blueTG, []awsfake.Target{{ID: "i-b1", Port: 8080, State: "healthy"}})
-	f.TargetHealth(greenTG, nil)
+	f.TargetHealth(greenTG, []awsfake.Target{{ID: "10.0.3.7", Port: 8080, State: "initial"}}) // a target group of type ip
 	hs, err := newClients(t, f).Health(context.Background(), []awsapi.SlotGroups{
 		{Slot: fleet.Blue, TargetGroupARN: blueTG}, {Slot: fleet.Green, TargetGroupARN: greenTG}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hs) != 1 || hs[0].State != fleet.Healthy || hs[0].Address != "" {
-		t.Fatalf("health %v", oneLine(hs))
+	want := []string{"blue | i-b1 |  | healthy | ", "green | 10.0.3.7 | 10.0.3.7:8080 | initial | "}
+	if got := oneLine(hs); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("health %q, want %q", got, want)
 	}
 	if n := len(f.CallsOf("DescribeAutoScalingGroups")); n != 0 {
 		t.Fatalf("%d group reads for slots without groups", n)
