@@ -51,8 +51,9 @@ type Options struct {
 	HTTPClient *http.Client
 }
 
-// The retry budget of one call by default: with the SDK's exponential backoff with
-// jitter capped at 5 s, about 20 s of throttling before a call fails.
+// The retry budget of one call by default: the SDK's backoff with jitter, capped at 5 s,
+// waits up to 2 s, up to 4 s, then 5 s, 5 s and 5 s between the 6 attempts, so a call
+// fails after 15 to 21 s of throttling.
 const (
 	DefaultMaxAttempts = 6
 	DefaultMaxBackoff  = 5 * time.Second
