@@ -64,6 +64,7 @@ func awsModel(t *testing.T, latency string) string {
 	t.Setenv(awsmodel.LatencyEnv, latency)
 	t.Setenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", api)
 	t.Setenv("AWS_ENDPOINT_URL_AUTO_SCALING", api)
+	t.Setenv("AWS_ENDPOINT_URL_EC2", api)
 	t.Setenv("AWS_ACCESS_KEY_ID", "model")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "model")
 	t.Setenv("AWS_REGION", "eu-west-1")

@@ -315,6 +315,7 @@ func awsModel(dir string) ([]string, func(), error) {
 		awsmodel.DirEnv + "=" + model,
 		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2=" + srv.URL,
 		"AWS_ENDPOINT_URL_AUTO_SCALING=" + srv.URL,
+		"AWS_ENDPOINT_URL_EC2=" + srv.URL,
 		"AWS_ACCESS_KEY_ID=model", "AWS_SECRET_ACCESS_KEY=model", "AWS_REGION=eu-west-1",
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
