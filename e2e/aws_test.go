@@ -25,9 +25,10 @@ import (
 
 const awsManifest = `apiVersion: kiln/v1
 service: shop
-version: %s
+version: %[1]s
 app:
-  binary: %s
+  binary: %[2]s
+  env: {RELEASE: "%[1]s"}
 fleet:
   size: 2
   port: 8080
@@ -36,7 +37,7 @@ rollout:
   progressDeadline: 60s
   drainTimeout: 1s
   scaleDownDelay: 0s
-%s
+%[3]s
 images:
   keep: 20
 target:
@@ -173,7 +174,8 @@ func TestAWSRolloutsThroughTheRealEngineAgainstAModelOfAWS(t *testing.T) {
 	firstAMI := slotAMI(t, model, "blue")
 
 	// A release with a traffic step: deploy creates only the idle slot, the step changes
-	// only the listener, retire removes only the old slot.
+	// only the listener, retire removes only the old slot. The release changes the env
+	// too, which the live slot's launch template holds: it is not replaced for that.
 	writeAWS(t, dir, "2.0.0", awsSteps)
 	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
 	if code != 0 {

@@ -253,6 +253,11 @@ func (t *Target) forget() {
 // Current returns the spec the fleet stack's last update applied.
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 	t.forget()
+	return t.applied(ctx)
+}
+
+// applied is the spec of the fleet stack's outputs as last read.
+func (t *Target) applied(ctx context.Context) (fleet.Spec, bool, error) {
 	outs, err := t.outputs(ctx)
 	if err != nil {
 		return fleet.Spec{}, false, err
@@ -268,10 +273,28 @@ func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 	return spec, true, nil
 }
 
+// frozen are the slots of spec whose release the stack runs already (see
+// program.FleetInput.Frozen).
+func frozen(cur, spec fleet.Spec) map[fleet.Slot]bool {
+	out := map[fleet.Slot]bool{}
+	for _, sl := range fleet.Slots {
+		a, b := cur.Slots[sl], spec.Slots[sl]
+		if !a.Empty() && !b.Empty() && *a.Release == *b.Release {
+			out[sl] = true
+		}
+	}
+	return out
+}
+
 // program is the fleet program for spec, the service's secrets (as stored now) written
 // into the stack's config first.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
-	in := program.FleetInput{Spec: spec, Settings: t.cfg.Settings, Policies: t.cfg.Policies, NamedPorts: t.cfg.NamedPorts, Secrets: t.cfg.Secrets}
+	cur, _, err := t.applied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := program.FleetInput{Spec: spec, Settings: t.cfg.Settings, Policies: t.cfg.Policies, NamedPorts: t.cfg.NamedPorts,
+		Secrets: t.cfg.Secrets, Frozen: frozen(cur, spec)}
 	ciphertexts := map[string]string{}
 	var manager []byte
 	if len(t.cfg.Secrets) > 0 {

@@ -240,6 +240,20 @@ func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Re
 		// adding or removing one replaces nothing of the slot.
 		ltOpts = append(ltOpts, pulumi.IgnoreChanges([]string{"userData"}))
 	}
+	asgOpts := []pulumi.ResourceOption{
+		// The group's name is fixed (<service>-<slot>): a replacement must delete the old
+		// group first.
+		pulumi.ReplaceOnChanges([]string{"launchTemplate"}), pulumi.DeleteBeforeReplace(true), pulumi.DependsOn(grants),
+	}
+	if in.Frozen[slot] {
+		// The slot's release runs already: what it was launched with stays, whatever
+		// changed in the settings since, so the slot's instances are never replaced
+		// while they may carry traffic. Only its size follows the spec.
+		ltOpts = append(ltOpts, pulumi.IgnoreChanges([]string{"imageId", "instanceType", "iamInstanceProfile", "keyName",
+			"vpcSecurityGroupIds", "metadataOptions", "userData", "tagSpecifications", "tags"}))
+		asgOpts = append(asgOpts, pulumi.IgnoreChanges([]string{"launchTemplate", "vpcZoneIdentifiers", "healthCheckType",
+			"healthCheckGracePeriod", "tags"}))
+	}
 	instanceTags := tags(s, TagService, spec.Service, TagSlot, string(slot), TagVersion, rel.Version, TagDigest, rel.Image.Digest, "Name", name)
 	lt, err := ec2.NewLaunchTemplate(ctx, name, &ec2.LaunchTemplateArgs{
 		ImageId:             pulumi.String(rel.Image.Location),
@@ -278,10 +292,7 @@ func slotGroup(ctx *pulumi.Context, in FleetInput, slot fleet.Slot, rel fleet.Re
 		HealthCheckGracePeriod: pulumi.Int(s.GracePeriodSecs),
 		WaitForElbCapacity:     pulumi.Int(size),
 		Tags:                   asgTags,
-	},
-		// The group's name is fixed (<service>-<slot>): a replacement must delete the old
-		// group first.
-		pulumi.ReplaceOnChanges([]string{"launchTemplate"}), pulumi.DeleteBeforeReplace(true), pulumi.DependsOn(grants))
+	}, asgOpts...)
 }
 
 func sortedKeys(m map[string]string) []string {

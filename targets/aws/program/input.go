@@ -88,6 +88,11 @@ type FleetInput struct {
 	// to every unit as KILN_PORT_<NAME>. On aws each instance has its own address, so a
 	// port is fixed per fleet; none may be Spec.Port. (Added by the awsprog branch.)
 	NamedPorts map[string]int
+	// Frozen are the slots that keep the launch template and auto scaling group they
+	// run: a slot whose release is already deployed (the stable slot while the other
+	// deploys). A change of the manifest's settings or env reaches a slot with its next
+	// release, never by replacing the instances that carry the traffic.
+	Frozen map[fleet.Slot]bool
 }
 
 // Outputs of the fleet stack (besides stacks.OutputSpec, the spec as applied).
