@@ -350,7 +350,7 @@ rollouts as they run.`,
 				fmt.Fprintf(w, "nothing deployed yet: run kiln rollout\n")
 				return nil
 			}
-			fmt.Fprintf(w, "endpoint  http://%s\n", rep.Endpoint)
+			fmt.Fprintf(w, "endpoint  %s\n", fleet.URL(rep.Endpoint))
 			if rep.Live != nil {
 				fmt.Fprintf(w, "live      slot %s: %s, %d instance(s)\n", rep.LiveSlot, rep.Live, spec.Slots[rep.LiveSlot].Size)
 			} else {

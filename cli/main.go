@@ -11,12 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/kilnhq/kiln/manifests"
-	"github.com/kilnhq/kiln/stacks/pulumicli"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -158,22 +156,6 @@ func (a *app) versionCmd() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return a.result(map[string]string{"version": Version}, func(w io.Writer) { fmt.Fprintf(w, "kiln %s\n", Version) })
-		},
-	}
-}
-
-func (a *app) setupCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "setup",
-		Short: "Install what kiln drives: the pinned Pulumi CLI (built once from the Go module proxy)",
-		Args:  noArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			root, err := pulumicli.Ensure(c.Context(), pulumicli.Options{Progress: a.stderr})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "pulumi CLI: %s\n", filepath.Join(root, "bin", "pulumi"))
-			return nil
 		},
 	}
 }

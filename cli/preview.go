@@ -29,8 +29,27 @@ func (a *app) preview(ctx context.Context, p *project.Project, tgt targets.Targe
 	if err != nil {
 		return err
 	}
-	rel, err := p.Bake(ctx, tgt)
-	if err != nil {
+	var out []previewPhase
+	var rel fleet.Release
+	if pp, ok := tgt.(targets.PublishPreviewer); ok {
+		// Publishing is itself a change (aws: an AMI): preview it, make nothing.
+		res, err := p.BakeImage(ctx)
+		if err != nil {
+			return err
+		}
+		bake := previewPhase{PlannedPhase: rollout.PlannedPhase{Phase: rollout.PhaseBake, Spec: cur}}
+		img, err := pp.PreviewPublish(ctx, res.Image, func(op fleet.ResourceOp) {
+			if op.Status == fleet.OpStarted {
+				bake.Operations = append(bake.Operations, op)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("preview bake: %w", err)
+		}
+		bake.Changes = len(bake.Operations) > 0
+		rel = fleet.Release{Version: res.Image.Version, Image: img}
+		out = append(out, bake)
+	} else if rel, err = p.Bake(ctx, tgt); err != nil {
 		return err
 	}
 	req := p.Request()
@@ -39,7 +58,6 @@ func (a *app) preview(ctx context.Context, p *project.Project, tgt targets.Targe
 	if !exists {
 		prev = fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{}}
 	}
-	var out []previewPhase
 	enginePreviewed := false
 	for _, ph := range plan {
 		pp := previewPhase{PlannedPhase: ph}

@@ -7,6 +7,7 @@ package fleet
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -232,3 +233,12 @@ const (
 	OpDone    = "done"
 	OpFailed  = "failed"
 )
+
+// URL returns an endpoint as a URL: a target's endpoint is either one (aws: the balancer's
+// https://…) or a host:port served over plain HTTP (local).
+func URL(endpoint string) string {
+	if strings.Contains(endpoint, "://") {
+		return endpoint
+	}
+	return "http://" + endpoint
+}

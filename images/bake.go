@@ -88,6 +88,7 @@ func (s *Store) Bake(ctx context.Context, r Recipe) (Result, error) {
 		digest := strings.TrimSpace(string(b))
 		if img, err := s.Get(digest); err == nil {
 			s.touch(img)
+			img.RecipeKey = key
 			return Result{Image: img, Cached: true}, nil
 		}
 	}
@@ -99,6 +100,7 @@ func (s *Store) Bake(ctx context.Context, r Recipe) (Result, error) {
 		return Result{}, err
 	}
 	s.touch(img)
+	img.RecipeKey = key
 	return Result{Image: img}, nil
 }
 
@@ -305,7 +307,7 @@ func (s *Store) build(ctx context.Context, r Recipe) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "sbom.cdx.json"), sbom, fileperm.File); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, SBOMFile), sbom, fileperm.File); err != nil {
 		return nil, err
 	}
 	if meta.Files, err = listing(tmp); err != nil {

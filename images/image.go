@@ -34,6 +34,9 @@ type Meta struct {
 	Files []File  `json:"files"`
 }
 
+// SBOMFile is the image's CycloneDX SBOM, at its root.
+const SBOMFile = "sbom.cdx.json"
+
 // InitName is the name of the init's binary in an image's bin/.
 const InitName = "kiln-boot"
 
@@ -80,6 +83,9 @@ type Image struct {
 	Meta
 	// Dir is the image directory.
 	Dir string
+	// RecipeKey is the key of the recipe a bake made or found the image by; empty for an
+	// image read with Get.
+	RecipeKey string
 }
 
 // computeDigest returns the digest of m: the sha256 of its JSON with Digest empty.

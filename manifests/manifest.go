@@ -105,8 +105,10 @@ func (m *Manifest) ErrorAt(pos Position, path, format string, args ...any) *Erro
 
 // Fleet is the set of instances of one slot.
 type Fleet struct {
-	Size   int // instances per slot, 1..MaxFleetSize
-	Port   int // the app's port on an instance (the local target assigns its own through $PORT)
+	Size int // instances per slot, 1..MaxFleetSize
+	// Port is the app's port on an instance: on aws, where the target group sends requests
+	// and health checks (and $PORT); the local target assigns its own through $PORT.
+	Port   int
 	Health Health
 }
 
@@ -146,8 +148,7 @@ type Step struct {
 	Analysis   string        // template of Manifest.Analysis run at this step; "" for none
 }
 
-// Target is where the service runs. Exactly one field is set; today only Local decodes without
-// error.
+// Target is where the service runs. Exactly one field is set.
 type Target struct {
 	Local *LocalTarget
 	AWS   *AWSTarget
@@ -226,12 +227,16 @@ type AWSLoadBalancer struct {
 
 // Defaults of target.aws.
 const (
-	DefaultAWSInstanceType  = "t3.micro"
-	DefaultAWSParentImage   = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-	DefaultAWSGracePeriod   = 300 * time.Second
-	DefaultAWSRulePriority  = 100
-	AWSSchemeInternetFacing = "internet-facing"
-	AWSSchemeInternal       = "internal"
+	DefaultAWSInstanceType = "t3.micro"
+	DefaultAWSParentImage  = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+	DefaultAWSGracePeriod  = 300 * time.Second
+	DefaultAWSRulePriority = 100
+	// An ALB target group's health check counts whole seconds, an interval of at least 5s
+	// and a timeout of at least 2s shorter than it: on aws, fleet.health defaults to these.
+	DefaultAWSHealthInterval = 10 * time.Second
+	DefaultAWSHealthTimeout  = 5 * time.Second
+	AWSSchemeInternetFacing  = "internet-facing"
+	AWSSchemeInternal        = "internal"
 )
 
 // Images controls the retention of baked images.

@@ -42,7 +42,7 @@ func Parse(file string, data []byte, cat Catalog) (*Manifest, error) {
 		return nil, d.Err()
 	}
 	m := &Manifest{File: file, Dir: absDir(file)}
-	p := &parser{d: d, cat: cat}
+	p := &parser{d: d, cat: cat, at: map[string]*yaml.Node{}}
 	p.manifest(root, m)
 	if err := d.Err(); err != nil {
 		return nil, err
@@ -61,7 +61,11 @@ func absDir(file string) string {
 type parser struct {
 	d        *strictyaml.Decoder
 	cat      Catalog
-	deadline *yaml.Node    // rollout.progressDeadline, for the cross-field check
+	deadline *yaml.Node // rollout.progressDeadline, for the cross-field check
+	// aws is set when the manifest's target is aws: its fleet gets the aws defaults and
+	// is held to what AWS accepts (aws.go), at the nodes in at (by field path).
+	aws      bool
+	at       map[string]*yaml.Node
 	interval *yaml.Node    // fleet.health.interval, likewise
 	refs     []templateRef // analysis templates named by rollout:, checked once analysis: is decoded
 	// secretRefs are the ${secret:NAME} references and secretNodes the declarations,
@@ -104,9 +108,14 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 	}
 	p.app(top.Required("app"), &m.App)
 	m.Components, m.Resolved = p.components(top.Field("components"))
-	p.fleet(top.Required("fleet"), &m.Fleet)
-	p.rollout(top.Field("rollout"), &m.Rollout)
+	fleet, rollout := top.Required("fleet"), top.Field("rollout")
+	// The target first: the fleet's defaults and limits depend on it.
 	p.target(top.Required("target"), &m.Target)
+	p.fleet(fleet, &m.Fleet)
+	p.rollout(rollout, &m.Rollout)
+	if p.aws {
+		p.awsHealth(&m.Fleet.Health, m.Rollout.DrainTimeout)
+	}
 	p.images(top.Field("images"), &m.Images)
 	if v := top.Field("backend"); v != nil {
 		if s, ok := p.d.String(v, "backend"); ok {
@@ -434,11 +443,15 @@ func (p *parser) health(n *yaml.Node, h *Health) {
 		HealthyThreshold:   DefaultHealthyThreshold,
 		UnhealthyThreshold: DefaultUnhealthyThreshold,
 	}
+	if p.aws {
+		h.Interval, h.Timeout = DefaultAWSHealthInterval, DefaultAWSHealthTimeout
+	}
 	if n == nil {
 		return
 	}
 	m := p.d.Map(n, "fleet.health")
 	if v := m.Required("path"); v != nil {
+		p.at["fleet.health.path"] = v
 		if s, ok := p.d.String(v, "fleet.health.path"); ok {
 			if !strings.HasPrefix(s, "/") || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 				p.d.Errorf(v, "fleet.health.path", "invalid path %q (write an HTTP path starting with '/', such as /healthz)", s)
@@ -448,15 +461,21 @@ func (p *parser) health(n *yaml.Node, h *Health) {
 	}
 	intervalOK, timeoutOK := true, true
 	if v := m.Field("interval"); v != nil {
+		p.at["fleet.health.interval"] = v
 		if h.Interval, intervalOK = p.positive(v, "fleet.health.interval"); intervalOK {
 			p.interval = v
 		}
 	}
 	timeout := m.Field("timeout")
 	if timeout != nil {
+		p.at["fleet.health.timeout"] = timeout
 		h.Timeout, timeoutOK = p.positive(timeout, "fleet.health.timeout")
 	}
-	if intervalOK && timeoutOK && h.Timeout > h.Interval {
+	if p.aws && timeout == nil && h.Timeout >= h.Interval {
+		// An interval written shorter than the default timeout: the timeout follows it.
+		h.Timeout = max(h.Interval-time.Second, 0)
+	}
+	if !p.aws && intervalOK && timeoutOK && h.Timeout > h.Interval {
 		at := timeout
 		if at == nil {
 			at = m.Field("interval")
@@ -464,9 +483,11 @@ func (p *parser) health(n *yaml.Node, h *Health) {
 		p.d.Errorf(at, "fleet.health.timeout", "timeout %s is longer than interval %s; it must be <= interval", h.Timeout, h.Interval)
 	}
 	if v := m.Field("healthyThreshold"); v != nil {
+		p.at["fleet.health.healthyThreshold"] = v
 		h.HealthyThreshold, _ = p.d.Int(v, "fleet.health.healthyThreshold", 1, MaxHealthyCount)
 	}
 	if v := m.Field("unhealthyThreshold"); v != nil {
+		p.at["fleet.health.unhealthyThreshold"] = v
 		h.UnhealthyThreshold, _ = p.d.Int(v, "fleet.health.unhealthyThreshold", 1, MaxHealthyCount)
 	}
 	m.Finish()
@@ -510,6 +531,7 @@ func (p *parser) rollout(n *yaml.Node, r *Rollout) {
 		}
 	}
 	if v := m.Field("drainTimeout"); v != nil {
+		p.at["rollout.drainTimeout"] = v
 		if d, ok := p.d.Duration(v, "rollout.drainTimeout"); ok {
 			if d < 0 {
 				p.d.Errorf(v, "rollout.drainTimeout", "must not be negative, got %s", d)
@@ -540,7 +562,7 @@ func (p *parser) target(n *yaml.Node, t *Target) {
 	switch {
 	case !m.OK():
 	case local == nil && aws == nil:
-		p.d.Errorf(n, "target", "one target is required: local (aws is not available yet)")
+		p.d.Errorf(n, "target", "one target is required: local (this machine) or aws (EC2 behind an Application Load Balancer)")
 	case local != nil && aws != nil:
 		p.d.Errorf(m.Key("aws"), "target", "set only one of local or aws")
 	}
@@ -548,7 +570,8 @@ func (p *parser) target(n *yaml.Node, t *Target) {
 		t.Local = p.local(local)
 	}
 	if aws != nil {
-		p.d.Errorf(m.Key("aws"), "target.aws", "the aws target is not available yet")
+		p.aws = local == nil
+		t.AWS = p.awsTarget(m.Key("aws"), aws)
 	}
 	m.Finish()
 }

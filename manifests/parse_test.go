@@ -75,7 +75,13 @@ images:
 // edit applies old→new replacements to base; each old must occur exactly once.
 func edit(t *testing.T, pairs ...string) string {
 	t.Helper()
-	s := base
+	return editDoc(t, base, pairs...)
+}
+
+// editDoc applies old→new replacements to doc; each old must occur exactly once.
+func editDoc(t *testing.T, doc string, pairs ...string) string {
+	t.Helper()
+	s := doc
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if n := strings.Count(s, pairs[i]); n != 1 {
 			t.Fatalf("edit: %q occurs %d times in base", pairs[i], n)
@@ -83,6 +89,29 @@ func edit(t *testing.T, pairs ...string) string {
 		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
 	}
 	return s
+}
+
+// acceptCase is a manifest that must decode, and what must hold of the result.
+type acceptCase struct {
+	name  string
+	text  string
+	check func(*manifests.Manifest) bool
+}
+
+// runAccepts runs the cases; show picks what a failure prints of the manifest.
+func runAccepts(t *testing.T, show func(*manifests.Manifest) any, cases []acceptCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := manifests.Parse("kiln.yaml", []byte(tc.text), testCatalog)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !tc.check(m) {
+				t.Errorf("unexpected manifest: %+v", show(m))
+			}
+		})
+	}
 }
 
 func TestParseLocalLB(t *testing.T) {
@@ -195,11 +224,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 }
 
 func TestParseAccepts(t *testing.T) {
-	cases := []struct {
-		name  string
-		text  string
-		check func(*manifests.Manifest) bool
-	}{
+	runAccepts(t, func(m *manifests.Manifest) any { return m }, []acceptCase{
 		{"version as a number", edit(t, "version: 1.4.0", "version: 1.4"),
 			func(m *manifests.Manifest) bool { return m.Version.String() == "1.4.0" }},
 		{"pre-release version", edit(t, "version: 1.4.0", "version: 1.4.0-rc.1+build.5"),
@@ -236,18 +261,7 @@ func TestParseAccepts(t *testing.T) {
 			func(m *manifests.Manifest) bool { return m.Fleet.Size == 2 }},
 		{"comments and document marker", "# kiln\n---\n" + base + "...\n",
 			func(m *manifests.Manifest) bool { return m.Service == "hello" }},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := manifests.Parse("kiln.yaml", []byte(tc.text), testCatalog)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if !tc.check(m) {
-				t.Errorf("unexpected manifest: %+v", m)
-			}
-		})
-	}
+	})
 }
 
 // TestParseRejects has one case per rule. want holds substrings of the error text (each error
@@ -374,10 +388,10 @@ func TestParseRejects(t *testing.T) {
 
 		// target.
 		{"missing target", edit(t, "target:\n  local:\n    listen: 127.0.0.1:8080\n", ""), []string{"kiln.yaml:1:1: target: required field is missing"}},
-		{"empty target", edit(t, "target:\n  local:\n    listen: 127.0.0.1:8080\n", "target: {}\n"), []string{"kiln.yaml:24:9: target: one target is required: local (aws is not available yet)"}},
-		{"aws target", edit(t, "  local:\n    listen: 127.0.0.1:8080\n", "  aws: {}\n"), []string{"kiln.yaml:25:3: target.aws: the aws target is not available yet"}},
-		{"both targets", edit(t, "  local:\n", "  aws: {}\n  local:\n"),
-			[]string{"kiln.yaml:25:3: target: set only one of local or aws", "kiln.yaml:25:3: target.aws: the aws target is not available yet"}},
+		{"empty target", edit(t, "target:\n  local:\n    listen: 127.0.0.1:8080\n", "target: {}\n"), []string{"kiln.yaml:24:9: target: one target is required: local (this machine) or aws (EC2 behind an Application Load Balancer)"}},
+		// Both: the aws settings are still checked, and the local target's fleet rules apply.
+		{"both targets", edit(t, "  local:\n", "  aws: {region: eu-west-1, vpc: vpc-0123abcd}\n  local:\n"),
+			[]string{"kiln.yaml:25:3: target: set only one of local or aws"}},
 		{"listen without port", edit(t, "listen: 127.0.0.1:8080", "listen: nope"), []string{`kiln.yaml:26:13: target.local.listen: invalid address "nope"`}},
 		{"listen without host", edit(t, "listen: 127.0.0.1:8080", `listen: ":8080"`), []string{`target.local.listen: address ":8080" has no host`}},
 		{"listen on a name", edit(t, "listen: 127.0.0.1:8080", "listen: example.com:80"), []string{`target.local.listen: host "example.com" must be an IP address or localhost`}},

@@ -8,38 +8,29 @@ import (
 	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/targets"
 )
 
-// scrapeAnalyzer runs the manifest's analysis templates against a slot's instances, reading
-// each instance's Prometheus endpoint (analysis.Scrape, the only Source so far). Which
-// instances exist comes from the target's health view, so it works on any target whose
-// instances the runner can reach.
-type scrapeAnalyzer struct {
+// targetAnalyzer runs the manifest's analysis templates against a slot: with the source the
+// target gives (targets.AnalysisSourcer: aws reads CloudWatch), else by scraping each
+// instance's Prometheus endpoint (analysis.Scrape), the instances taken from the target's
+// health view, which works on any target whose instances the runner can reach.
+type targetAnalyzer struct {
 	templates map[string]analysis.Template
 	target    rollout.Target
 }
 
-var _ rollout.Analyzer = scrapeAnalyzer{}
+var _ rollout.Analyzer = targetAnalyzer{}
 
-func (a scrapeAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, report func(rollout.AnalysisMeasured)) (rollout.AnalysisOutcome, string, error) {
+func (a targetAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slot, report func(rollout.AnalysisMeasured)) (rollout.AnalysisOutcome, string, error) {
 	t, ok := a.templates[name]
 	if !ok {
 		return "", "", fmt.Errorf("no analysis template %q in the manifest", name)
 	}
-	endpoints := func(ctx context.Context) ([]analysis.Endpoint, error) {
-		hs, err := a.target.Health(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var eps []analysis.Endpoint
-		for _, h := range hs {
-			if h.Slot == slot {
-				eps = append(eps, analysis.Endpoint{Instance: h.ID, URL: "http://" + h.Address + "/metrics"})
-			}
-		}
-		return eps, nil
+	src, err := a.source(ctx, t, slot)
+	if err != nil {
+		return "", "", err
 	}
-	src := analysis.NewScrape(t, endpoints)
 	defer src.Close()
 	sum, err := analysis.Run(ctx, t, src, nil, func(m analysis.Measurement) {
 		am := rollout.AnalysisMeasured{Metric: m.Metric, Threshold: m.Threshold, Result: string(m.Result), Reason: m.Reason,
@@ -61,3 +52,35 @@ func (a scrapeAnalyzer) Analyze(ctx context.Context, name string, slot fleet.Slo
 	}
 	return rollout.AnalysisFailed, sum.Message, nil
 }
+
+// source is where the analysis of slot reads its metrics.
+func (a targetAnalyzer) source(ctx context.Context, t analysis.Template, slot fleet.Slot) (interface {
+	analysis.Source
+	Close()
+}, error) {
+	if ts, ok := a.target.(targets.AnalysisSourcer); ok {
+		src, err := ts.AnalysisSource(ctx, t, slot)
+		if err != nil {
+			return nil, err
+		}
+		return nopCloser{src}, nil
+	}
+	endpoints := func(ctx context.Context) ([]analysis.Endpoint, error) {
+		hs, err := a.target.Health(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var eps []analysis.Endpoint
+		for _, h := range hs {
+			if h.Slot == slot {
+				eps = append(eps, analysis.Endpoint{Instance: h.ID, URL: "http://" + h.Address + "/metrics"})
+			}
+		}
+		return eps, nil
+	}
+	return analysis.NewScrape(t, endpoints), nil
+}
+
+type nopCloser struct{ analysis.Source }
+
+func (nopCloser) Close() {}

@@ -298,7 +298,7 @@ func (p *Project) OpenTarget(ctx context.Context, progress io.Writer) (targets.T
 		return nil, err
 	}
 	return targets.Open(ctx, targets.Config{Manifest: p.Manifest, StateDir: p.StateDir, BinDir: p.BinDir,
-		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Backend: p.Backend, Secrets: p.loadSecrets})
+		PulumiRoot: root, EngineLog: engineLog, Images: p.Images(), Catalog: p.Catalog, Backend: p.Backend, Secrets: p.loadSecrets})
 }
 
 // ControlSocket is where the service's running rollout listens for controls and watchers.

@@ -109,7 +109,7 @@ func (s *Session) Run(ctx context.Context) (Result, error) {
 
 	analyzer := s.Analyzer
 	if analyzer == nil {
-		analyzer = scrapeAnalyzer{templates: p.Manifest.Analysis, target: s.Target}
+		analyzer = targetAnalyzer{templates: p.Manifest.Analysis, target: s.Target}
 	}
 	events, wait := fanOut(append(s.Sinks, hubSink(hub)))
 	eng := &rollout.Engine{Target: s.Target, Events: events, Controls: controls, Journal: jr, Analyzer: analyzer}

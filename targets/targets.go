@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/backend"
+	"github.com/kilnhq/kiln/components"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/manifests"
@@ -40,6 +41,14 @@ type AnalysisSourcer interface {
 	AnalysisSource(ctx context.Context, t analysis.Template, slot fleet.Slot) (analysis.Source, error)
 }
 
+// PublishPreviewer is implemented by targets whose Publish costs real time and money (aws:
+// an Image Builder run). PreviewPublish reports the operations publishing img would make
+// and returns the image as the fleet would know it, changing nothing; an image not
+// published yet has a placeholder location.
+type PublishPreviewer interface {
+	PreviewPublish(ctx context.Context, img *images.Image, ops func(fleet.ResourceOp)) (fleet.Image, error)
+}
+
 // Config is what opening a target needs.
 type Config struct {
 	// Manifest is the service's manifest; a target reads its own settings from it.
@@ -54,6 +63,9 @@ type Config struct {
 	EngineLog io.Writer
 	// Images is the image store on this host that bakes land in.
 	Images *images.Store
+	// Catalog holds the definitions of the manifest's components (a cloud target grants
+	// the instances what their policies ask for).
+	Catalog *components.Catalog
 	// Backend is where the stack's Pulumi state lives.
 	Backend backend.Backend
 	// Secrets reads the stack's encrypted secrets (the manifest's secrets section names

@@ -180,7 +180,7 @@ func (m *Model) fleetHeader(w int) string {
 	left := fmt.Sprintf(" %s  %s", m.st.title.Render("kiln "+f.Service), live)
 	right := f.Target + " "
 	if f.Endpoint != "" {
-		right = f.Target + "  http://" + f.Endpoint + " "
+		right = f.Target + "  " + fleet.URL(f.Endpoint) + " "
 	}
 	return spread(left, right, w)
 }

@@ -2,7 +2,8 @@
 // images stack (an AMI per baked image, by EC2 Image Builder) and the fleet stack (per slot
 // a launch template and an auto scaling group behind one load balancer listener that
 // weighs the slots). The aws target (package aws) runs them through package stacks; this
-// package decides only what the programs declare.
+// package decides only what the programs declare. Its tests run the programs against a
+// model of AWS (Pulumi's mocks answering as AWS would), never AWS.
 package program
 
 import (
@@ -47,11 +48,15 @@ type BakeImage struct {
 	Digest    string // the image's content digest (sha256:...)
 	Version   string // the release version
 	RecipeKey string // the recipe key of the bake (images.Image.RecipeKey)
-	// Payload is the local path of the image's payload archive, uploaded to the
-	// artifacts bucket; PayloadSHA256 is its hex sha256, which the component verifies.
+	// Payload is the local path of the image's payload archive (a gzip-compressed tar
+	// of the image directory, its root the image's root), uploaded to the artifacts
+	// bucket; PayloadSHA256 is its hex sha256, which the component verifies. An image
+	// kept from an earlier bake (read back from OutputImages) has no Payload: its
+	// objects are already uploaded and stay as they are.
 	Payload       string
 	PayloadSHA256 string
-	// SBOM is the local path of the image's SBOM, uploaded beside the payload.
+	// SBOM is the local path of the image's SBOM, uploaded beside the payload ("" for a
+	// kept image, like Payload).
 	SBOM string
 }
 
@@ -79,6 +84,10 @@ type FleetInput struct {
 	// held as SecureString parameters; SecretsVersion is the version the config holds now.
 	Secrets        []string
 	SecretsVersion string
+	// NamedPorts are the ports of the image's baked components (images.Meta.Ports), given
+	// to every unit as KILN_PORT_<NAME>. On aws each instance has its own address, so a
+	// port is fixed per fleet; none may be Spec.Port. (Added by the awsprog branch.)
+	NamedPorts map[string]int
 }
 
 // Outputs of the fleet stack (besides stacks.OutputSpec, the spec as applied).
