@@ -43,7 +43,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pluginDir = dir
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "pulumi-resource-"+ProviderName), PluginPackage)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, pulumicli.AWSPlugin.Binary()), PluginPackage)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build the provider double:", err)
