@@ -69,13 +69,29 @@ func RunWith(ctx context.Context, specPath string, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if spec.Instance == "" {
+		if spec.Instance, err = instanceID(ctx); err != nil {
+			return fmt.Errorf("boot: %w", err)
+		}
+		if _, set := spec.Env["KILN_INSTANCE"]; !set {
+			if spec.Env == nil {
+				spec.Env = map[string]string{}
+			}
+			spec.Env["KILN_INSTANCE"] = spec.Instance
+		}
+	}
 	log := opts.Logger.With("instance", spec.Instance)
 	if spec.Digest != "" {
 		if err := images.Verify(spec.ImageDir, spec.Digest); err != nil {
 			return fmt.Errorf("boot %s: refusing to start from a changed image: %w", spec.Instance, err)
 		}
 	}
-	secrets, err := readSecrets(spec.SecretsFD)
+	var secrets map[string]string
+	if spec.SSM != nil {
+		secrets, err = readSSM(ctx, spec.SSM)
+	} else {
+		secrets, err = readSecrets(spec.SecretsFD)
+	}
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", spec.Instance, err)
 	}

@@ -46,7 +46,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Spec describes one instance; kiln's provider writes it and starts
 // `kiln-boot --spec FILE`.
 type Spec struct {
-	// Instance is the instance id, e.g. hello-green-0.
+	// Instance is the instance id, e.g. hello-green-0; "" on a cloud instance, whose
+	// ID boot reads from the instance metadata service (IMDSv2) and gives units as
+	// KILN_INSTANCE.
 	Instance string `json:"instance"`
 	// ImageDir is the absolute path of the (read-only) image root.
 	ImageDir string `json:"imageDir"`
@@ -155,12 +157,35 @@ func LoadSpec(path string) (*Spec, error) {
 	return &s, nil
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// ssmName is the form of an SSM parameter name (letters, digits, _ . - and /).
+	ssmName = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+$`)
+)
+
+func (s *SSMSecrets) validate() error {
+	if s == nil {
+		return nil
+	}
+	if s.Region == "" {
+		return errors.New("ssm.region: must not be empty")
+	}
+	if len(s.Parameters) == 0 {
+		return errors.New("ssm.parameters: must name at least one parameter (leave ssm out when the instance has no secrets)")
+	}
+	for name, param := range s.Parameters {
+		if !envName.MatchString(name) {
+			return fmt.Errorf("ssm.parameters: %q is not a valid secret name", name)
+		}
+		if !ssmName.MatchString(param) || len(param) > 2048 || strings.HasPrefix(strings.ToLower(strings.TrimPrefix(param, "/")), "aws") {
+			return fmt.Errorf("ssm.parameters.%s: %q is not an SSM parameter name of one's own", name, param)
+		}
+	}
+	return nil
+}
 
 func (s *Spec) validate() error {
 	switch {
-	case s.Instance == "":
-		return errors.New("instance: must not be empty")
 	case !filepath.IsAbs(s.ImageDir):
 		return fmt.Errorf("imageDir: must be an absolute path, got %q", s.ImageDir)
 	case !filepath.IsAbs(s.DataDir):
@@ -169,6 +194,11 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("secretsFD: must be 0 (none) or an inherited descriptor >= 3, got %d", s.SecretsFD)
 	case s.DrainTimeout < 0:
 		return fmt.Errorf("drainTimeout: must be >= 0, got %s", time.Duration(s.DrainTimeout))
+	case s.SSM != nil && s.SecretsFD != 0:
+		return errors.New("ssm and secretsFD: an instance's secrets come from one place, set only one")
+	}
+	if err := s.SSM.validate(); err != nil {
+		return err
 	}
 	for k := range s.Env {
 		if !envName.MatchString(k) {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -162,10 +161,7 @@ func TestSetupWithoutAWSManifest(t *testing.T) {
 
 func TestValidateAWSExample(t *testing.T) {
 	if !targets.Has("aws") {
-		// Until targets/aws registers itself, a stand-in: validate opens no target.
-		targets.Register("aws", func(context.Context, targets.Config) (targets.Target, error) {
-			return nil, errors.New("kiln validate opened the target")
-		})
+		t.Fatal("kiln has no aws target")
 	}
 	code, out, errOut := kiln(t, awsExample, "validate", "-o", "text")
 	if code != ExitOK || out != "kiln.yaml: ok: service demo 1.0.0, 2 instance(s) per slot on the aws target\n  component kiln-metrics 0.1.0 (wanted \">= 0.1, < 1.0\")\n" {

@@ -32,20 +32,7 @@ func runEngine(t *testing.T, ctx context.Context, tg rollout.Target, b rollout.B
 // runRequest is runEngine with the request given.
 func runRequest(t *testing.T, ctx context.Context, tg rollout.Target, b rollout.Baker, clk *clock.Fake, req rollout.Request) (rollout.Finished, []rollout.Event) {
 	t.Helper()
-	ch := make(chan rollout.Event)
-	var evs []rollout.Event
-	done := make(chan struct{})
-	go func() {
-		for ev := range ch {
-			evs = append(evs, ev)
-		}
-		close(done)
-	}()
-	e := &rollout.Engine{Target: tg, Events: ch, Clock: clk}
-	fin := e.Run(ctx, req, b)
-	close(ch)
-	<-done
-	return fin, evs
+	return rollouttest.Run(ctx, &rollout.Engine{Target: tg, Clock: clk}, req, b)
 }
 
 func phasesOf(evs []rollout.Event) []string {

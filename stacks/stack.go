@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -434,33 +433,4 @@ func emit(ops func(fleet.ResourceOp), m apitype.StepEventMetadata, status string
 		Duration: d,
 		Error:    errMsg,
 	})
-}
-
-// Siblings lists the names of every stack of kiln's project in the stack's backend (the
-// stack itself among them).
-func (s *Stack) Siblings(ctx context.Context) ([]string, error) {
-	var sums []auto.StackSummary
-	err := readRetry(ctx, func() (err error) {
-		sums, err = s.ws.ListStacks(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, engineError(err, nil)
-	}
-	names := make([]string, 0, len(sums))
-	for _, sum := range sums {
-		// A file backend names stacks organization/project/stack.
-		names = append(names, sum.Name[strings.LastIndex(sum.Name, "/")+1:])
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
-// Remove deletes the stack, which must hold no resources (destroy it first), with its
-// history and config.
-func (s *Stack) Remove(ctx context.Context) error {
-	if err := s.ws.RemoveStack(ctx, s.opts.Stack); err != nil {
-		return fmt.Errorf("remove stack %s: %w", s.opts.Stack, engineError(err, nil))
-	}
-	return nil
 }

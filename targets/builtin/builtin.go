@@ -3,5 +3,6 @@
 package builtin
 
 import (
+	_ "github.com/kilnhq/kiln/targets/aws"   // registers "aws"
 	_ "github.com/kilnhq/kiln/targets/local" // registers "local"
 )

@@ -4,6 +4,10 @@
 //
 //	go tool task bench:rollout          (or: go run ./internal/bench/rollout -kiln bin/kiln)
 //	go tool task bench:rollout BASE=<git rev>   (the same, beside kiln built from BASE)
+//	go tool task bench:aws              (-aws: the aws target against a MODEL of AWS: the
+//	                                     pulumi-aws provider double and the API model of
+//	                                     targets/aws/awsmodel, no provider latency, so the
+//	                                     overhead is kiln's and the engine's own)
 package main
 
 import (
@@ -12,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +26,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/testpeers"
+	"github.com/kilnhq/kiln/targets/aws/awsmodel"
 )
 
 func main() {
@@ -48,6 +54,18 @@ type sample struct {
 	phases                              map[string]time.Duration
 }
 
+// awsTarget replaces the local target in the manifest for -aws; the health check is the
+// shortest an ALB accepts.
+const awsTarget = `fleet:
+  size: 2
+  port: 8080
+  health: {path: /healthz, interval: 5s, timeout: 2s, healthyThreshold: 2, unhealthyThreshold: 2}
+rollout: {progressDeadline: 60s, drainTimeout: 1s, scaleDownDelay: 0s}
+images: {keep: 50}
+target:
+  aws: {region: eu-west-1, subnets: [subnet-0a1b2c3d4e5f60718, subnet-0b2c3d4e5f6071829]}
+`
+
 const manifest = `apiVersion: kiln/v1
 service: bench
 version: %s
@@ -66,6 +84,7 @@ target:
 type series struct {
 	name, kiln, dir, app string
 	env                  []string // added to the environment of its kiln
+	aws                  bool     // the aws target (against the model) instead of local
 	samples              []sample
 }
 
@@ -74,6 +93,7 @@ func run() error {
 	baseline := flag.String("baseline", "", "a second kiln binary to time in the same run, rollouts interleaved (e.g. the commit before a change)")
 	n := flag.Int("n", 5, "rollouts to time after the first release")
 	shared := flag.Bool("s3", false, "time the file backend beside a shared S3 backend (gofakes3 on 127.0.0.1, started here), same binary, rollouts interleaved")
+	onAWS := flag.Bool("aws", false, "time the local target beside the aws target against a model of AWS (the provider double and the API model), same binary, rollouts interleaved")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "kiln-bench-")
 	if err != nil {
@@ -119,6 +139,23 @@ func run() error {
 		all[0].name = "file"
 		all = append(all, &s3)
 	}
+	if *onAWS {
+		if *baseline != "" || *shared {
+			return fmt.Errorf("-aws compares targets with one binary and backend: drop -baseline and -s3")
+		}
+		env, stop, err := awsModel(dir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		aws := *all[0]
+		aws.name, aws.dir, aws.env, aws.aws = "aws", filepath.Join(dir, "aws"), env, true
+		if err := os.MkdirAll(aws.dir, 0o755); err != nil {
+			return err
+		}
+		all[0].name = "local"
+		all = append(all, &aws)
+	}
 	for _, s := range all {
 		defer s.destroy()
 		if _, err := s.rollout("1.0.0"); err != nil {
@@ -140,7 +177,11 @@ func run() error {
 }
 
 func (s *series) rollout(version string) (sample, error) {
-	if err := os.WriteFile(filepath.Join(s.dir, "kiln.yaml"), []byte(fmt.Sprintf(manifest, version, s.app)), 0o644); err != nil {
+	m := fmt.Sprintf(manifest, version, s.app)
+	if s.aws {
+		m = m[:strings.Index(m, "fleet:")] + awsTarget
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "kiln.yaml"), []byte(m), 0o644); err != nil {
 		return sample{}, err
 	}
 	cmd := exec.Command(s.kiln, "rollout", "--output", "json")
@@ -187,7 +228,10 @@ func measure(out []byte) (sample, error) {
 				healthEnd = ev.At
 			}
 		case "resource":
-			if ev.Op == "create" && strings.HasSuffix(ev.Type, ":Instance") && ev.Status == "started" && firstCreate.IsZero() {
+			// The new instances start with their creation: a local instance, an aws
+			// auto scaling group.
+			instances := strings.HasSuffix(ev.Type, ":Instance") || strings.HasSuffix(ev.Type, "autoscaling/group:Group")
+			if (ev.Op == "create" || ev.Op == "create-replacement") && instances && ev.Status == "started" && firstCreate.IsZero() {
 				firstCreate = ev.At
 			}
 		case "finished":
@@ -255,3 +299,25 @@ func spread(samples []sample, get func(sample) time.Duration) (lo, med, hi time.
 }
 
 func r(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+
+// awsModel builds the provider double and serves the API model (package awsmodel: a MODEL
+// of AWS, not AWS) and returns the environment a kiln needs to use them.
+func awsModel(dir string) ([]string, func(), error) {
+	plugins := filepath.Join(dir, "aws-plugins")
+	if out, err := exec.Command("go", "build", "-o", plugins+"/", "./targets/aws/awsmodel/cmd/pulumi-resource-aws").CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("build the provider double: %v\n%s", err, out)
+	}
+	model := filepath.Join(dir, "aws-model")
+	srv := httptest.NewServer(awsmodel.NewAPI(model, awsmodel.APIOptions{HealthyAfter: time.Second}))
+	env := []string{
+		"PATH=" + plugins + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"PULUMI_HOME=" + filepath.Join(dir, "aws-pulumi-home"),
+		awsmodel.DirEnv + "=" + model,
+		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2=" + srv.URL,
+		"AWS_ENDPOINT_URL_AUTO_SCALING=" + srv.URL,
+		"AWS_ENDPOINT_URL_EC2=" + srv.URL,
+		"AWS_ACCESS_KEY_ID=model", "AWS_SECRET_ACCESS_KEY=model", "AWS_REGION=eu-west-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	return env, srv.Close, nil
+}

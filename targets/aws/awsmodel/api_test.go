@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -108,6 +112,26 @@ func TestTheAPIModelAnswersTheSDKFromTheProvidersCloud(t *testing.T) {
 		if states[aws.ToString(in.InstanceId)] != "healthy" || in.LifecycleState != "InService" {
 			t.Fatalf("instance %s is %s, its target %q", aws.ToString(in.InstanceId), in.LifecycleState, states[aws.ToString(in.InstanceId)])
 		}
+	}
+	// The instances' private addresses, as the aws target reads them (by filter).
+	ec2c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDMODEL", "model-secret", "")},
+		func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) })
+	ids := []string{aws.ToString(g.Instances[0].InstanceId), aws.ToString(g.Instances[1].InstanceId), "i-0000000000000000f"}
+	out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: ids}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if ip := aws.ToString(in.PrivateIpAddress); !strings.HasPrefix(ip, "10.") {
+				t.Errorf("instance %s has address %q", aws.ToString(in.InstanceId), ip)
+			}
+			got = append(got, aws.ToString(in.InstanceId))
+		}
+	}
+	if len(got) != 2 || !slices.Contains(got, ids[0]) || !slices.Contains(got, ids[1]) {
+		t.Fatalf("DescribeInstances of %v answered %v, want the group's two", ids, got)
 	}
 	if none, _ := asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"nope"}}); len(none.AutoScalingGroups) != 0 {
 		t.Fatalf("an unknown name answered %+v", none.AutoScalingGroups)

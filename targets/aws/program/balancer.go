@@ -124,7 +124,10 @@ func sharedBalancer(ctx *pulumi.Context, in FleetInput, cfg LoadBalancer) (front
 
 // noTraffic is the balancer's answer while no slot takes traffic (a forward action needs
 // a target group with a weight).
-const noTraffic = "503"
+const (
+	noTraffic     = "503"
+	noTrafficBody = "no release takes traffic"
+)
 
 func carriesTraffic(slots []weighted) bool {
 	return slices.ContainsFunc(slots, func(w weighted) bool { return w.weight > 0 })
@@ -134,7 +137,7 @@ func carriesTraffic(slots []weighted) bool {
 func listenerAction(slots []weighted) *lb.ListenerDefaultActionArgs {
 	if !carriesTraffic(slots) {
 		return &lb.ListenerDefaultActionArgs{Type: pulumi.String("fixed-response"), FixedResponse: &lb.ListenerDefaultActionFixedResponseArgs{
-			StatusCode: pulumi.String(noTraffic), ContentType: pulumi.String("text/plain"), MessageBody: pulumi.String("no release takes traffic"),
+			StatusCode: pulumi.String(noTraffic), ContentType: pulumi.String("text/plain"), MessageBody: pulumi.String(noTrafficBody),
 		}}
 	}
 	var targets lb.ListenerDefaultActionForwardTargetGroupArray
@@ -148,7 +151,7 @@ func listenerAction(slots []weighted) *lb.ListenerDefaultActionArgs {
 func ruleAction(slots []weighted) *lb.ListenerRuleActionArgs {
 	if !carriesTraffic(slots) {
 		return &lb.ListenerRuleActionArgs{Type: pulumi.String("fixed-response"), FixedResponse: &lb.ListenerRuleActionFixedResponseArgs{
-			StatusCode: pulumi.String(noTraffic), ContentType: pulumi.String("text/plain"), MessageBody: pulumi.String("no release takes traffic"),
+			StatusCode: pulumi.String(noTraffic), ContentType: pulumi.String("text/plain"), MessageBody: pulumi.String(noTrafficBody),
 		}}
 	}
 	var targets lb.ListenerRuleActionForwardTargetGroupArray

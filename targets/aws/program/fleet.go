@@ -187,65 +187,6 @@ func secretParameters(ctx *pulumi.Context, in FleetInput, tagsIn pulumi.StringMa
 	return arns, nil
 }
 
-// instancePolicy is the instance role's inline policy: exactly the statements of the baked
-// components' policies, plus reading the service's secret parameters. nil when there is
-// nothing to allow.
-func instancePolicy(policies [][]byte, paramARNs []pulumi.StringOutput) (pulumi.StringInput, error) {
-	var stmts []json.RawMessage
-	sids := map[string]int{}
-	for i, p := range policies {
-		ss, err := policyStatements(p)
-		if err != nil {
-			return nil, fmt.Errorf("policy %d: %w", i, err)
-		}
-		for _, st := range ss {
-			var id struct{ Sid string }
-			if err := json.Unmarshal(st, &id); err != nil {
-				return nil, fmt.Errorf("policy %d: statement: %w", i, err)
-			}
-			if j, dup := sids[id.Sid]; dup && id.Sid != "" {
-				return nil, fmt.Errorf("policies %d and %d both have a statement %q: one role policy needs unique Sids", j, i, id.Sid)
-			}
-			sids[id.Sid] = i
-		}
-		stmts = append(stmts, ss...)
-	}
-	if len(stmts) == 0 && len(paramARNs) == 0 {
-		return nil, nil
-	}
-	arns := make([]any, len(paramARNs))
-	for i, a := range paramARNs {
-		arns[i] = a
-	}
-	return pulumi.All(arns...).ApplyT(func(arns []any) (string, error) {
-		all := slices.Clone(stmts)
-		if len(arns) > 0 {
-			all = append(all, allow("ReadKilnSecrets", []string{"ssm:GetParameters"}, toStrings(arns)))
-		}
-		return marshalPolicy(all)
-	}).(pulumi.StringOutput), nil
-}
-
-// policyStatements returns the statements of an IAM policy document (Statement may be one
-// statement or a list).
-func policyStatements(doc []byte) ([]json.RawMessage, error) {
-	var d struct {
-		Statement json.RawMessage
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return nil, err
-	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(d.Statement, &list); err == nil {
-		return list, nil
-	}
-	var one map[string]any
-	if err := json.Unmarshal(d.Statement, &one); err != nil {
-		return nil, errors.New("Statement is neither a statement nor a list of them")
-	}
-	return []json.RawMessage{d.Statement}, nil
-}
-
 // targetGroup declares a slot's target group, checked as the manifest's health check says.
 func targetGroup(ctx *pulumi.Context, spec fleet.Spec, slot fleet.Slot, vpc string, tagsIn pulumi.StringMap) (*lb.TargetGroup, error) {
 	h := spec.Health

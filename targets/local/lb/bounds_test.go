@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,39 +37,55 @@ func closedByPeer(c net.Conn) bool {
 }
 
 func TestSlowlorisClientIsCutOff(t *testing.T) {
-	b := newBackend(t, "blue-0")
-	cfg := baseConfig(1, Group{Name: "blue", Weight: 100, Targets: []Target{b.target()}})
-	cfg.Proxy.ReadHeaderTimeout = Duration(300 * time.Millisecond)
-	h := startLB(t, cfg, Options{})
-	h.waitHealth("blue-0", HealthHealthy)
+	// The first request's head, and a later one's on a kept-alive
+	// connection (whose first byte comes alone), are both bounded.
+	for _, served := range []int{0, 1} {
+		t.Run(fmt.Sprintf("after %d served", served), func(t *testing.T) {
+			b := newBackend(t, "blue-0")
+			cfg := baseConfig(1, Group{Name: "blue", Weight: 100, Targets: []Target{b.target()}})
+			cfg.Proxy.ReadHeaderTimeout = Duration(300 * time.Millisecond)
+			h := startLB(t, cfg, Options{})
+			h.waitHealth("blue-0", HealthHealthy)
 
-	c := h.rawConn()
-	// One header line every 50ms never completes the request.
-	stop := make(chan struct{})
-	go func() {
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: lb\r\n"); err != nil {
-			return
-		}
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
+			c := h.rawConn()
+			br := bufio.NewReader(c)
+			for range served {
+				if resp, _ := exchange(t, c, br, "GET / HTTP/1.1\r\nHost: lb\r\n\r\n"); resp.StatusCode != 200 {
+					t.Fatalf("a complete request: %d", resp.StatusCode)
+				}
 			}
-			if _, err := io.WriteString(c, "X-Drip: 1\r\n"); err != nil {
-				return
+			// One header line every 50ms never completes the request.
+			stop := make(chan struct{})
+			go func() {
+				if _, err := io.WriteString(c, "G"); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+				if _, err := io.WriteString(c, "ET / HTTP/1.1\r\nHost: lb\r\n"); err != nil {
+					return
+				}
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+					if _, err := io.WriteString(c, "X-Drip: 1\r\n"); err != nil {
+						return
+					}
+				}
+			}()
+			defer close(stop)
+			if !closedByPeer(c) {
+				t.Fatal("the lb kept a connection whose headers never ended")
 			}
-		}
-	}()
-	defer close(stop)
-	if !closedByPeer(c) {
-		t.Fatal("the lb kept a connection whose headers never ended")
-	}
-	if n := b.hits.Load(); n != 0 {
-		t.Errorf("the target saw %d requests of the slow client", n)
-	}
-	if r := h.get("/"); r.code != 200 {
-		t.Fatalf("a normal request after the slow one: %+v", r)
+			if n := b.hits.Load(); n != int64(served) {
+				t.Errorf("the target saw %d requests, want %d: the slow one reached it", n, served)
+			}
+			if r := h.get("/"); r.code != 200 {
+				t.Fatalf("a normal request after the slow one: %+v", r)
+			}
+		})
 	}
 }
 
@@ -173,14 +190,15 @@ func TestTargetHeaderOnlyWhenAsked(t *testing.T) {
 	}
 }
 
-// upgradeBackend switches to an echo of raw bytes after a WebSocket handshake.
+// upgradeBackend switches to an echo of raw bytes after a WebSocket
+// handshake, and answers plain requests with "plain".
 func upgradeBackend(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			return
 		}
 		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			_, _ = io.WriteString(w, "plain")
 			return
 		}
 		conn, rw, err := http.NewResponseController(w).Hijack()
@@ -240,6 +258,42 @@ func TestUpgradeIsProxied(t *testing.T) {
 		ts, _ := h.target("ws-0")
 		return ts.Inflight == 0
 	})
+}
+
+// TestUpgradeAfterPlainRequests upgrades a connection that first carried a
+// lean request and then one net/http served (the lean path handed it
+// over), each of which set a deadline on it: the upgraded connection
+// outlives both (net/http clears them when ReverseProxy hijacks it).
+func TestUpgradeAfterPlainRequests(t *testing.T) {
+	addr := upgradeBackend(t)
+	cfg := baseConfig(1, Group{Name: "blue", Weight: 100, Targets: []Target{{ID: "ws-0", Address: addr}}})
+	cfg.Proxy.RequestTimeout = Duration(100 * time.Millisecond)
+	h := startLB(t, cfg, Options{})
+	h.waitHealth("ws-0", HealthHealthy)
+
+	c := h.rawConn()
+	br := bufio.NewReader(c)
+	for _, req := range []string{
+		"GET / HTTP/1.1\r\nHost: lb\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: lb\r\nContent-Length: 1\r\n\r\nx",
+	} {
+		if resp, _ := exchange(t, c, br, req); resp.StatusCode != 200 {
+			t.Fatalf("%.20q: %d", req, resp.StatusCode)
+		}
+	}
+	resp, _ := exchange(t, c, br, "GET /ws HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answer = %d", resp.StatusCode)
+	}
+	time.Sleep(100*time.Millisecond + answerGrace + 200*time.Millisecond) // past the earlier requests' deadlines
+	if _, err := io.WriteString(c, "still here\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("still here\n"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "still here\n" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
 }
 
 // resettingBackend reads a request for /boom and closes the connection

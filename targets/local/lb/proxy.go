@@ -118,12 +118,22 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
-	s.failed.Add(1)
+	code, named := s.upstreamFailure(p, r.Method, r.URL.Path, err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if named {
+		setTargetHeaders(w.Header(), p)
+	}
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, failureText(code))
+}
+
+// upstreamFailure counts and logs a request the lb answers itself because
+// no target could serve it, and returns the answer's status code and
+// whether the answer names the group (and target) that failed.
+func (s *Server) upstreamFailure(p *pick, method, path string, err error) (code int, named bool) {
+	s.failed.Add(1)
 	if errors.Is(err, errNoTarget) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, "kiln lb: no healthy target\n")
-		return
+		return http.StatusServiceUnavailable, false
 	}
 	var ne net.Error
 	var de *dialError
@@ -131,29 +141,50 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if timedOut {
 		err = fmt.Errorf("%w (proxy.requestTimeout %s, proxy.upstreamHeaderTimeout %s)", err, p.proxy.RequestTimeout.Std(), p.proxy.UpstreamHeaderTimeout.Std())
 	}
-	s.log.Warn("upstream error", "group", p.group, "target", p.target, "method", r.Method, "path", r.URL.Path, "err", err)
-	setTargetHeaders(w.Header(), p)
+	s.log.Warn("upstream error", "group", p.group, "target", p.target, "method", method, "path", path, "err", err)
 	if timedOut {
-		w.WriteHeader(http.StatusGatewayTimeout)
-		_, _ = io.WriteString(w, "kiln lb: upstream timeout\n")
-		return
+		return http.StatusGatewayTimeout, true
 	}
-	w.WriteHeader(http.StatusBadGateway)
-	_, _ = io.WriteString(w, "kiln lb: upstream error\n")
+	return http.StatusBadGateway, true
+}
+
+// failureText is the body of the lb's own answer with code.
+func failureText(code int) string {
+	switch code {
+	case http.StatusServiceUnavailable:
+		return "kiln lb: no healthy target\n"
+	case http.StatusGatewayTimeout:
+		return "kiln lb: upstream timeout\n"
+	}
+	return "kiln lb: upstream error\n"
 }
 
 type roundTripper struct{ s *Server }
 
-// RoundTrip sends req to a chosen target and retries on another healthy
-// target when the dial fails, since then nothing of the request was sent.
+// RoundTrip sends the reverse proxy's request to a target (see send).
 // ReverseProxy hands it a request of its own, which it may change.
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := rt.s
 	p := req.Context().Value(pickKey{}).(*pick)
 	if req.Body != nil && req.Body != http.NoBody {
 		// Request.Write closes the body; the server closes the real one.
 		req.Body = noClose{req.Body}
 	}
+	a, t, err := rt.s.send(req.Context(), p, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp := a.resp // never raw: there is no head
+	resp.Body = releaseOnClose(resp.Body, t)
+	setTargetHeaders(resp.Header, p)
+	return resp, nil
+}
+
+// send sends a request to a chosen target, and retries on another healthy
+// target when the dial fails, since then nothing of the request was sent.
+// head, when not nil, is the bodyless request head to write instead of req
+// (see upstream.roundTrip). The target returned counts the request in
+// flight until the answer's body is released.
+func (s *Server) send(ctx context.Context, p *pick, req *http.Request, head []byte) (answer, *target, error) {
 	var lastErr error
 	for range maxTries {
 		t, g := s.acquire(p.tried)
@@ -161,26 +192,26 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			if lastErr != nil {
 				break
 			}
-			return nil, errNoTarget
+			return answer{}, nil, errNoTarget
 		}
 		p.tried = append(p.tried, t)
 		p.group, p.target = g, t.id
-		req.URL.Host = t.address
-		resp, err := t.up.roundTrip(req, p.proxy.UpstreamHeaderTimeout.Std(), p.deadline, func() { p.wrote = true })
+		if head == nil {
+			req.URL.Host = t.address
+		}
+		a, err := t.up.roundTrip(ctx, req, head, p.proxy.UpstreamHeaderTimeout.Std(), p.deadline, func() { p.wrote = true })
 		if err == nil {
-			resp.Body = releaseOnClose(resp.Body, t)
-			setTargetHeaders(resp.Header, p)
-			return resp, nil
+			return a, t, nil
 		}
 		t.inflight.Add(-1)
 		lastErr = err
 		var de *dialError
-		if !errors.As(err, &de) || p.wrote || req.Context().Err() != nil {
+		if !errors.As(err, &de) || p.wrote || ctx.Err() != nil {
 			break
 		}
 		s.log.Debug("dial failed, retrying on another target", "target", t.id, "err", err)
 	}
-	return nil, lastErr
+	return answer{}, nil, lastErr
 }
 
 // acquire picks a target for a new request and counts it in flight. It
@@ -286,11 +317,16 @@ type releaser struct {
 
 func (r *releaser) release() {
 	if r.done.CompareAndSwap(false, true) {
-		if r.t.inflight.Add(-1) == 0 && r.t.retired.Load() {
-			// The last request of a removed target that outlived the
-			// reload's drain: its connection just went idle.
-			r.t.up.closeIdle()
-		}
+		r.t.release()
+	}
+}
+
+// release ends a request counted in flight by acquire.
+func (t *target) release() {
+	if t.inflight.Add(-1) == 0 && t.retired.Load() {
+		// The last request of a removed target that outlived the
+		// reload's drain: its connection just went idle.
+		t.up.closeIdle()
 	}
 }
 

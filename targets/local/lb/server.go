@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -273,13 +274,16 @@ func (s *Server) Run(ctx context.Context, readyFile string) error {
 		IdleTimeout: px.IdleTimeout.Std(), ErrorLog: errLog}
 	adminSrv := &http.Server{Handler: s.adminHandler(), MaxHeaderBytes: adminMaxHeaderBytes, ReadHeaderTimeout: adminTimeout,
 		ReadTimeout: adminTimeout, WriteTimeout: adminTimeout, IdleTimeout: adminIdleTimeout, ErrorLog: errLog}
-	errc := make(chan error, 2)
-	go func() { errc <- proxySrv.Serve(pl) }()
+	f := newFront(s, pl, px)
+	errc := make(chan error, 3)
+	go func() { errc <- f.serve() }()
+	go func() { errc <- proxySrv.Serve(f.handoff) }()
 	go func() { errc <- adminSrv.Serve(al) }()
 
 	if readyFile != "" {
 		r := Ready{PID: os.Getpid(), Listen: s.listenAddr, Admin: s.adminAddr, Generation: cfg.Generation}
 		if err := writeJSONAtomic(readyFile, r); err != nil {
+			f.close()
 			proxySrv.Close()
 			adminSrv.Close()
 			return fmt.Errorf("lb ready file: %w", err)
@@ -290,6 +294,7 @@ func (s *Server) Run(ctx context.Context, readyFile string) error {
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		f.close()
 		proxySrv.Close()
 		adminSrv.Close()
 		return fmt.Errorf("lb serve: %w", err)
@@ -299,7 +304,9 @@ func (s *Server) Run(ctx context.Context, readyFile string) error {
 	s.log.Info("lb stopping", "drainTimeout", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := proxySrv.Shutdown(sctx); err != nil {
+	// The lean path first: its requests may still hand connections over.
+	ferr := f.shutdown(sctx)
+	if err := errors.Join(ferr, proxySrv.Shutdown(sctx)); err != nil {
 		s.log.Warn("lb drain timed out, closing remaining connections", "err", err)
 		proxySrv.Close()
 	}

@@ -123,26 +123,59 @@ func (c *upConn) open() bool {
 	return err == nil && open
 }
 
-// roundTrip sends req over one connection and reads the answer's headers
-// within headerTimeout, and all of it by deadline (if not zero). Once it
-// returns without a *dialError the request may have reached the target. The
-// answer's body gives the connection back to the pool when it was read to
-// its end.
-func (u *upstream) roundTrip(req *http.Request, headerTimeout time.Duration, deadline time.Time, wrote func()) (*http.Response, error) {
-	ctx := req.Context()
+// answer is a target's answer: resp, or for a lean request whose answer
+// has the plain shape parseAnswerHead accepts, raw.
+type answer struct {
+	resp *http.Response
+	raw  rawAnswer
+}
+
+// rawAnswer is an answer whose head is still buffered on its connection,
+// for the lean path to copy as is (see forward.go's copyRawAnswer).
+type rawAnswer struct {
+	u       *upstream
+	c       *upConn
+	headLen int   // bytes of the head buffered in c.br
+	code    int   // status code
+	length  int64 // body bytes after the head
+	close   bool  // the target closes the connection after it
+}
+
+// done gives the connection back to the pool if the answer was read to its
+// end and the target keeps the connection, and closes it otherwise.
+func (a *rawAnswer) done(complete bool) {
+	if complete && !a.close {
+		a.u.put(a.c)
+		return
+	}
+	a.c.conn.Close()
+}
+
+// roundTrip sends a request over one connection and reads the answer's
+// headers within headerTimeout, and all of it by deadline (if not zero).
+// head, when not nil, is a complete bodyless request head, written as is,
+// and a plain answer to it comes back raw; otherwise req is written. req's
+// method tells how the answer is framed. ctx ending (the client leaving)
+// aborts the exchange. Once roundTrip returns without a *dialError the
+// request may have reached the target. The answer's body gives the
+// connection back to the pool when it was read to its end.
+func (u *upstream) roundTrip(ctx context.Context, req *http.Request, head []byte, headerTimeout time.Duration, deadline time.Time, wrote func()) (answer, error) {
 	c, err := u.get(ctx)
 	if err != nil {
-		return nil, err
+		return answer{}, err
 	}
 	// The client leaving or the request deadline unblocks reads and writes.
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
-	fail := func(err error) (*http.Response, error) {
+	stop := noStop
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
+	}
+	fail := func(err error) (answer, error) {
 		stop()
 		c.conn.Close() // ends a body writer too, once its client body read returns
 		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+			return answer{}, context.Cause(ctx)
 		}
-		return nil, err
+		return answer{}, err
 	}
 
 	headerDeadline := time.Now().Add(headerTimeout)
@@ -153,17 +186,37 @@ func (u *upstream) roundTrip(req *http.Request, headerTimeout time.Duration, dea
 	_ = c.conn.SetReadDeadline(headerDeadline)
 	wrote()
 	var written chan error
-	if req.Body == nil || req.Body == http.NoBody {
+	switch {
+	case head != nil:
+		if err := c.writeHead(head); err != nil {
+			return fail(err)
+		}
+	case req.Body == nil || req.Body == http.NoBody:
 		if err := c.write(req); err != nil {
 			return fail(err)
 		}
-	} else {
+	default:
 		// The target may answer before it read the whole body (or echo
 		// it as it reads): write the body while reading the answer.
 		written = make(chan error, 1)
 		go func() { written <- c.write(req) }()
 	}
 
+	if head != nil && req.Method != http.MethodHead { // an answer to HEAD has no body whatever its length says
+		// No context to watch: a lean request is sent without one.
+		headLen, err := peekHead(c.br, c.br.Size())
+		if err != nil {
+			return fail(err)
+		}
+		if headLen > 0 {
+			raw, _ := c.br.Peek(headLen)
+			if a, ok := parseAnswerHead(raw); ok {
+				_ = c.conn.SetReadDeadline(deadline)
+				a.u, a.c, a.headLen = u, c, headLen
+				return answer{raw: a}, nil
+			}
+		}
+	}
 	resp, err := readResponse(c.br, req)
 	if err != nil {
 		return fail(err)
@@ -174,10 +227,20 @@ func (u *upstream) roundTrip(req *http.Request, headerTimeout time.Duration, dea
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body = &upgradedBody{c: c, stop: stop}
-		return resp, nil
+		return answer{resp: resp}, nil
 	}
 	resp.Body = &upBody{u: u, c: c, body: resp.Body, stop: stop, written: written, reuse: !resp.Close && !req.Close}
-	return resp, nil
+	return answer{resp: resp}, nil
+}
+
+// noStop stands for context.AfterFunc's stop when the context never ends.
+func noStop() bool { return true }
+
+func (c *upConn) writeHead(head []byte) error {
+	if _, err := c.bw.Write(head); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
 func (c *upConn) write(req *http.Request) error {

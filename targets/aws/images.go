@@ -1,0 +1,205 @@
+package aws
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/kilnhq/kiln/fleet"
+	"github.com/kilnhq/kiln/images"
+	"github.com/kilnhq/kiln/stacks"
+	"github.com/kilnhq/kiln/targets/aws/program"
+)
+
+// The service's AMIs live in one stack, <service>-images: the artifacts bucket (unless
+// the manifest names one), one Image Builder infrastructure configuration, and per image
+// its payload, component, recipe and image, named after its digest. A bake re-declares the
+// images the stack keeps (their payloads, uploaded before, are not read again, so a bake
+// on another machine needs only its own) and adds the new one; an unchanged digest finds
+// its AMI in the stack's outputs and runs no engine at all.
+
+func (t *Target) imagesStack(ctx context.Context) (*stacks.Stack, error) {
+	t.mu.Lock()
+	st := t.images
+	t.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := t.openStack(ctx, t.cfg.Service+"-images")
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.images = st
+	t.mu.Unlock()
+	return st, nil
+}
+
+// baked is what the images stack holds: the images it keeps, oldest first, and their AMIs.
+type baked struct {
+	images []program.BakeImage
+	amis   map[string]string // digest -> AMI ID
+}
+
+func (t *Target) baked(ctx context.Context, st *stacks.Stack) (baked, error) {
+	outs, err := st.Outputs(ctx)
+	if err != nil {
+		return baked{}, err
+	}
+	b := baked{amis: map[string]string{}}
+	if s, _ := outs[program.OutputImages].Value.(string); s != "" {
+		if err := json.Unmarshal([]byte(s), &b.images); err != nil {
+			return baked{}, fmt.Errorf("stack %s-images: %s output: %w", t.cfg.Service, program.OutputImages, err)
+		}
+	}
+	m, _ := outs[program.OutputAMIs].Value.(map[string]any)
+	for d, v := range m {
+		if ami, _ := v.(string); ami != "" {
+			b.amis[d] = ami
+		}
+	}
+	return b, nil
+}
+
+// bakeInput is the images stack's program input: the images it keeps, plus img (its
+// payload archived here) unless it is among them.
+func (t *Target) bakeInput(kept []program.BakeImage, img *images.Image) (program.BakeInput, error) {
+	in := program.BakeInput{Service: t.cfg.Service, Settings: t.cfg.Settings}
+	for _, k := range kept {
+		if k.Digest != img.Digest {
+			in.Images = append(in.Images, k)
+		}
+	}
+	payload := t.payloadPath(img.Digest)
+	sum, err := images.WritePayload(img.Dir, payload)
+	if err != nil {
+		return in, err
+	}
+	in.Images = append(in.Images, program.BakeImage{Digest: img.Digest, Version: img.Version, RecipeKey: img.RecipeKey,
+		Payload: payload, PayloadSHA256: sum, SBOM: filepath.Join(img.Dir, images.SBOMFile)})
+	return in, nil
+}
+
+// Publish bakes the image into an AMI, or finds the AMI an earlier bake made of it, and
+// returns it as the fleet boots it: the AMI ID, with the image's digest.
+func (t *Target) Publish(ctx context.Context, img *images.Image) (fleet.Image, error) {
+	st, err := t.imagesStack(ctx)
+	if err != nil {
+		return fleet.Image{}, err
+	}
+	b, err := t.baked(ctx, st)
+	if err != nil {
+		return fleet.Image{}, err
+	}
+	if ami := b.amis[img.Digest]; ami != "" {
+		return fleet.Image{Digest: img.Digest, Location: ami}, nil
+	}
+	in, err := t.bakeInput(b.images, img)
+	if err != nil {
+		return fleet.Image{}, err
+	}
+	outs, err := st.Up(ctx, program.Bake(in), nil)
+	if err != nil {
+		return fleet.Image{}, fmt.Errorf("bake the AMI of %s: %w", img.Digest, err)
+	}
+	m, _ := outs[program.OutputAMIs].Value.(map[string]any)
+	ami, _ := m[img.Digest].(string)
+	if ami == "" {
+		return fleet.Image{}, fmt.Errorf("bake the AMI of %s: the images stack has no AMI for it", img.Digest)
+	}
+	return fleet.Image{Digest: img.Digest, Location: ami}, nil
+}
+
+// PendingAMI is the location a preview gives an image whose AMI is not baked yet.
+const PendingAMI = "ami-(baked-by-the-rollout)"
+
+// PreviewPublish reports what baking the image's AMI would create, creating nothing; an
+// image baked before previews nothing and returns its AMI.
+func (t *Target) PreviewPublish(ctx context.Context, img *images.Image, ops func(fleet.ResourceOp)) (fleet.Image, error) {
+	st, err := t.imagesStack(ctx)
+	if err != nil {
+		return fleet.Image{}, err
+	}
+	b, err := t.baked(ctx, st)
+	if err != nil {
+		return fleet.Image{}, err
+	}
+	if ami := b.amis[img.Digest]; ami != "" {
+		return fleet.Image{Digest: img.Digest, Location: ami}, nil
+	}
+	in, err := t.bakeInput(b.images, img)
+	if err != nil {
+		return fleet.Image{}, err
+	}
+	if _, err := st.Preview(ctx, program.Bake(in), ops); err != nil {
+		return fleet.Image{}, err
+	}
+	return fleet.Image{Digest: img.Digest, Location: PendingAMI}, nil
+}
+
+// CollectImages drops from the images stack the images beyond the newest keep, sparing
+// every image in use, then deregisters their AMIs and deletes the AMIs' snapshots (Image
+// Builder made them, not the stack). The image store and the payloads on this host are
+// collected the same way.
+func (t *Target) CollectImages(ctx context.Context, keep int, inUse []fleet.Image) ([]string, error) {
+	if keep < 1 {
+		return nil, fmt.Errorf("images gc: keep must be at least 1, got %d", keep)
+	}
+	st, err := t.imagesStack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := t.baked(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var digests []string
+	for _, i := range inUse {
+		digests = append(digests, i.Digest)
+	}
+	var kept, dropped []program.BakeImage
+	n := 0
+	for i := len(b.images) - 1; i >= 0; i-- { // newest first
+		img := b.images[i]
+		if slices.Contains(digests, img.Digest) || n < keep {
+			n++
+			kept = append([]program.BakeImage{img}, kept...)
+			continue
+		}
+		dropped = append(dropped, img)
+	}
+	if t.cfg.Images != nil {
+		if _, err := t.cfg.Images.GC(t.cfg.Service, keep, digests); err != nil {
+			return nil, err
+		}
+	}
+	if len(dropped) == 0 {
+		return nil, nil
+	}
+	in := program.BakeInput{Service: t.cfg.Service, Settings: t.cfg.Settings, Images: kept}
+	if _, err := st.Up(ctx, program.Bake(in), nil); err != nil {
+		return nil, fmt.Errorf("images gc: %w", err)
+	}
+	var removed, amis []string
+	for _, img := range dropped {
+		removed = append(removed, img.Digest)
+		if ami := b.amis[img.Digest]; ami != "" {
+			amis = append(amis, ami)
+		}
+		os.Remove(t.payloadPath(img.Digest))
+	}
+	if len(amis) > 0 {
+		if err := t.cfg.API.DeregisterImages(ctx, amis); err != nil {
+			return removed, fmt.Errorf("images gc: deregister %v: %w", amis, err)
+		}
+	}
+	return removed, nil
+}
+
+func (t *Target) payloadPath(digest string) string {
+	return filepath.Join(t.cfg.StateDir, "aws", "payloads", strings.TrimPrefix(digest, "sha256:")+".tar.gz")
+}
