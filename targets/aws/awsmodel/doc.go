@@ -12,9 +12,9 @@
 //     outputs and replace-on properties (kinds.go); any other type is stored with its
 //     inputs as outputs and an invented ID and ARN. Per-type latency (LatencyEnv) models
 //     Image Builder bakes and instance boots; FailEnv injects failures.
-//   - the API model (NewAPI): an HTTP server answering the Elastic Load Balancing v2 and
-//     Auto Scaling calls kiln makes at run time (DescribeTargetHealth,
-//     DescribeAutoScalingGroups) from the same directory: an auto scaling group's
+//   - the API model (NewAPI): an HTTP server answering the Elastic Load Balancing v2, Auto
+//     Scaling and EC2 calls kiln makes at run time (DescribeTargetHealth,
+//     DescribeAutoScalingGroups, DescribeInstances) from the same directory: an auto scaling group's
 //     desired capacity is that many instances in its target groups, initial and then
 //     healthy some time after the group's create or update, draining while it is deleted.
 package awsmodel

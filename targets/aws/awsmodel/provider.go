@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kilnhq/kiln/stacks/pulumicli"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	pprovider "github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
@@ -16,17 +17,10 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// ProviderName is the plugin's name: the engine runs it as pulumi-resource-aws.
-const ProviderName = "aws"
-
 // PluginPackage is the double's main package: a test builds it as
-// <dir>/pulumi-resource-aws and puts dir first on the engine's PATH
-// (stacks.Options.PluginDir), where the engine finds it as the aws plugin.
+// <dir>/pulumi-resource-aws (pulumicli.AWSPlugin.Binary()) and puts dir first on the
+// engine's PATH (stacks.Options.PluginDir), where the engine finds it as the aws plugin.
 const PluginPackage = "github.com/kilnhq/kiln/targets/aws/awsmodel/cmd/pulumi-resource-aws"
-
-// ProviderVersion is the pulumi-aws version the double answers for: the SDK kiln's
-// programs are written with.
-const ProviderVersion = "6.83.4"
 
 // Main runs the provider double until the engine stops it and returns the exit code.
 func Main() int {
@@ -41,7 +35,7 @@ func Main() int {
 		fmt.Fprintf(os.Stderr, "pulumi-resource-aws (awsmodel): %v\n", err)
 		return 2
 	}
-	err = pprovider.Main(ProviderName, func(*pprovider.HostClient) (pulumirpc.ResourceProviderServer, error) {
+	err = pprovider.Main(pulumicli.AWSPlugin.Name, func(*pprovider.HostClient) (pulumirpc.ResourceProviderServer, error) {
 		return NewProvider(store, b), nil
 	})
 	if err != nil {
@@ -79,9 +73,10 @@ func NewProvider(store *Store, b Behaviour) *Provider {
 	return &Provider{store: store, behaviour: b, account: account{Region: "us-east-1", ID: ModelAccount}}
 }
 
-// GetPluginInfo reports the version of pulumi-aws the double stands for.
+// GetPluginInfo reports the version of pulumi-aws the double stands for: the one kiln's
+// programs are written against.
 func (p *Provider) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: ProviderVersion}, nil
+	return &pulumirpc.PluginInfo{Version: pulumicli.AWSPlugin.Version}, nil
 }
 
 // Configure takes the provider's configuration (the region; the rest is accepted and
