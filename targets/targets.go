@@ -19,6 +19,7 @@ import (
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/stacks"
 )
 
 // Target is a target opened for one service: the engine's rollout.Target, plus what kiln
@@ -128,3 +129,28 @@ func Open(ctx context.Context, cfg Config) (Target, error) {
 
 // Has reports whether a target of that name is registered.
 func Has(name string) bool { return slices.Contains(Names(), name) }
+
+// UseSecrets writes the service's secrets (names), as its store holds them now (load), into
+// the stack's config for the next run of the stack's program, and returns their version
+// ("" for a service without secrets).
+func UseSecrets(ctx context.Context, st *stacks.Stack, service string, names []string, load func() (releases.Secrets, error)) (string, error) {
+	ciphertexts := map[string]string{}
+	var manager []byte
+	version := ""
+	if len(names) > 0 {
+		if load == nil {
+			return "", fmt.Errorf("service %s has secrets but no store to read them from", service)
+		}
+		doc, err := load()
+		if err != nil {
+			return "", err
+		}
+		for _, name := range names {
+			if sec, ok := doc.Values[name]; ok {
+				ciphertexts[name] = sec.Ciphertext
+			}
+		}
+		manager, version = doc.Manager, doc.Version
+	}
+	return version, st.UseSecrets(ctx, manager, ciphertexts)
+}

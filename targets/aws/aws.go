@@ -295,26 +295,11 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 	}
 	in := program.FleetInput{Spec: spec, Settings: t.cfg.Settings, Policies: t.cfg.Policies, NamedPorts: t.cfg.NamedPorts,
 		Secrets: t.cfg.Secrets, Frozen: frozen(cur, spec)}
-	ciphertexts := map[string]string{}
-	var manager []byte
-	if len(t.cfg.Secrets) > 0 {
-		if t.cfg.LoadSecrets == nil {
-			return nil, fmt.Errorf("service %s has secrets but no store to read them from", t.cfg.Service)
-		}
-		doc, err := t.cfg.LoadSecrets()
-		if err != nil {
-			return nil, err
-		}
-		for _, name := range t.cfg.Secrets {
-			if sec, ok := doc.Values[name]; ok {
-				ciphertexts[name] = sec.Ciphertext
-			}
-		}
-		manager, in.SecretsVersion = doc.Manager, doc.Version
-	}
-	if err := t.fleet.UseSecrets(ctx, manager, ciphertexts); err != nil {
+	version, err := targets.UseSecrets(ctx, t.fleet, t.cfg.Service, t.cfg.Secrets, t.cfg.LoadSecrets)
+	if err != nil {
 		return nil, err
 	}
+	in.SecretsVersion = version
 	return program.Fleet(in), nil
 }
 

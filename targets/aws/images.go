@@ -84,31 +84,36 @@ func (t *Target) bakeInput(kept []program.BakeImage, img *images.Image) (program
 	return in, nil
 }
 
-// Publish bakes the image into an AMI, or finds the AMI an earlier bake made of it, and
-// returns it as the fleet boots it: the AMI ID, with the image's digest.
-func (t *Target) Publish(ctx context.Context, img *images.Image) (fleet.Image, error) {
-	st, err := t.imagesStack(ctx)
-	if err != nil {
-		return fleet.Image{}, err
+// toBake is what publishing an image takes: the images stack, and the AMI the stack holds
+// of the image, or else the program input that bakes it.
+func (t *Target) toBake(ctx context.Context, img *images.Image) (st *stacks.Stack, ami string, in program.BakeInput, err error) {
+	if st, err = t.imagesStack(ctx); err != nil {
+		return nil, "", in, err
 	}
 	b, err := t.baked(ctx, st)
 	if err != nil {
-		return fleet.Image{}, err
+		return nil, "", in, err
 	}
-	if ami := b.amis[img.Digest]; ami != "" {
-		return fleet.Image{Digest: img.Digest, Location: ami}, nil
+	if ami = b.amis[img.Digest]; ami != "" {
+		return st, ami, in, nil
 	}
-	in, err := t.bakeInput(b.images, img)
-	if err != nil {
-		return fleet.Image{}, err
+	in, err = t.bakeInput(b.images, img)
+	return st, "", in, err
+}
+
+// Publish bakes the image into an AMI, or finds the AMI an earlier bake made of it, and
+// returns it as the fleet boots it: the AMI ID, with the image's digest.
+func (t *Target) Publish(ctx context.Context, img *images.Image) (fleet.Image, error) {
+	st, ami, in, err := t.toBake(ctx, img)
+	if err != nil || ami != "" {
+		return fleet.Image{Digest: img.Digest, Location: ami}, err
 	}
 	outs, err := st.Up(ctx, program.Bake(in), nil)
 	if err != nil {
 		return fleet.Image{}, fmt.Errorf("bake the AMI of %s: %w", img.Digest, err)
 	}
 	m, _ := outs[program.OutputAMIs].Value.(map[string]any)
-	ami, _ := m[img.Digest].(string)
-	if ami == "" {
+	if ami, _ = m[img.Digest].(string); ami == "" {
 		return fleet.Image{}, fmt.Errorf("bake the AMI of %s: the images stack has no AMI for it", img.Digest)
 	}
 	return fleet.Image{Digest: img.Digest, Location: ami}, nil
@@ -120,20 +125,9 @@ const PendingAMI = "ami-(baked-by-the-rollout)"
 // PreviewPublish reports what baking the image's AMI would create, creating nothing; an
 // image baked before previews nothing and returns its AMI.
 func (t *Target) PreviewPublish(ctx context.Context, img *images.Image, ops func(fleet.ResourceOp)) (fleet.Image, error) {
-	st, err := t.imagesStack(ctx)
-	if err != nil {
-		return fleet.Image{}, err
-	}
-	b, err := t.baked(ctx, st)
-	if err != nil {
-		return fleet.Image{}, err
-	}
-	if ami := b.amis[img.Digest]; ami != "" {
-		return fleet.Image{Digest: img.Digest, Location: ami}, nil
-	}
-	in, err := t.bakeInput(b.images, img)
-	if err != nil {
-		return fleet.Image{}, err
+	st, ami, in, err := t.toBake(ctx, img)
+	if err != nil || ami != "" {
+		return fleet.Image{Digest: img.Digest, Location: ami}, err
 	}
 	if _, err := st.Preview(ctx, program.Bake(in), ops); err != nil {
 		return fleet.Image{}, err

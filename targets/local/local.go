@@ -153,26 +153,11 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 		return nil, err
 	}
 	cfg := programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
-	ciphertexts := map[string]string{}
-	var manager []byte
-	if len(t.cfg.Secrets) > 0 {
-		if t.cfg.LoadSecrets == nil {
-			return nil, fmt.Errorf("service %s has secrets but no store to read them from", t.cfg.Service)
-		}
-		doc, err := t.cfg.LoadSecrets()
-		if err != nil {
-			return nil, err
-		}
-		for _, name := range t.cfg.Secrets {
-			if sec, ok := doc.Values[name]; ok {
-				ciphertexts[name] = sec.Ciphertext
-			}
-		}
-		manager, cfg.SecretsVersion = doc.Manager, doc.Version
-	}
-	if err := t.stack.UseSecrets(ctx, manager, ciphertexts); err != nil {
+	version, err := targets.UseSecrets(ctx, t.stack, t.cfg.Service, t.cfg.Secrets, t.cfg.LoadSecrets)
+	if err != nil {
 		return nil, err
 	}
+	cfg.SecretsVersion = version
 	return fleetProgram(spec, cfg), nil
 }
 
