@@ -11,6 +11,7 @@ import (
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/project"
+	"github.com/kilnhq/kiln/targets/aws/program"
 )
 
 func loadExample(t *testing.T) (*manifests.Manifest, *project.Project) {
@@ -96,6 +97,39 @@ func TestOnlyASlotWhoseReleaseRunsAlreadyIsFrozen(t *testing.T) {
 		}
 		if !slices.Equal(slots, tc.want) {
 			t.Errorf("%s: frozen %v, want %v", tc.name, slots, tc.want)
+		}
+	}
+}
+
+func TestImagesBeyondKeepAreDroppedButNeverOneInUse(t *testing.T) {
+	imgs := func(ds ...string) []program.BakeImage {
+		var out []program.BakeImage
+		for _, d := range ds {
+			out = append(out, program.BakeImage{Digest: d})
+		}
+		return out
+	}
+	digests := func(bs []program.BakeImage) []string {
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.Digest)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name          string
+		stack, inUse  []string
+		keep          int
+		kept, dropped []string
+	}{
+		{"fewer than keep", []string{"a", "b"}, []string{"b"}, 3, []string{"a", "b"}, nil},
+		{"the oldest go", []string{"a", "b", "c", "d"}, []string{"d"}, 2, []string{"c", "d"}, []string{"b", "a"}},
+		{"an old one in use stays (a rollback target)", []string{"a", "b", "c", "d"}, []string{"a", "d"}, 2, []string{"a", "c", "d"}, []string{"b"}},
+		{"in-use ones count toward keep", []string{"a", "b", "c"}, []string{"b", "c"}, 2, []string{"b", "c"}, []string{"a"}},
+	} {
+		kept, dropped := collect(imgs(tc.stack...), tc.inUse, tc.keep)
+		if !slices.Equal(digests(kept), tc.kept) || !slices.Equal(digests(dropped), tc.dropped) {
+			t.Errorf("%s: kept %v dropped %v, want %v and %v", tc.name, digests(kept), digests(dropped), tc.kept, tc.dropped)
 		}
 	}
 }

@@ -155,17 +155,7 @@ func (t *Target) CollectImages(ctx context.Context, keep int, inUse []fleet.Imag
 	for _, i := range inUse {
 		digests = append(digests, i.Digest)
 	}
-	var kept, dropped []program.BakeImage
-	n := 0
-	for i := len(b.images) - 1; i >= 0; i-- { // newest first
-		img := b.images[i]
-		if slices.Contains(digests, img.Digest) || n < keep {
-			n++
-			kept = append([]program.BakeImage{img}, kept...)
-			continue
-		}
-		dropped = append(dropped, img)
-	}
+	kept, dropped := collect(b.images, digests, keep)
 	if t.cfg.Images != nil {
 		if _, err := t.cfg.Images.GC(t.cfg.Service, keep, digests); err != nil {
 			return nil, err
@@ -192,6 +182,23 @@ func (t *Target) CollectImages(ctx context.Context, keep int, inUse []fleet.Imag
 		}
 	}
 	return removed, nil
+}
+
+// collect splits the images a stack keeps (oldest first) into those it goes on keeping
+// (oldest first: the newest keep, and every one in use) and those it drops, as the local
+// image store's GC does.
+func collect(imgs []program.BakeImage, inUse []string, keep int) (kept, dropped []program.BakeImage) {
+	n := 0
+	for i := len(imgs) - 1; i >= 0; i-- { // newest first
+		if slices.Contains(inUse, imgs[i].Digest) || n < keep {
+			n++
+			kept = append(kept, imgs[i])
+			continue
+		}
+		dropped = append(dropped, imgs[i])
+	}
+	slices.Reverse(kept)
+	return kept, dropped
 }
 
 func (t *Target) payloadPath(digest string) string {
