@@ -278,6 +278,45 @@ func (s *Stack) ResourceIDs(ctx context.Context, typ string) (map[string]bool, e
 	return ids, nil
 }
 
+// PendingCreate is a create an engine began and never saw end (it was killed with kiln):
+// the resource may exist in the cloud without the stack knowing it.
+type PendingCreate struct {
+	URN    string
+	Type   string
+	Inputs map[string]any
+}
+
+// PendingCreates lists the creates the stack's state has pending. The next update drops
+// them from the state and creates those resources anew.
+func (s *Stack) PendingCreates(ctx context.Context) ([]PendingCreate, error) {
+	dep, err := s.stack.Export(ctx)
+	if err != nil {
+		return nil, engineError(err, nil)
+	}
+	var state struct {
+		Pending []struct {
+			Type     string `json:"type"`
+			Resource struct {
+				URN    string         `json:"urn"`
+				Type   string         `json:"type"`
+				Inputs map[string]any `json:"inputs"`
+			} `json:"resource"`
+		} `json:"pending_operations"`
+	}
+	if len(dep.Deployment) > 0 {
+		if err := json.Unmarshal(dep.Deployment, &state); err != nil {
+			return nil, fmt.Errorf("stack %s: state: %w", s.opts.Stack, err)
+		}
+	}
+	var out []PendingCreate
+	for _, p := range state.Pending {
+		if p.Type == "creating" {
+			out = append(out, PendingCreate{URN: p.Resource.URN, Type: p.Resource.Type, Inputs: p.Resource.Inputs})
+		}
+	}
+	return out, nil
+}
+
 // Destroy deletes every resource of the stack.
 func (s *Stack) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	diags := &diagnostics{}

@@ -24,6 +24,9 @@ type API interface {
 	// DeregisterImages deregisters AMIs and deletes their snapshots; AMIs already gone
 	// are no error.
 	DeregisterImages(ctx context.Context, amis []string) error
+	// RemoveOrphanGroup deletes the auto scaling group called name, which no stack holds,
+	// and waits until it is gone; it reports whether there was one.
+	RemoveOrphanGroup(ctx context.Context, name string) (bool, error)
 }
 
 // openAPI returns the AWS SDK's clients of region, configured as the SDK configures itself
@@ -54,6 +57,10 @@ func (a sdkAPI) Health(ctx context.Context, targetGroups, groups map[fleet.Slot]
 
 func (a sdkAPI) Metrics(t analysis.Template, lb, tg string, instances func(context.Context) ([]string, error)) (analysis.Source, error) {
 	return a.c.MetricsSource(t, awsapi.SlotMetrics{LoadBalancerARN: lb, TargetGroupARN: tg, Service: a.service, Instances: instances})
+}
+
+func (a sdkAPI) RemoveOrphanGroup(ctx context.Context, name string) (bool, error) {
+	return a.c.RemoveOrphanGroup(ctx, name)
 }
 
 func (a sdkAPI) DeregisterImages(ctx context.Context, amis []string) error {

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/kilnhq/kiln/backend"
 	"github.com/kilnhq/kiln/components"
@@ -173,6 +174,7 @@ type Target struct {
 	fleet     *stacks.Stack
 	pluginDir string        // holds pulumi-resource-aws
 	images    *stacks.Stack // <service>-images, opened when first needed
+	settled   bool          // the fleet stack's orphans were looked for (settle)
 
 	mu   sync.Mutex
 	outs auto.OutputMap // the fleet stack's last known outputs
@@ -303,8 +305,72 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 	return program.Fleet(in), nil
 }
 
+// groupType is the Pulumi type of an auto scaling group.
+const groupType = "aws:autoscaling/group:Group"
+
+// settle removes, before the fleet stack's first update in this process, an auto scaling
+// group a killed engine created without recording it: the stack holds a pending create of
+// it, AWS holds the group. No stack owns that group, and AWS would refuse the update's
+// create of its name. It is reported as a delete. (Other half-done creates are dropped by
+// the update, which makes them anew.) The engine calls Apply and Destroy holding the
+// stack's lock, so no live engine is at work on it.
+func (t *Target) settle(ctx context.Context, ops func(fleet.ResourceOp)) error {
+	t.mu.Lock()
+	done := t.settled
+	t.mu.Unlock()
+	if done {
+		return nil
+	}
+	pending, err := t.fleet.PendingCreates(ctx)
+	if err != nil {
+		return err
+	}
+	var held map[string]bool
+	for _, p := range pending {
+		name, _ := p.Inputs["name"].(string)
+		if p.Type != groupType || name == "" {
+			continue
+		}
+		if held == nil {
+			if held, err = t.fleet.ResourceIDs(ctx, groupType); err != nil {
+				return err
+			}
+		}
+		if held[name] {
+			continue // the stack holds a group of that name: not an orphan
+		}
+		op := fleet.ResourceOp{Op: "delete", Type: groupType, Name: name, Status: fleet.OpStarted}
+		report(ops, op)
+		start := time.Now()
+		found, err := t.cfg.API.RemoveOrphanGroup(ctx, name)
+		op.Duration = time.Since(start)
+		switch {
+		case err != nil:
+			op.Status, op.Error = fleet.OpFailed, err.Error()
+			report(ops, op)
+			return err
+		case found:
+			op.Status = fleet.OpDone
+			report(ops, op)
+		}
+	}
+	t.mu.Lock()
+	t.settled = true
+	t.mu.Unlock()
+	return nil
+}
+
+func report(ops func(fleet.ResourceOp), op fleet.ResourceOp) {
+	if ops != nil {
+		ops(op)
+	}
+}
+
 // Apply converges the fleet stack to spec.
 func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	if err := t.settle(ctx, ops); err != nil {
+		return err
+	}
 	prog, err := t.program(ctx, spec)
 	if err != nil {
 		return err
@@ -330,6 +396,9 @@ func (t *Target) Preview(ctx context.Context, spec fleet.Spec, ops func(fleet.Re
 // The AMIs stay (kiln destroy of a service's images is CollectImages with keep 0).
 func (t *Target) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	if err := t.fleet.TakeOver(ctx, takeOverGrace); err != nil {
+		return err
+	}
+	if err := t.settle(ctx, ops); err != nil {
 		return err
 	}
 	err := t.fleet.Destroy(ctx, ops)

@@ -64,6 +64,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = a.describeAutoScalingGroups(w, r.PostForm)
 	case "DescribeInstances":
 		err = a.describeInstances(w, r.PostForm)
+	case "DeleteAutoScalingGroup":
+		err = a.deleteAutoScalingGroup(w, r.PostForm)
 	default:
 		writeError(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("the AWS model does not answer %q", action))
 		return

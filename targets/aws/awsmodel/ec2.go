@@ -54,3 +54,27 @@ type ec2Instance struct {
 	ID        string `xml:"instanceId"`
 	PrivateIP string `xml:"privateIpAddress"`
 }
+
+// deleteAutoScalingGroup answers Auto Scaling's DeleteAutoScalingGroup, which kiln calls
+// only for a group no stack holds (a killed engine created it): the group and its
+// instances are gone from the model's cloud at once.
+func (a *API) deleteAutoScalingGroup(w http.ResponseWriter, form url.Values) error {
+	name := form.Get("AutoScalingGroupName")
+	if _, ok, err := a.store.Get(TypeGroup, name); err != nil {
+		return err
+	} else if !ok {
+		writeError(w, http.StatusBadRequest, "ValidationError", fmt.Sprintf("AutoScalingGroup name not found - %s", name))
+		return nil
+	}
+	if err := a.store.Delete(TypeGroup, name); err != nil {
+		return err
+	}
+	writeXML(w, http.StatusOK, deleteGroupResponse{NS: autoscalingNS, Metadata: responseMetadata{RequestID: randomHex(8)}})
+	return nil
+}
+
+type deleteGroupResponse struct {
+	XMLName  xml.Name         `xml:"DeleteAutoScalingGroupResponse"`
+	NS       string           `xml:"xmlns,attr"`
+	Metadata responseMetadata `xml:"ResponseMetadata"`
+}
