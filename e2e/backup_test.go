@@ -200,6 +200,12 @@ func fillOrders(t *testing.T, db *dynamodb.Client, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// dynalite answers CreateTable before the table is ACTIVE (it makes it so a moment
+	// later, its own write done): a write before then is refused, as DynamoDB refuses one.
+	waiter := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond })
+	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("orders")}, 30*time.Second); err != nil {
+		t.Fatalf("orders table: %v", err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
