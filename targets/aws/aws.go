@@ -172,9 +172,14 @@ type Config struct {
 type Target struct {
 	cfg       Config
 	fleet     *stacks.Stack
-	pluginDir string        // holds pulumi-resource-aws
-	images    *stacks.Stack // <service>-images, opened when first needed
-	settled   bool          // the fleet stack's orphans were looked for (settle)
+	pluginDir string // holds pulumi-resource-aws
+	// The images stack (<service>-images), opened in the background from Open on, and
+	// its outputs as read then; imagesReady is closed once both are there.
+	imagesReady chan struct{}
+	images      *stacks.Stack
+	imagesOuts  auto.OutputMap
+	imagesErr   error
+	settled     bool // the fleet stack's orphans were looked for (settle)
 
 	mu   sync.Mutex
 	outs auto.OutputMap // the fleet stack's last known outputs
@@ -198,6 +203,7 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 		return nil, fmt.Errorf("the %s is not installed: run kiln setup (see docs/aws.md)", pulumicli.AWSPlugin)
 	}
 	t := &Target{cfg: cfg, pluginDir: filepath.Dir(plugin)}
+	t.openImages(ctx)
 	st, err := t.openStack(ctx, cfg.Service)
 	if err != nil {
 		return nil, err

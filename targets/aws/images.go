@@ -13,6 +13,7 @@ import (
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets/aws/program"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 )
 
 // The service's AMIs live in one stack, <service>-images: the artifacts bucket (unless
@@ -22,21 +23,32 @@ import (
 // on another machine needs only its own) and adds the new one; an unchanged digest finds
 // its AMI in the stack's outputs and runs no engine at all.
 
+// openImages opens the images stack and reads its outputs in the background: Open starts
+// it beside the fleet stack's opening, so a rollout's bake does not wait for either.
+func (t *Target) openImages(ctx context.Context) {
+	t.imagesReady = make(chan struct{})
+	go func() {
+		defer close(t.imagesReady)
+		st, err := t.openStack(ctx, t.cfg.Service+"-images")
+		var outs auto.OutputMap
+		if err == nil {
+			outs, err = st.Outputs(ctx)
+		}
+		t.mu.Lock()
+		t.images, t.imagesOuts, t.imagesErr = st, outs, err
+		t.mu.Unlock()
+	}()
+}
+
 func (t *Target) imagesStack(ctx context.Context) (*stacks.Stack, error) {
-	t.mu.Lock()
-	st := t.images
-	t.mu.Unlock()
-	if st != nil {
-		return st, nil
-	}
-	st, err := t.openStack(ctx, t.cfg.Service+"-images")
-	if err != nil {
-		return nil, err
+	select {
+	case <-t.imagesReady:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	t.mu.Lock()
-	t.images = st
-	t.mu.Unlock()
-	return st, nil
+	defer t.mu.Unlock()
+	return t.images, t.imagesErr
 }
 
 // baked is what the images stack holds: the images it keeps, oldest first, and their AMIs.
@@ -46,9 +58,15 @@ type baked struct {
 }
 
 func (t *Target) baked(ctx context.Context, st *stacks.Stack) (baked, error) {
-	outs, err := st.Outputs(ctx)
-	if err != nil {
-		return baked{}, err
+	t.mu.Lock()
+	outs := t.imagesOuts // read when the stack was opened; only once, as an update follows
+	t.imagesOuts = nil
+	t.mu.Unlock()
+	if outs == nil {
+		var err error
+		if outs, err = st.Outputs(ctx); err != nil {
+			return baked{}, err
+		}
 	}
 	b := baked{amis: map[string]string{}}
 	if s, _ := outs[program.OutputImages].Value.(string); s != "" {
