@@ -14,6 +14,7 @@ import (
 	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/rollout"
 	"github.com/kilnhq/kiln/rollout/control"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/tui"
 	"golang.org/x/term"
 )
@@ -41,7 +42,7 @@ func (a *app) console(ctx context.Context, p *project.Project, tgt rollout.Targe
 			plan = append(plan, tui.PlannedPhase{Phase: ph.Phase, Step: ph.Step, Waits: ph.Waits})
 		}
 	}
-	opts := tui.Options{Plan: plan, ExitWhenDone: true, StatusInterval: time.Second, Health: healthOf(ctx, tgt)}
+	opts := tui.Options{Plan: plan, ExitWhenDone: true, StatusInterval: targets.ConsoleInterval(tgt), Health: healthOf(ctx, tgt)}
 	if a.runConsole(ctx, p, in, out, events, opts) {
 		fmt.Fprintf(a.stdout, "detached from the rollout of %s: it goes on (ctrl+c now interrupts it); steer it with kiln rollout pause|resume|promote|abort, or kiln watch\n", p.Manifest.Service)
 	}

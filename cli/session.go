@@ -187,7 +187,7 @@ func (a *app) watchConsole(ctx context.Context, p *project.Project, in, out *os.
 	}
 
 	detached := a.runConsole(sctx, p, in, out, events, tui.Options{
-		StatusInterval: time.Second,
+		StatusInterval: targets.ConsoleInterval(tgt),
 		Status:         func() (tui.Status, error) { return reader.read(sctx) },
 		Health:         healthOf(sctx, tgt),
 		Rollback:       rollback,

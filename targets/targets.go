@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/backend"
@@ -48,6 +49,21 @@ type AnalysisSourcer interface {
 // published yet has a placeholder location.
 type PublishPreviewer interface {
 	PreviewPublish(ctx context.Context, img *images.Image, ops func(fleet.ResourceOp)) (fleet.Image, error)
+}
+
+// HealthPacer is implemented by targets whose health reading is a call against an API's
+// rate limits (aws: ELBv2, Auto Scaling and EC2, three calls a reading): a console reads
+// it no more often than HealthInterval. Other targets are read every second.
+type HealthPacer interface {
+	HealthInterval() time.Duration
+}
+
+// ConsoleInterval is how often a console reads tgt's health and status.
+func ConsoleInterval(tgt any) time.Duration {
+	if p, ok := tgt.(HealthPacer); ok {
+		return max(p.HealthInterval(), time.Second)
+	}
+	return time.Second
 }
 
 // Config is what opening a target needs.

@@ -7,6 +7,7 @@ import (
 	"github.com/kilnhq/kiln/analysis"
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/rollout"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/targets/aws/awsapi"
 	"github.com/kilnhq/kiln/targets/aws/program"
 )
@@ -95,6 +96,12 @@ func (t *Target) AnalysisSource(ctx context.Context, tmpl analysis.Template, slo
 	}
 	return t.cfg.API.Metrics(tmpl, lb, dims[slot], instances)
 }
+
+var _ targets.HealthPacer = (*Target)(nil)
+
+// HealthInterval paces a console's health readings: each is three API calls, and an ALB
+// checks its targets every 5 s at the most.
+func (t *Target) HealthInterval() time.Duration { return 5 * time.Second }
 
 var _ rollout.Healer = (*Target)(nil)
 
