@@ -473,3 +473,17 @@ func emit(ops func(fleet.ResourceOp), m apitype.StepEventMetadata, status string
 		Error:    errMsg,
 	})
 }
+
+// AppliedSpec decodes the spec a fleet program exported (OutputSpec) from a stack's
+// outputs; false when the stack has none (nothing was applied yet).
+func AppliedSpec(stack string, outs auto.OutputMap) (fleet.Spec, bool, error) {
+	s, _ := outs[OutputSpec].Value.(string)
+	if s == "" {
+		return fleet.Spec{}, false, nil
+	}
+	var spec fleet.Spec
+	if err := json.Unmarshal([]byte(s), &spec); err != nil {
+		return fleet.Spec{}, false, fmt.Errorf("stack %s: spec output: %w", stack, err)
+	}
+	return spec, true, nil
+}

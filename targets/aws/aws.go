@@ -9,7 +9,6 @@ package aws
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -270,15 +269,7 @@ func (t *Target) applied(ctx context.Context) (fleet.Spec, bool, error) {
 	if err != nil {
 		return fleet.Spec{}, false, err
 	}
-	s, _ := outs[stacks.OutputSpec].Value.(string)
-	if s == "" {
-		return fleet.Spec{}, false, nil
-	}
-	var spec fleet.Spec
-	if err := json.Unmarshal([]byte(s), &spec); err != nil {
-		return fleet.Spec{}, false, fmt.Errorf("stack %s: spec output: %w", t.cfg.Service, err)
-	}
-	return spec, true, nil
+	return stacks.AppliedSpec(t.cfg.Service, outs)
 }
 
 // frozen are the slots of spec whose release the stack runs already (see

@@ -197,16 +197,7 @@ func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 	if err != nil {
 		return fleet.Spec{}, false, err
 	}
-	v, ok := outs[stacks.OutputSpec]
-	s, isString := v.Value.(string)
-	if !ok || !isString || s == "" {
-		return fleet.Spec{}, false, nil
-	}
-	var spec fleet.Spec
-	if err := json.Unmarshal([]byte(s), &spec); err != nil {
-		return fleet.Spec{}, false, fmt.Errorf("stack %s: spec output: %w", t.cfg.Service, err)
-	}
-	return spec, true, nil
+	return stacks.AppliedSpec(t.cfg.Service, outs)
 }
 
 // Apply converges the local fleet to spec.
