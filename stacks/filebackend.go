@@ -47,6 +47,17 @@ func (b fileBackend) prepare(stack string) error {
 	return b.clearDeadLocks(Project, stack)
 }
 
+// hasStack says the backend holds a checkpoint of the stack, plain or gzipped.
+func (b fileBackend) hasStack(project, stack string) bool {
+	p := filepath.Join(b.dir, ".pulumi", "stacks", project, stack+".json")
+	for _, f := range []string{p, p + ".gz"} {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // engineLock is an update lock the Pulumi engine wrote into the backend.
 type engineLock struct {
 	PID       int       `json:"pid"`

@@ -7,6 +7,7 @@
 package stacks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +84,9 @@ type Stack struct {
 	opts  Options
 	stack auto.Stack
 	ws    auto.Workspace
+
+	mu      sync.Mutex
+	updated auto.OutputMap // the outputs of this Stack's last update, if it succeeded
 }
 
 // engineUmask is the file creation mask of this process once it drives an engine. The
@@ -148,28 +152,30 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	for k, v := range opts.Env {
 		env[k] = v
 	}
-	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{
-		Root:             opts.PulumiRoot,
-		Version:          semver.MustParse(pulumicli.Version),
-		SkipVersionCheck: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open stack %s: pulumi cli: %w", opts.Stack, err)
+	cmd := newCLICommand(opts.PulumiRoot, semver.MustParse(pulumicli.Version))
+	wsOpts := []auto.LocalWorkspaceOption{
+		auto.Pulumi(cmd),
+		auto.WorkDir(work),
+		auto.PulumiHome(home),
+		auto.EnvVars(env),
+		auto.SecretsProvider(opts.SecretsProvider),
+		auto.Project(workspace.Project{
+			Name:    tokens.PackageName(Project),
+			Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+			Backend: &workspace.ProjectBackend{URL: opts.Backend},
+		}),
 	}
 	var s auto.Stack
-	err = readRetry(ctx, func() (err error) {
-		s, err = auto.UpsertStackInlineSource(ctx, opts.Stack, Project, nil,
-			auto.Pulumi(cmd),
-			auto.WorkDir(work),
-			auto.PulumiHome(home),
-			auto.EnvVars(env),
-			auto.SecretsProvider(opts.SecretsProvider),
-			auto.Project(workspace.Project{
-				Name:    tokens.PackageName(Project),
-				Runtime: workspace.NewProjectRuntimeInfo("go", nil),
-				Backend: &workspace.ProjectBackend{URL: opts.Backend},
-			}),
-		)
+	err := readRetry(ctx, func() error {
+		ws, err := auto.NewLocalWorkspace(ctx, wsOpts...)
+		if err != nil {
+			return err
+		}
+		if fb, ok := fileBackendOf(opts.Backend); ok && fb.hasStack(Project, opts.Stack) {
+			s, err = auto.SelectStack(ctx, opts.Stack, selected{ws})
+		} else {
+			s, err = auto.UpsertStack(ctx, opts.Stack, ws)
+		}
 		return err
 	})
 	if err != nil {
@@ -177,6 +183,13 @@ func Open(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	return &Stack{opts: opts, stack: s, ws: s.Workspace()}, nil
 }
+
+// selected is a workspace whose stack is known to exist and needs no selecting: kiln
+// names the stack in every engine command (--stack), so the `pulumi stack select` the
+// Automation API runs to open a stack (0.2 s) is left out.
+type selected struct{ auto.Workspace }
+
+func (selected) SelectStack(context.Context, string) error { return nil }
 
 // passphraseEnv tells the engine the passphrase of the stack's secrets: Pulumi's own
 // variables if set; for a file backend, the passphrase kiln generated for it, if it did;
@@ -238,44 +251,145 @@ func (s *Stack) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	return nil
 }
 
-// Outputs returns the outputs of the last update.
+// Outputs returns the outputs of the stack's last update.
 func (s *Stack) Outputs(ctx context.Context) (auto.OutputMap, error) {
-	var out auto.OutputMap
+	var outs auto.OutputMap
 	err := readRetry(ctx, func() (err error) {
-		out, err = s.stack.Outputs(ctx)
+		outs, err = s.readOutputs(ctx)
 		return err
 	})
 	if err != nil {
 		return nil, engineError(err, nil)
 	}
-	return out, nil
+	return outs, nil
 }
 
-// ResourceIDs returns the IDs of the stack's resources of the given type, as recorded in
-// its state.
-func (s *Stack) ResourceIDs(ctx context.Context, typ string) (map[string]bool, error) {
-	dep, err := s.stack.Export(ctx)
+// UpdatedOutputs returns the outputs of the last update this Stack ran, or nil if it ran
+// none, or the last failed, or it destroyed the stack since. Only a Stack that updates
+// holds the stack's lock (kiln's rollout lock) while it lives, so no other process can
+// have changed them since: a target reads its own outputs from here rather than running
+// the engine again. A Stack that never updates (kiln status, consoles) always reads.
+func (s *Stack) UpdatedOutputs() auto.OutputMap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.updated
+}
+
+func (s *Stack) setUpdated(outs auto.OutputMap) {
+	s.mu.Lock()
+	s.updated = outs
+	s.mu.Unlock()
+}
+
+// secretMask is how `pulumi stack output` shows a secret output without --show-secrets.
+const secretMask = "[secret]"
+
+// readOutputs reads the stack's outputs with `pulumi stack output --json`, which shows
+// secret outputs masked and so needs no secrets manager: with a passphrase that saves
+// the passphrase's key derivation, 0.15 s of every engine process that decrypts. Only if
+// an output is secret are the values read again, with --show-secrets. (The Automation
+// API's Outputs always runs both.)
+func (s *Stack) readOutputs(ctx context.Context) (auto.OutputMap, error) {
+	masked, err := s.outputJSON(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	outs := auto.OutputMap{}
+	secrets := false
+	for k, v := range masked {
+		outs[k] = auto.OutputValue{Value: v}
+		secrets = secrets || v == secretMask
+	}
+	if !secrets {
+		return outs, nil
+	}
+	plain, err := s.outputJSON(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range plain {
+		outs[k] = auto.OutputValue{Value: v, Secret: masked[k] == secretMask}
+	}
+	return outs, nil
+}
+
+func (s *Stack) outputJSON(ctx context.Context, showSecrets bool) (map[string]any, error) {
+	args := []string{"stack", "output", "--json"}
+	if showSecrets {
+		args = append(args, "--show-secrets")
+	}
+	out, err := s.engineOutput(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, fmt.Errorf("stack %s: outputs: %w", s.opts.Stack, err)
+	}
+	return m, nil
+}
+
+// engineOutput runs a read-only engine command and returns what it printed.
+func (s *Stack) engineOutput(ctx context.Context, args ...string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := s.engineCmd(ctx, &stderr, args...)
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		return nil, newCLIError(strings.Join(args[:2], " "), err, &stderr)
+	}
+	return stdout.Bytes(), nil
+}
+
+// State is a stack's checkpoint as its backend holds it, secrets still encrypted.
+type State struct {
+	Resources []struct {
+		URN  string `json:"urn"`
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	} `json:"resources"`
+	Pending []struct {
+		Type     string `json:"type"`
+		Resource struct {
+			URN    string         `json:"urn"`
+			Type   string         `json:"type"`
+			Inputs map[string]any `json:"inputs"`
+		} `json:"resource"`
+	} `json:"pending_operations"`
+}
+
+// State reads the stack's checkpoint with `pulumi stack export`. Without --show-secrets
+// (which the Automation API's Export always passes) the engine decrypts nothing, so it
+// needs no secrets manager (see readOutputs).
+func (s *Stack) State(ctx context.Context) (*State, error) {
+	var out []byte
+	err := readRetry(ctx, func() (err error) {
+		out, err = s.engineOutput(ctx, "stack", "export")
+		return err
+	})
 	if err != nil {
 		return nil, engineError(err, nil)
 	}
-	var state struct {
-		Resources []struct {
-			Type string `json:"type"`
-			ID   string `json:"id"`
-		} `json:"resources"`
+	var dep struct {
+		Deployment *State `json:"deployment"`
 	}
-	if len(dep.Deployment) > 0 {
-		if err := json.Unmarshal(dep.Deployment, &state); err != nil {
-			return nil, fmt.Errorf("stack %s: state: %w", s.opts.Stack, err)
-		}
+	if err := json.Unmarshal(out, &dep); err != nil {
+		return nil, fmt.Errorf("stack %s: state: %w", s.opts.Stack, err)
 	}
+	if dep.Deployment == nil {
+		return &State{}, nil
+	}
+	return dep.Deployment, nil
+}
+
+// ResourceIDs returns the IDs of the state's resources of the given type.
+func (st *State) ResourceIDs(typ string) map[string]bool {
 	ids := map[string]bool{}
-	for _, r := range state.Resources {
+	for _, r := range st.Resources {
 		if r.Type == typ && r.ID != "" {
 			ids[r.ID] = true
 		}
 	}
-	return ids, nil
+	return ids
 }
 
 // PendingCreate is a create an engine began and never saw end (it was killed with kiln):
@@ -286,35 +400,16 @@ type PendingCreate struct {
 	Inputs map[string]any
 }
 
-// PendingCreates lists the creates the stack's state has pending. The next update drops
-// them from the state and creates those resources anew.
-func (s *Stack) PendingCreates(ctx context.Context) ([]PendingCreate, error) {
-	dep, err := s.stack.Export(ctx)
-	if err != nil {
-		return nil, engineError(err, nil)
-	}
-	var state struct {
-		Pending []struct {
-			Type     string `json:"type"`
-			Resource struct {
-				URN    string         `json:"urn"`
-				Type   string         `json:"type"`
-				Inputs map[string]any `json:"inputs"`
-			} `json:"resource"`
-		} `json:"pending_operations"`
-	}
-	if len(dep.Deployment) > 0 {
-		if err := json.Unmarshal(dep.Deployment, &state); err != nil {
-			return nil, fmt.Errorf("stack %s: state: %w", s.opts.Stack, err)
-		}
-	}
+// PendingCreates lists the creates the state has pending. The next update drops them
+// from the state and creates those resources anew.
+func (st *State) PendingCreates() []PendingCreate {
 	var out []PendingCreate
-	for _, p := range state.Pending {
+	for _, p := range st.Pending {
 		if p.Type == "creating" {
 			out = append(out, PendingCreate{URN: p.Resource.URN, Type: p.Resource.Type, Inputs: p.Resource.Inputs})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Destroy deletes every resource of the stack.
@@ -324,6 +419,7 @@ func (s *Stack) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	done := translate(ch, ops, diags)
 	_, err := s.stack.Destroy(ctx, optdestroy.EventStreams(ch), optdestroy.ProgressStreams(s.opts.Log))
 	drained(done)
+	s.setUpdated(nil)
 	if err != nil {
 		return engineError(err, diags)
 	}

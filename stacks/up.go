@@ -62,12 +62,17 @@ func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.R
 	close(exited)
 	<-done
 	if err != nil {
+		s.setUpdated(nil)
 		return nil, engineError(newCLIError("up", err, &stderr), diags)
 	}
 	if outs == nil {
 		// No outputs event, or secret outputs the event log blinds: ask the backend.
-		return s.Outputs(ctx)
+		if outs, err = s.Outputs(ctx); err != nil {
+			s.setUpdated(nil)
+			return nil, err
+		}
 	}
+	s.setUpdated(outs)
 	return outs, nil
 }
 

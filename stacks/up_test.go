@@ -141,3 +141,118 @@ func TestUpCancelledLeavesTheStackUsable(t *testing.T) {
 		t.Errorf("count = %v, want 1", outs["count"].Value)
 	}
 }
+
+func TestOutputsAreReadMaskedFirstAndSecretsOnlyWhenThereAreAny(t *testing.T) {
+	s := openTestStack(t)
+	ctx := context.Background()
+	outs, err := s.Outputs(ctx)
+	if err != nil || len(outs) != 0 {
+		t.Fatalf("outputs of a new stack = %v, %v; want none", outs, err)
+	}
+	for _, secret := range []bool{false, true} {
+		if _, err := s.Up(ctx, things(2, secret), nil); err != nil {
+			t.Fatal(err)
+		}
+		outs, err := s.Outputs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if outs["count"].Value != float64(2) || outs["count"].Secret || outs["name"].Value != "things" {
+			t.Errorf("secret=%v: outputs = %+v", secret, outs)
+		}
+		if k, ok := outs["key"]; secret && (k.Value != "hush" || !k.Secret) || !secret && ok {
+			t.Errorf("secret=%v: key = %+v, %v", secret, k, ok)
+		}
+	}
+}
+
+func TestUpdatedOutputsAreTheLastSuccessfulUpdatesOnly(t *testing.T) {
+	s := openTestStack(t)
+	ctx := context.Background()
+	if outs := s.UpdatedOutputs(); outs != nil {
+		t.Fatalf("updated outputs before any update: %v", outs)
+	}
+	if _, err := s.Up(ctx, things(2, false), nil); err != nil {
+		t.Fatal(err)
+	}
+	if outs := s.UpdatedOutputs(); outs["count"].Value != float64(2) {
+		t.Fatalf("updated outputs after an update: %v", outs)
+	}
+	if _, err := s.Up(ctx, func(*pulumi.Context) error { return errors.New("boom") }, nil); err == nil {
+		t.Fatal("a failing program's update succeeded")
+	}
+	if outs := s.UpdatedOutputs(); outs != nil {
+		t.Fatalf("updated outputs after a failed update: %v", outs)
+	}
+	// A second Stack of the same stack (another process) made no update: it reads.
+	s2, err := Open(ctx, s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs := s2.UpdatedOutputs(); outs != nil {
+		t.Fatalf("updated outputs of a Stack that made none: %v", outs)
+	}
+	if outs, err := s2.Outputs(ctx); err != nil || outs["count"].Value != float64(2) {
+		t.Fatalf("outputs read again = %v, %v", outs, err)
+	}
+}
+
+func TestAnExistingStackOpensWithoutSelectingAndUpdates(t *testing.T) {
+	s := openTestStack(t)
+	ctx := context.Background()
+	if _, err := s.Up(ctx, things(1, false), nil); err != nil {
+		t.Fatal(err)
+	}
+	fb, _ := fileBackendOf(s.opts.Backend)
+	if !fb.hasStack(Project, s.opts.Stack) {
+		t.Fatal("the file backend has no checkpoint of the stack it updated")
+	}
+	again, err := Open(ctx, s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := again.ws.(selected); !ok {
+		t.Errorf("an existing stack was opened through %T, not without selecting", again.ws)
+	}
+	outs, err := again.Up(ctx, things(2, false), nil)
+	if err != nil || outs["count"].Value != float64(2) {
+		t.Fatalf("update of the stack opened again = %v, %v", outs, err)
+	}
+	other := s.opts
+	other.Stack = "other"
+	if _, err := Open(ctx, other); err != nil {
+		t.Fatalf("a new stack beside it: %v", err)
+	}
+	if !fb.hasStack(Project, "other") {
+		t.Error("opening a new stack created no checkpoint")
+	}
+}
+
+func TestStateListsPendingCreatesAndResourceIDs(t *testing.T) {
+	s := openTestStack(t)
+	ctx := context.Background()
+	st, err := s.State(ctx)
+	if err != nil || len(st.Resources) != 0 || len(st.PendingCreates()) != 0 {
+		t.Fatalf("state of a new stack = %+v, %v", st, err)
+	}
+	if _, err := s.Up(ctx, things(2, false), nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var urns []string
+	for _, r := range st.Resources {
+		if r.Type == "kiln:test:Thing" {
+			urns = append(urns, r.URN)
+		}
+	}
+	if len(urns) != 2 || len(st.PendingCreates()) != 0 {
+		t.Errorf("things in the state = %v, pending %v", urns, st.PendingCreates())
+	}
+	// Components have no IDs; the stack resource has none either.
+	if ids := st.ResourceIDs("kiln:test:Thing"); len(ids) != 0 {
+		t.Errorf("IDs of components = %v", ids)
+	}
+}

@@ -113,6 +113,7 @@ func (t *Target) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.Resou
 	if err := t.fleet.TakeOver(ctx, takeOverGrace); err != nil {
 		return err
 	}
+	t.unsettle()
 	return t.Apply(ctx, spec, ops)
 }
 

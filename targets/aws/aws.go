@@ -179,6 +179,9 @@ type Target struct {
 	imagesOuts  auto.OutputMap
 	imagesErr   error
 	settled     bool // the fleet stack's orphans were looked for (settle)
+	// The fleet stack's state as settle reads it, read ahead from the first Publish on
+	// (readStateAhead): a rollout's bake hides the read from its deploy.
+	ahead *stateRead
 
 	mu   sync.Mutex
 	outs auto.OutputMap // the fleet stack's last known outputs
@@ -257,9 +260,14 @@ func (t *Target) forget() {
 	t.mu.Unlock()
 }
 
-// Current returns the spec the fleet stack's last update applied.
+// Current returns the spec the fleet stack's last update applied: this target's own last
+// update's, if it made one (stacks.Stack.UpdatedOutputs), else read from the stack, so it
+// sees what another kiln process applied.
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
-	t.forget()
+	outs := t.fleet.UpdatedOutputs()
+	t.mu.Lock()
+	t.outs = outs
+	t.mu.Unlock()
 	return t.applied(ctx)
 }
 
@@ -318,20 +326,15 @@ func (t *Target) settle(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	if done {
 		return nil
 	}
-	pending, err := t.fleet.PendingCreates(ctx)
+	state, err := t.fleetState(ctx)
 	if err != nil {
 		return err
 	}
-	var held map[string]bool
-	for _, p := range pending {
+	held := state.ResourceIDs(groupType)
+	for _, p := range state.PendingCreates() {
 		name, _ := p.Inputs["name"].(string)
 		if p.Type != groupType || name == "" {
 			continue
-		}
-		if held == nil {
-			if held, err = t.fleet.ResourceIDs(ctx, groupType); err != nil {
-				return err
-			}
 		}
 		if held[name] {
 			continue // the stack holds a group of that name: not an orphan
@@ -355,6 +358,53 @@ func (t *Target) settle(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	t.settled = true
 	t.mu.Unlock()
 	return nil
+}
+
+// stateRead is one read of the fleet stack's state; ready is closed when it is done.
+type stateRead struct {
+	ready chan struct{}
+	state *stacks.State
+	err   error
+}
+
+// readStateAhead starts reading the fleet stack's state for settle in the background,
+// unless a read is under way or done; Publish calls it, as the bake comes before the
+// fleet stack's first update.
+func (t *Target) readStateAhead(ctx context.Context) *stateRead {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ahead == nil {
+		r := &stateRead{ready: make(chan struct{})}
+		go func() {
+			defer close(r.ready)
+			r.state, r.err = t.fleet.State(ctx)
+		}()
+		t.ahead = r
+	}
+	return t.ahead
+}
+
+// fleetState is the fleet stack's state as read ahead, or read now if no read was started
+// or it failed (its context may have ended with the bake's).
+func (t *Target) fleetState(ctx context.Context) (*stacks.State, error) {
+	r := t.readStateAhead(ctx)
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.err == nil {
+		return r.state, nil
+	}
+	return t.fleet.State(ctx)
+}
+
+// unsettle makes the next update look for orphans again, in the state read anew: after
+// TakeOver, since an engine that was still at work may have changed it.
+func (t *Target) unsettle() {
+	t.mu.Lock()
+	t.settled, t.ahead = false, nil
+	t.mu.Unlock()
 }
 
 func report(ops func(fleet.ResourceOp), op fleet.ResourceOp) {
@@ -395,6 +445,7 @@ func (t *Target) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error 
 	if err := t.fleet.TakeOver(ctx, takeOverGrace); err != nil {
 		return err
 	}
+	t.unsettle()
 	if err := t.settle(ctx, ops); err != nil {
 		return err
 	}

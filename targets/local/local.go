@@ -187,11 +187,13 @@ func (t *Target) outputs(ctx context.Context) (auto.OutputMap, error) {
 	return outs, nil
 }
 
-// Current returns the spec the last update applied. It always reads the stack, so it
-// sees what another kiln process applied; Health and Endpoint reuse what it read.
+// Current returns the spec the last update applied: this target's own last update's, if
+// it made one (stacks.Stack.UpdatedOutputs), else read from the stack, so it sees what
+// another kiln process applied; Health and Endpoint reuse what it read.
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
+	outs := t.stack.UpdatedOutputs()
 	t.mu.Lock()
-	t.outs = nil
+	t.outs = outs
 	t.mu.Unlock()
 	outs, err := t.outputs(ctx)
 	if err != nil {
@@ -251,10 +253,11 @@ func (t *Target) Heal(ctx context.Context, spec fleet.Spec, ops func(fleet.Resou
 // sweepOrphans stops instances the stack does not know: a kiln killed while the engine
 // was creating one can leave a process whose creation was never recorded.
 func (t *Target) sweepOrphans(ctx context.Context) error {
-	known, err := t.stack.ResourceIDs(ctx, schema.InstanceType)
+	state, err := t.stack.State(ctx)
 	if err != nil {
 		return err
 	}
+	known := state.ResourceIDs(schema.InstanceType)
 	dir := filepath.Join(t.RunDir(), "instances")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
