@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,29 @@ func writeManifestDeadline(t *testing.T, dir, service, version, env, deadline st
 }
 
 // finished returns the last JSON line of a rollout's output: its Finished event.
+// instancesTouched are the instances a rollout's events say it changed in any way, or by
+// one of ops only.
+func instancesTouched(t *testing.T, stdout string, ops ...string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev struct{ Event, Type, Name, Op string }
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("a line of JSON output is not JSON: %q: %v", sc.Text(), err)
+		}
+		if ev.Event == "resource" && strings.HasSuffix(ev.Type, ":Instance") && ev.Op != "" &&
+			(len(ops) == 0 || slices.Contains(ops, ev.Op)) {
+			out[ev.Name] = true
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("the rollout's events name no instance:\n%s", stdout)
+	}
+	return out
+}
+
 func finished(t *testing.T, stdout string) map[string]any {
 	t.Helper()
 	var last map[string]any
@@ -252,8 +276,11 @@ func TestBlueGreenUnderLoadThenAFailingReleaseLeavesTheOldOneServing(t *testing.
 	if got := servingVersion(t, addr); got != "2.0.0" {
 		t.Fatalf("after 2.0.0 the load balancer serves %q", got)
 	}
+	live := instancesTouched(t, out, "create") // the instances 2.0.0 created
 
 	writeManifest(t, dir, "shop", "3.0.0", "DEMO_BROKEN: '1'")
+	// The drain timeout, a fleet setting every instance is started with, changes too.
+	editManifest(t, dir, "drainTimeout: 3s", "drainTimeout: 4s")
 	code, out, errOut = kiln(t, dir, "rollout", "--output", "json")
 	if code != 1 {
 		t.Fatalf("a release that never gets healthy exited %d, want 1\n%s\n%s", code, out, errOut)
@@ -267,6 +294,12 @@ func TestBlueGreenUnderLoadThenAFailingReleaseLeavesTheOldOneServing(t *testing.
 	}
 	if got := servingVersion(t, addr); got != "2.0.0" {
 		t.Fatalf("after the failed 3.0.0 the load balancer serves %q, want 2.0.0", got)
+	}
+	// The new drain timeout reached only the new slot, never 2.0.0's instances.
+	for name := range instancesTouched(t, out) {
+		if live[name] {
+			t.Errorf("rollout 3.0.0 (a new drain timeout) touched %s, an instance of the live 2.0.0", name)
+		}
 	}
 
 	rep := load.Stop()

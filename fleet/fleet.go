@@ -84,6 +84,22 @@ type SlotSpec struct {
 // Empty reports whether the slot holds nothing.
 func (s SlotSpec) Empty() bool { return s.Release == nil || s.Size == 0 }
 
+// Frozen are the slots of next whose release cur runs already: the stable slot while the
+// other deploys, both during a traffic step. A target keeps such a slot's instances as
+// they were launched, so that a change of the fleet's settings (its env, its drain
+// timeout, a target's own settings) reaches a slot with its next release, never by
+// replacing the instances that carry the traffic; a rollback finds them unchanged.
+func Frozen(cur, next Spec) map[Slot]bool {
+	out := map[Slot]bool{}
+	for _, sl := range Slots {
+		a, b := cur.Slots[sl], next.Slots[sl]
+		if !a.Empty() && !b.Empty() && *a.Release == *b.Release {
+			out[sl] = true
+		}
+	}
+	return out
+}
+
 // HealthCheck is how the traffic layer decides an instance may receive requests.
 type HealthCheck struct {
 	Path               string        `json:"path"`

@@ -280,19 +280,6 @@ func (t *Target) applied(ctx context.Context) (fleet.Spec, bool, error) {
 	return stacks.AppliedSpec(t.cfg.Service, outs)
 }
 
-// frozen are the slots of spec whose release the stack runs already (see
-// program.FleetInput.Frozen).
-func frozen(cur, spec fleet.Spec) map[fleet.Slot]bool {
-	out := map[fleet.Slot]bool{}
-	for _, sl := range fleet.Slots {
-		a, b := cur.Slots[sl], spec.Slots[sl]
-		if !a.Empty() && !b.Empty() && *a.Release == *b.Release {
-			out[sl] = true
-		}
-	}
-	return out
-}
-
 // program is the fleet program for spec, the service's secrets (as stored now) written
 // into the stack's config first.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
@@ -301,7 +288,7 @@ func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, 
 		return nil, err
 	}
 	in := program.FleetInput{Spec: spec, Settings: t.cfg.Settings, Policies: t.cfg.Policies, NamedPorts: t.cfg.NamedPorts,
-		Secrets: t.cfg.Secrets, Frozen: frozen(cur, spec)}
+		Secrets: t.cfg.Secrets, Frozen: fleet.Frozen(cur, spec)}
 	version, err := targets.UseSecrets(ctx, t.fleet, t.cfg.Service, t.cfg.Secrets, t.cfg.LoadSecrets)
 	if err != nil {
 		return nil, err

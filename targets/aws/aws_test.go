@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/manifests"
 	"github.com/kilnhq/kiln/project"
 	"github.com/kilnhq/kiln/targets/aws/program"
@@ -66,38 +65,6 @@ func TestComponentsGetFixedNamedPortsAndTheirPolicies(t *testing.T) {
 	}
 	if pols, err := Policies(m, nil); err != nil || len(pols) != 0 {
 		t.Fatalf("no components: %v, %v", pols, err)
-	}
-}
-
-func TestOnlyASlotWhoseReleaseRunsAlreadyIsFrozen(t *testing.T) {
-	v1 := &fleet.Release{Version: "1.0.0", Image: fleet.Image{Digest: "sha256:aa", Location: "ami-1"}}
-	v2 := &fleet.Release{Version: "2.0.0", Image: fleet.Image{Digest: "sha256:bb", Location: "ami-2"}}
-	v1secrets := &fleet.Release{Version: "1.0.0", Image: v1.Image, Secrets: "s2"}
-	spec := func(blue, green *fleet.Release) fleet.Spec {
-		return fleet.Spec{Slots: map[fleet.Slot]fleet.SlotSpec{fleet.Blue: {Release: blue, Size: 2}, fleet.Green: {Release: green, Size: 2}}}
-	}
-	for _, tc := range []struct {
-		name     string
-		cur, new fleet.Spec
-		want     []fleet.Slot
-	}{
-		{"first release", fleet.Spec{}, spec(v1, nil), nil},
-		{"deploy beside the stable slot", spec(v1, nil), spec(v1, v2), []fleet.Slot{fleet.Blue}},
-		{"a traffic step", spec(v1, v2), spec(v1, v2), []fleet.Slot{fleet.Blue, fleet.Green}},
-		{"retire", spec(v1, v2), spec(nil, v2), []fleet.Slot{fleet.Green}},
-		{"the same image with new secrets", spec(v1, nil), spec(v1, v1secrets), []fleet.Slot{fleet.Blue}},
-		{"a slot given another release", spec(v1, nil), spec(v2, nil), nil},
-	} {
-		got := frozen(tc.cur, tc.new)
-		var slots []fleet.Slot
-		for _, sl := range fleet.Slots {
-			if got[sl] {
-				slots = append(slots, sl)
-			}
-		}
-		if !slices.Equal(slots, tc.want) {
-			t.Errorf("%s: frozen %v, want %v", tc.name, slots, tc.want)
-		}
 	}
 }
 

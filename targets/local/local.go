@@ -146,13 +146,20 @@ func (t *Target) RunDir() string {
 }
 
 // program is the fleet program for spec. It reads the stack's outputs first, so the fleet
-// keeps its run directory whoever updates it, and writes the service's secrets, as they
-// are stored now, into the stack's config.
+// keeps its run directory whoever updates it and its frozen slots (fleet.Frozen) keep their
+// instances, and writes the service's secrets, as they are stored now, into the stack's
+// config.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
-	if _, err := t.outputs(ctx); err != nil {
+	outs, err := t.outputs(ctx)
+	if err != nil {
 		return nil, err
 	}
-	cfg := programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir(), Secrets: t.cfg.Secrets}
+	cur, _, err := stacks.AppliedSpec(t.cfg.Service, outs)
+	if err != nil {
+		return nil, err
+	}
+	cfg := programConfig{Listen: t.cfg.Listen, LB: t.cfg.LB, RunDir: t.RunDir(), Secrets: t.cfg.Secrets,
+		Frozen: fleet.Frozen(cur, spec)}
 	version, err := targets.UseSecrets(ctx, t.stack, t.cfg.Service, t.cfg.Secrets, t.cfg.LoadSecrets)
 	if err != nil {
 		return nil, err

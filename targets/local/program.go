@@ -25,6 +25,9 @@ type programConfig struct {
 	Secrets []string
 	// SecretsVersion is the version of the secrets the stack's config holds now.
 	SecretsVersion string
+	// Frozen are the slots whose release runs already (fleet.Frozen): their instances
+	// keep the env and drain timeout they were started with.
+	Frozen map[fleet.Slot]bool
 }
 
 // The resources' state as the program sees it. Their pulumi tags name outputs declared in
@@ -85,6 +88,11 @@ func fleetProgram(spec fleet.Spec, cfg programConfig) pulumi.RunFunc {
 					return err
 				}
 				opts := []pulumi.ResourceOption{pulumi.DependsOn([]pulumi.Resource{&img})}
+				if cfg.Frozen[slot] {
+					// An instance's inputs are immutable: a changed env or drain timeout
+					// would replace (restart) the instances carrying the traffic.
+					opts = append(opts, pulumi.IgnoreChanges([]string{schema.InstanceEnv, schema.InstanceDrainTimeout}))
+				}
 				if sp.Release.Secrets != cfg.SecretsVersion {
 					// The slot runs with secrets set before the current ones: its
 					// instances keep the values they were created with, so that a

@@ -232,6 +232,30 @@ func TestSecretsReachInstancesAsSecretsAndOnlyTheCurrentSlotTakesNewOnes(t *test
 	}
 }
 
+func TestAFrozenSlotsInstancesKeepTheirEnvAndDrainTimeout(t *testing.T) {
+	spec := testSpec()
+	rec := &ignores{recorder: recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}, ignored: map[string][]string{}}
+	cfg := programConfig{Listen: "127.0.0.1:0", RunDir: "/run", Frozen: map[fleet.Slot]bool{fleet.Blue: true}}
+	if err := pulumi.RunErr(fleetProgram(spec, cfg), pulumi.WithMocks(stacks.Project, "hello", rec)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{schema.InstanceEnv, schema.InstanceDrainTimeout}
+	for _, name := range []string{"hello-blue-0", "hello-blue-1"} {
+		if got := rec.ignored[name]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s (frozen) ignores %v, want %v", name, got, want)
+		}
+		if _, ok := rec.got[name][resource.PropertyKey(schema.InstanceEnv)]; !ok {
+			t.Errorf("%s: no %s input: the ignored property is misnamed", name, schema.InstanceEnv)
+		}
+		if _, ok := rec.got[name][resource.PropertyKey(schema.InstanceDrainTimeout)]; !ok {
+			t.Errorf("%s: no %s input: the ignored property is misnamed", name, schema.InstanceDrainTimeout)
+		}
+	}
+	if got := rec.ignored["hello-green-0"]; len(got) != 0 {
+		t.Errorf("green (deploying) ignores %v, want nothing", got)
+	}
+}
+
 func TestMissingSecretFailsTheProgram(t *testing.T) {
 	rec := &recorder{got: map[string]resource.PropertyMap{}, typ: map[string]string{}}
 	err := pulumi.RunErr(fleetProgram(testSpec(), programConfig{Listen: "127.0.0.1:0", RunDir: "/run", Secrets: []string{"DB_PASSWORD"}}),

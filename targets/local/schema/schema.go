@@ -59,8 +59,12 @@ type Instance[S any] struct {
 	Secrets map[string]S `json:"secrets,omitempty"`
 }
 
-// InstanceSecrets is the input property holding an instance's secrets.
-const InstanceSecrets = "secrets"
+// Input properties of an instance that a program names.
+const (
+	InstanceSecrets      = "secrets"      // its secrets
+	InstanceEnv          = "env"          // the env added to its units'
+	InstanceDrainTimeout = "drainTimeout" // its units' drain timeout
+)
 
 // InstanceOutputs are what the provider adds to an instance's inputs.
 type InstanceOutputs struct {
