@@ -85,8 +85,11 @@ type Stack struct {
 	stack auto.Stack
 	ws    auto.Workspace
 
+	// The stack's outputs as this Stack last knew them (nil: not known), and whether they
+	// are those of its own last update rather than read.
 	mu      sync.Mutex
-	updated auto.OutputMap // the outputs of this Stack's last update, if it succeeded
+	known   auto.OutputMap
+	updated bool
 }
 
 // engineUmask is the file creation mask of this process once it drives an engine. The
@@ -245,13 +248,15 @@ func (s *Stack) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	done := translate(ch, ops, diags)
 	_, err := s.stack.Refresh(ctx, optrefresh.EventStreams(ch), optrefresh.ProgressStreams(s.opts.Log))
 	drained(done)
+	s.Forget()
 	if err != nil {
 		return engineError(err, diags)
 	}
 	return nil
 }
 
-// Outputs returns the outputs of the stack's last update.
+// Outputs reads the outputs of the stack's last update, whoever made it, and keeps them
+// (Known).
 func (s *Stack) Outputs(ctx context.Context) (auto.OutputMap, error) {
 	var outs auto.OutputMap
 	err := readRetry(ctx, func() (err error) {
@@ -261,23 +266,47 @@ func (s *Stack) Outputs(ctx context.Context) (auto.OutputMap, error) {
 	if err != nil {
 		return nil, engineError(err, nil)
 	}
+	s.setKnown(outs, false)
 	return outs, nil
 }
 
+// Known returns the outputs this Stack knows, from its own last update or its last read,
+// without reading; nil if it knows none (it never read them, its last update failed, or
+// it forgot them).
+func (s *Stack) Known() auto.OutputMap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.known
+}
+
+// KnownOutputs returns the outputs this Stack knows, reading them if it knows none.
+func (s *Stack) KnownOutputs(ctx context.Context) (auto.OutputMap, error) {
+	if outs := s.Known(); outs != nil {
+		return outs, nil
+	}
+	return s.Outputs(ctx)
+}
+
 // UpdatedOutputs returns the outputs of the last update this Stack ran, or nil if it ran
-// none, or the last failed, or it destroyed the stack since. Only a Stack that updates
-// holds the stack's lock (kiln's rollout lock) while it lives, so no other process can
-// have changed them since: a target reads its own outputs from here rather than running
-// the engine again. A Stack that never updates (kiln status, consoles) always reads.
+// none, or the last failed, or it read or forgot the outputs since. Only a Stack that
+// updates holds the stack's lock (kiln's rollout lock) while it lives, so no other process
+// can have changed them since: a target reads its own outputs from here rather than
+// running the engine again. A Stack that never updates (kiln status, consoles) reads.
 func (s *Stack) UpdatedOutputs() auto.OutputMap {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updated
+	if !s.updated {
+		return nil
+	}
+	return s.known
 }
 
-func (s *Stack) setUpdated(outs auto.OutputMap) {
+// Forget drops the outputs this Stack knows: the next KnownOutputs reads them.
+func (s *Stack) Forget() { s.setKnown(nil, false) }
+
+func (s *Stack) setKnown(outs auto.OutputMap, updated bool) {
 	s.mu.Lock()
-	s.updated = outs
+	s.known, s.updated = outs, updated && outs != nil
 	s.mu.Unlock()
 }
 
@@ -419,7 +448,7 @@ func (s *Stack) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error {
 	done := translate(ch, ops, diags)
 	_, err := s.stack.Destroy(ctx, optdestroy.EventStreams(ch), optdestroy.ProgressStreams(s.opts.Log))
 	drained(done)
-	s.setUpdated(nil)
+	s.Forget()
 	if err != nil {
 		return engineError(err, diags)
 	}

@@ -62,17 +62,17 @@ func (s *Stack) Up(ctx context.Context, program pulumi.RunFunc, ops func(fleet.R
 	close(exited)
 	<-done
 	if err != nil {
-		s.setUpdated(nil)
+		s.Forget()
 		return nil, engineError(newCLIError("up", err, &stderr), diags)
 	}
 	if outs == nil {
 		// No outputs event, or secret outputs the event log blinds: ask the backend.
 		if outs, err = s.Outputs(ctx); err != nil {
-			s.setUpdated(nil)
+			s.Forget()
 			return nil, err
 		}
 	}
-	s.setUpdated(outs)
+	s.setKnown(outs, true)
 	return outs, nil
 }
 

@@ -166,7 +166,7 @@ func TestOutputsAreReadMaskedFirstAndSecretsOnlyWhenThereAreAny(t *testing.T) {
 	}
 }
 
-func TestUpdatedOutputsAreTheLastSuccessfulUpdatesOnly(t *testing.T) {
+func TestKnownOutputsAreTheLastUpdatesOrReadsAndUpdatedOnlyTheLastSuccessfulUpdates(t *testing.T) {
 	s := openTestStack(t)
 	ctx := context.Background()
 	if outs := s.UpdatedOutputs(); outs != nil {
@@ -178,11 +178,30 @@ func TestUpdatedOutputsAreTheLastSuccessfulUpdatesOnly(t *testing.T) {
 	if outs := s.UpdatedOutputs(); outs["count"].Value != float64(2) {
 		t.Fatalf("updated outputs after an update: %v", outs)
 	}
+	if outs := s.Known(); outs["count"].Value != float64(2) {
+		t.Fatalf("known outputs after an update: %v", outs)
+	}
+	// Read outputs are known, but not as this Stack's own update's.
+	if _, err := s.Outputs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if outs := s.UpdatedOutputs(); outs != nil {
+		t.Fatalf("updated outputs after a read: %v", outs)
+	}
+	if outs, err := s.KnownOutputs(ctx); err != nil || outs["count"].Value != float64(2) {
+		t.Fatalf("known outputs after a read = %v, %v", outs, err)
+	}
+	if _, err := s.Up(ctx, things(2, false), nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Up(ctx, func(*pulumi.Context) error { return errors.New("boom") }, nil); err == nil {
 		t.Fatal("a failing program's update succeeded")
 	}
 	if outs := s.UpdatedOutputs(); outs != nil {
 		t.Fatalf("updated outputs after a failed update: %v", outs)
+	}
+	if outs := s.Known(); outs != nil {
+		t.Fatalf("known outputs after a failed update: %v", outs)
 	}
 	// A second Stack of the same stack (another process) made no update: it reads.
 	s2, err := Open(ctx, s.opts)

@@ -172,19 +172,17 @@ type Target struct {
 	cfg       Config
 	fleet     *stacks.Stack
 	pluginDir string // holds pulumi-resource-aws
-	// The images stack (<service>-images), opened in the background from Open on, and
-	// its outputs as read then; imagesReady is closed once both are there.
+	// The images stack (<service>-images), opened and its outputs read (the Stack keeps
+	// them) in the background from Open on; imagesReady is closed once both are done.
 	imagesReady chan struct{}
 	images      *stacks.Stack
-	imagesOuts  auto.OutputMap
 	imagesErr   error
 	settled     bool // the fleet stack's orphans were looked for (settle)
 	// The fleet stack's state as settle reads it, read ahead from the first Publish on
 	// (readStateAhead): a rollout's bake hides the read from its deploy.
 	ahead *stateRead
 
-	mu   sync.Mutex
-	outs auto.OutputMap // the fleet stack's last known outputs
+	mu sync.Mutex
 }
 
 // Open opens (creating if needed) the service's fleet stack.
@@ -237,43 +235,23 @@ func (t *Target) openStack(ctx context.Context, name string) (*stacks.Stack, err
 // Name returns "aws".
 func (t *Target) Name() string { return Name }
 
-func (t *Target) outputs(ctx context.Context) (auto.OutputMap, error) {
-	t.mu.Lock()
-	outs := t.outs
-	t.mu.Unlock()
-	if outs != nil {
-		return outs, nil
-	}
-	outs, err := t.fleet.Outputs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	t.outs = outs
-	t.mu.Unlock()
-	return outs, nil
-}
-
-func (t *Target) forget() {
-	t.mu.Lock()
-	t.outs = nil
-	t.mu.Unlock()
-}
-
 // Current returns the spec the fleet stack's last update applied: this target's own last
 // update's, if it made one (stacks.Stack.UpdatedOutputs), else read from the stack, so it
 // sees what another kiln process applied.
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 	outs := t.fleet.UpdatedOutputs()
-	t.mu.Lock()
-	t.outs = outs
-	t.mu.Unlock()
-	return t.applied(ctx)
+	if outs == nil {
+		var err error
+		if outs, err = t.fleet.Outputs(ctx); err != nil {
+			return fleet.Spec{}, false, err
+		}
+	}
+	return stacks.AppliedSpec(t.cfg.Service, outs)
 }
 
-// applied is the spec of the fleet stack's outputs as last read.
+// applied is the spec of the fleet stack's outputs as last known.
 func (t *Target) applied(ctx context.Context) (fleet.Spec, bool, error) {
-	outs, err := t.outputs(ctx)
+	outs, err := t.fleet.KnownOutputs(ctx)
 	if err != nil {
 		return fleet.Spec{}, false, err
 	}
@@ -409,10 +387,7 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err != nil {
 		return err
 	}
-	outs, err := t.fleet.Up(ctx, prog, ops)
-	t.mu.Lock()
-	t.outs = outs // nil after a failure: read them again next time
-	t.mu.Unlock()
+	_, err = t.fleet.Up(ctx, prog, ops)
 	return err
 }
 
@@ -436,13 +411,11 @@ func (t *Target) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error 
 	if err := t.settle(ctx, ops); err != nil {
 		return err
 	}
-	err := t.fleet.Destroy(ctx, ops)
-	t.forget()
-	return err
+	return t.fleet.Destroy(ctx, ops)
 }
 
 func (t *Target) output(ctx context.Context, name string) (auto.OutputValue, error) {
-	outs, err := t.outputs(ctx)
+	outs, err := t.fleet.KnownOutputs(ctx)
 	if err != nil {
 		return auto.OutputValue{}, err
 	}
@@ -465,7 +438,7 @@ func (t *Target) Endpoint(ctx context.Context) (string, error) {
 
 // slotOutputs reads an output that maps slot names to strings.
 func (t *Target) slotOutputs(ctx context.Context, name string) (map[fleet.Slot]string, error) {
-	outs, err := t.outputs(ctx)
+	outs, err := t.fleet.KnownOutputs(ctx)
 	if err != nil {
 		return nil, err
 	}

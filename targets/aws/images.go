@@ -13,7 +13,6 @@ import (
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/targets/aws/program"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -31,12 +30,11 @@ func (t *Target) openImages(ctx context.Context) {
 	go func() {
 		defer close(t.imagesReady)
 		st, err := t.openStack(ctx, t.cfg.Service+"-images")
-		var outs auto.OutputMap
 		if err == nil {
-			outs, err = st.Outputs(ctx)
+			_, err = st.Outputs(ctx) // the Stack keeps them (Known)
 		}
 		t.mu.Lock()
-		t.images, t.imagesOuts, t.imagesErr = st, outs, err
+		t.images, t.imagesErr = st, err
 		t.mu.Unlock()
 	}()
 }
@@ -59,20 +57,10 @@ type baked struct {
 }
 
 func (t *Target) baked(ctx context.Context, st *stacks.Stack) (baked, error) {
-	// This target's own last update's outputs, else those read when the stack was opened
-	// (only once, as an update may follow), else read now.
-	outs := st.UpdatedOutputs()
-	t.mu.Lock()
-	if outs == nil {
-		outs = t.imagesOuts
-	}
-	t.imagesOuts = nil
-	t.mu.Unlock()
-	if outs == nil {
-		var err error
-		if outs, err = st.Outputs(ctx); err != nil {
-			return baked{}, err
-		}
+	// Read when the stack was opened, or returned by its last update here.
+	outs, err := st.KnownOutputs(ctx)
+	if err != nil {
+		return baked{}, err
 	}
 	b := baked{amis: map[string]string{}}
 	if s, _ := outs[program.OutputImages].Value.(string); s != "" {

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -31,7 +30,6 @@ import (
 	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/targets/local/lb"
 	"github.com/kilnhq/kiln/targets/local/schema"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -93,9 +91,6 @@ type Config struct {
 type Target struct {
 	cfg   Config
 	stack *stacks.Stack
-
-	mu   sync.Mutex
-	outs auto.OutputMap // the last known stack outputs
 }
 
 // Open opens (creating if needed) the service's stack.
@@ -136,9 +131,7 @@ func (t *Target) CollectImages(_ context.Context, keep int, inUse []fleet.Image)
 // stack's last update used (with a shared backend, another state directory of this host
 // may have deployed it), else one in this state directory.
 func (t *Target) RunDir() string {
-	t.mu.Lock()
-	outs := t.outs
-	t.mu.Unlock()
+	outs := t.stack.Known()
 	if d, ok := outs[schema.OutputRunDir].Value.(string); ok && filepath.IsAbs(d) {
 		return d
 	}
@@ -150,7 +143,7 @@ func (t *Target) RunDir() string {
 // instances, and writes the service's secrets, as they are stored now, into the stack's
 // config.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
-	outs, err := t.outputs(ctx)
+	outs, err := t.stack.KnownOutputs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -177,34 +170,16 @@ func (t *Target) EncryptSecret(ctx context.Context, manager json.RawMessage, nam
 // Name returns "local".
 func (t *Target) Name() string { return "local" }
 
-func (t *Target) outputs(ctx context.Context) (auto.OutputMap, error) {
-	t.mu.Lock()
-	outs := t.outs
-	t.mu.Unlock()
-	if outs != nil {
-		return outs, nil
-	}
-	outs, err := t.stack.Outputs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	t.outs = outs
-	t.mu.Unlock()
-	return outs, nil
-}
-
 // Current returns the spec the last update applied: this target's own last update's, if
 // it made one (stacks.Stack.UpdatedOutputs), else read from the stack, so it sees what
 // another kiln process applied; Health and Endpoint reuse what it read.
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 	outs := t.stack.UpdatedOutputs()
-	t.mu.Lock()
-	t.outs = outs
-	t.mu.Unlock()
-	outs, err := t.outputs(ctx)
-	if err != nil {
-		return fleet.Spec{}, false, err
+	if outs == nil {
+		var err error
+		if outs, err = t.stack.Outputs(ctx); err != nil {
+			return fleet.Spec{}, false, err
+		}
 	}
 	return stacks.AppliedSpec(t.cfg.Service, outs)
 }
@@ -218,10 +193,7 @@ func (t *Target) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.Reso
 	if err != nil {
 		return err
 	}
-	outs, err := t.stack.Up(ctx, program, ops)
-	t.mu.Lock()
-	t.outs = outs // nil after a failure: read them again next time
-	t.mu.Unlock()
+	_, err = t.stack.Up(ctx, program, ops)
 	return err
 }
 
@@ -324,14 +296,11 @@ func orphanBoots(specPath string) []int {
 // Refresh makes the stack notice processes that died (an instance or the load balancer
 // killed behind kiln's back), so the next Apply re-creates them.
 func (t *Target) Refresh(ctx context.Context, ops func(fleet.ResourceOp)) error {
-	t.mu.Lock()
-	t.outs = nil
-	t.mu.Unlock()
 	return t.stack.Refresh(ctx, ops)
 }
 
 func (t *Target) output(ctx context.Context, name string) (string, error) {
-	outs, err := t.outputs(ctx)
+	outs, err := t.stack.KnownOutputs(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -445,9 +414,6 @@ func (t *Target) Destroy(ctx context.Context, ops func(fleet.ResourceOp)) error 
 		return err
 	}
 	err := t.stack.Destroy(ctx, ops)
-	t.mu.Lock()
-	t.outs = nil
-	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
