@@ -301,6 +301,20 @@ func (s *Stack) UpdatedOutputs() auto.OutputMap {
 	return s.known
 }
 
+// Applied returns the spec the stack's last update applied (AppliedSpec): this Stack's own
+// last update's, if it made one (UpdatedOutputs), else read, so that it sees what another
+// kiln process applied.
+func (s *Stack) Applied(ctx context.Context) (fleet.Spec, bool, error) {
+	outs := s.UpdatedOutputs()
+	if outs == nil {
+		var err error
+		if outs, err = s.Outputs(ctx); err != nil {
+			return fleet.Spec{}, false, err
+		}
+	}
+	return AppliedSpec(s.opts.Stack, outs)
+}
+
 // Forget drops the outputs this Stack knows: the next KnownOutputs reads them.
 func (s *Stack) Forget() { s.setKnown(nil, false) }
 

@@ -236,17 +236,9 @@ func (t *Target) openStack(ctx context.Context, name string) (*stacks.Stack, err
 func (t *Target) Name() string { return Name }
 
 // Current returns the spec the fleet stack's last update applied: this target's own last
-// update's, if it made one (stacks.Stack.UpdatedOutputs), else read from the stack, so it
-// sees what another kiln process applied.
+// update's, if it made one, else read from the stack (stacks.Stack.Applied).
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
-	outs := t.fleet.UpdatedOutputs()
-	if outs == nil {
-		var err error
-		if outs, err = t.fleet.Outputs(ctx); err != nil {
-			return fleet.Spec{}, false, err
-		}
-	}
-	return stacks.AppliedSpec(t.cfg.Service, outs)
+	return t.fleet.Applied(ctx)
 }
 
 // applied is the spec of the fleet stack's outputs as last known.

@@ -171,17 +171,10 @@ func (t *Target) EncryptSecret(ctx context.Context, manager json.RawMessage, nam
 func (t *Target) Name() string { return "local" }
 
 // Current returns the spec the last update applied: this target's own last update's, if
-// it made one (stacks.Stack.UpdatedOutputs), else read from the stack, so it sees what
-// another kiln process applied; Health and Endpoint reuse what it read.
+// it made one, else read from the stack (stacks.Stack.Applied); Health and Endpoint reuse
+// what it read.
 func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
-	outs := t.stack.UpdatedOutputs()
-	if outs == nil {
-		var err error
-		if outs, err = t.stack.Outputs(ctx); err != nil {
-			return fleet.Spec{}, false, err
-		}
-	}
-	return stacks.AppliedSpec(t.cfg.Service, outs)
+	return t.stack.Applied(ctx)
 }
 
 // Apply converges the local fleet to spec.
