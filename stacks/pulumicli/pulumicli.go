@@ -29,8 +29,9 @@ const Version = "3.259.0"
 //
 // The go.mod also replaces both password-strength libraries the CLI links (two forks of
 // zxcvbn-go) with zxcvbn.go.txt: they decode their dictionaries at start, 160 of the
-// 210 ms the CLI takes to start here, in every engine process kiln runs, for a warning of
-// `pulumi config set` kiln never runs (see that file).
+// 210 ms the CLI takes to start here, in every engine process kiln runs, for a warning
+// about plaintext values given to `pulumi config set`, which kiln only runs with --secret
+// (see that file).
 //
 //go:embed go.mod.txt go.sum.txt zxcvbn.go.txt
 var moduleFiles embed.FS
