@@ -9,6 +9,7 @@ package aws
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -234,6 +235,13 @@ func (t *Target) openStack(ctx context.Context, name string) (*stacks.Stack, err
 
 // Name returns "aws".
 func (t *Target) Name() string { return Name }
+
+// EncryptSecret encrypts a secret with the fleet stack's secrets provider (see
+// stacks.Stack.EncryptSecret): `kiln secret set` stores the ciphertext, the fleet program
+// puts the value in the secret's SecureString parameter.
+func (t *Target) EncryptSecret(ctx context.Context, manager json.RawMessage, name string, value []byte) (string, json.RawMessage, error) {
+	return t.fleet.EncryptSecret(ctx, manager, name, value)
+}
 
 // Current returns the spec the fleet stack's last update applied: this target's own last
 // update's, if it made one, else read from the stack (stacks.Stack.Applied).
