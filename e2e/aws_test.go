@@ -284,3 +284,62 @@ func events(t *testing.T, out string) []map[string]any {
 	}
 	return evs
 }
+
+// An engine killed while it creates a secret's SSM parameter leaves the parameter in AWS
+// and a pending create in the stack; AWS refuses a second parameter of that name unless
+// the create overwrites, which the resume's does.
+func TestAWSResumeTakesOverASecretParameterAKilledEngineLeft(t *testing.T) {
+	const paramType = "aws:ssm/parameter:Parameter"
+	model := awsModel(t, paramType+"=2s")
+	dir := t.TempDir()
+	writeAWS(t, dir, "1.0.0", "")
+	t.Cleanup(func() {
+		if code, out, errOut := kiln(t, dir, "destroy", "--output", "json"); code != 0 {
+			t.Errorf("destroy: exit %d\n%s%s", code, out, errOut)
+		}
+		if left := modelResources(t, model, paramType, groupType); len(left) > 0 {
+			t.Errorf("destroy left %v", left)
+		}
+	})
+	if code, out, errOut := kiln(t, dir, "rollout", "--output", "json"); code != 0 {
+		t.Fatalf("first rollout: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// 1.1.0 reads a secret: its deploy creates the secret's parameter (2s in the model).
+	writeAWS(t, dir, "1.1.0", "")
+	editManifest(t, dir, `env: {RELEASE: "1.1.0"}`, `env: {RELEASE: "1.1.0", DB_URL: "postgres://app:${secret:DB_PASSWORD}@db/app"}`)
+	body, err := os.ReadFile(filepath.Join(dir, "kiln.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kiln.yaml"), append(body, "secrets: [DB_PASSWORD]\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kilnIn(t, dir, "hunter2-e2e\n", "secret", "set", "DB_PASSWORD"); code != 0 {
+		t.Fatalf("secret set: exit %d\n%s%s", code, out, errOut)
+	}
+	cmd, evs := startRollout(t, dir)
+	waitEvent(t, evs, func(ev map[string]any) bool {
+		return ev["event"] == "resource" && ev["type"] == paramType && ev["op"] == "create" && ev["status"] == "started"
+	})
+	time.Sleep(500 * time.Millisecond)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // kiln, its engine and the provider
+	cmd.Wait()
+	if params := modelResources(t, model, paramType); len(params) != 1 {
+		t.Fatalf("parameters in the model after the kill: %v, want the one being created", params)
+	}
+
+	code, out, errOut := kiln(t, dir, "rollout", "--output", "json", "--resume")
+	if code != 0 {
+		t.Fatalf("resume: exit %d\n%s%s", code, out, errOut)
+	}
+	if fin := finished(t, out); fin["outcome"] != "promoted" {
+		t.Fatalf("resume: %v", fin)
+	}
+	if params := modelResources(t, model, paramType); len(params) != 1 {
+		t.Fatalf("parameters after the resume: %v, want exactly one", params)
+	}
+	if groups := modelResources(t, model, groupType); len(groups) != 1 {
+		t.Fatalf("groups after the resume: %v, want exactly one", groups)
+	}
+}

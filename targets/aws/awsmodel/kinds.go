@@ -16,8 +16,11 @@ type kind struct {
 	nameKey   string
 	nameMax   int
 	lowerName bool
-	// unique: AWS refuses a second resource of the type with the same name.
-	unique bool
+	// unique: AWS refuses a second resource of the type with the same name, unless the
+	// input overwriteKey (if any) is true: then the create takes the existing one over (SSM
+	// PutParameter with Overwrite).
+	unique       bool
+	overwriteKey string
 	// replaceOn are the inputs whose change replaces the resource.
 	replaceOn []string
 	// invent returns the ID and computed outputs of a new resource.
@@ -192,7 +195,7 @@ var kinds = map[string]kind{
 			arn := a.arn("elasticloadbalancing", "listener-rule/"+l+"/"+randomHex(16))
 			return arn, map[string]any{"arn": arn}
 		}},
-	TypeParameter: {nameKey: "name", nameMax: 2048, unique: true, replaceOn: []string{"name"},
+	TypeParameter: {nameKey: "name", nameMax: 2048, unique: true, overwriteKey: "overwrite", replaceOn: []string{"name"},
 		invent: func(a account, _ string, in map[string]any) (string, map[string]any) {
 			n := str(in["name"])
 			return n, map[string]any{"arn": a.arn("ssm", "parameter/"+strings.TrimPrefix(n, "/")), "version": 1.0, "tier": "Standard"}

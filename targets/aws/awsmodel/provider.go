@@ -190,7 +190,7 @@ func (p *Provider) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*p
 	if err := p.behaviour.countCreate(p.store.Dir, typ); err != nil {
 		return nil, fmt.Errorf("create %s: %w", urn.Name(), err)
 	}
-	if k.unique {
+	if k.unique && !(k.overwriteKey != "" && in[k.overwriteKey] == true) {
 		if err := p.refuseDuplicate(typ, k.nameKey, in); err != nil {
 			return nil, fmt.Errorf("create %s: %w", urn.Name(), err)
 		}

@@ -215,6 +215,25 @@ func TestANamedResourceCannotExistTwiceAsInAWS(t *testing.T) {
 	}
 }
 
+func TestAnSSMParameterCreatedWithOverwriteTakesTheExistingOneOver(t *testing.T) {
+	p, store := newTestProvider(t, Behaviour{})
+	create(t, p, TypeParameter, "orphan", map[string]any{"name": "/kiln/shop/DB", "type": "SecureString", "value": "old"})
+	in := map[string]any{"name": "/kiln/shop/DB", "type": "SecureString", "value": "new"}
+	_, err := p.Create(context.Background(), &pulumirpc.CreateRequest{Urn: urnOf(TypeParameter, "db"), Properties: mustStruct(t, in)})
+	if err == nil || !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatalf("without overwrite: err = %v, want AlreadyExists", err)
+	}
+	in["overwrite"] = true
+	id, _ := create(t, p, TypeParameter, "db", in)
+	recs, err := store.List(TypeParameter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].ID != id || recs[0].URN != string(urnOf(TypeParameter, "db")) || recs[0].Input("value") != "new" {
+		t.Fatalf("parameters after the overwrite: %+v, want only the new one", recs)
+	}
+}
+
 func TestATypeTheModelDoesNotKnowIsStoredWithItsInputs(t *testing.T) {
 	p, store := newTestProvider(t, Behaviour{})
 	typ := "aws:cloudwatch/metricAlarm:MetricAlarm"

@@ -178,6 +178,10 @@ func secretParameters(ctx *pulumi.Context, in FleetInput, tagsIn pulumi.StringMa
 			// Marked secret, the value is encrypted wherever it enters the state.
 			Value: pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput),
 			Tags:  tagsIn,
+			// The name is fixed and the service's own. An engine killed while it created
+			// the parameter leaves it in AWS unknown to the stack, and a create without
+			// overwrite would fail every resume: overwriting takes it over.
+			Overwrite: pulumi.Bool(true),
 		})
 		if err != nil {
 			return nil, err

@@ -81,6 +81,9 @@ func TestFleetUserDataWritesTheBootSpec(t *testing.T) {
 			if r.str("type") != "SecureString" || r.str("name") != "/kiln/shop/API_TOKEN" {
 				t.Errorf("parameter %s type %s", r.str("name"), r.str("type"))
 			}
+			if o := r.Inputs["overwrite"]; !o.IsBool() || !o.BoolValue() {
+				t.Errorf("parameter overwrite = %v, want true (a resume takes over a half-created one)", o)
+			}
 			continue
 		}
 		if b, _ := json.Marshal(r.Inputs.Mappable()); strings.Contains(string(b), "hunter2") {
