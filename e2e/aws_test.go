@@ -342,4 +342,12 @@ func TestAWSResumeTakesOverASecretParameterAKilledEngineLeft(t *testing.T) {
 	if groups := modelResources(t, model, groupType); len(groups) != 1 {
 		t.Fatalf("groups after the resume: %v, want exactly one", groups)
 	}
+	// The value reached the parameter, and nothing kiln printed holds it.
+	recs, err := (&awsmodel.Store{Dir: model}).List(paramType)
+	if err != nil || len(recs) != 1 || recs[0].Input("value") != "hunter2-e2e" || recs[0].Input("name") != "/kiln/shop/DB_PASSWORD" {
+		t.Fatalf("the parameter: %+v (%v)", recs, err)
+	}
+	if strings.Contains(out+errOut, "hunter2-e2e") {
+		t.Error("the resume's output holds the secret's value")
+	}
 }
