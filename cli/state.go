@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/kilnhq/kiln/backend"
 	"github.com/spf13/cobra"
@@ -42,14 +43,15 @@ pointed at it is told where the state went. Moving back works the same way.`,
 				return err
 			}
 			out := struct {
-				Service string `json:"service"`
-				From    string `json:"from"`
-				To      string `json:"to"`
-				Records int    `json:"records"`
-			}{p.Service(), res.From.String(), res.To.String(), res.Records}
+				Service string   `json:"service"`
+				From    string   `json:"from"`
+				To      string   `json:"to"`
+				Records int      `json:"records"`
+				Stacks  []string `json:"stacks"`
+			}{p.Service(), res.From.String(), res.To.String(), res.Records, res.Stacks}
 			return a.result(out, func(w io.Writer) {
-				fmt.Fprintf(w, "moved the state of %s from %s to %s (%d release(s) of history); from now on use --backend '%s' or KILN_BACKEND\n",
-					out.Service, out.From, out.To, out.Records, out.To)
+				fmt.Fprintf(w, "moved the state of %s from %s to %s (stacks %s, %d release(s) of history); from now on use --backend '%s' or KILN_BACKEND\n",
+					out.Service, out.From, out.To, strings.Join(out.Stacks, ", "), out.Records, out.To)
 			})
 		},
 	}

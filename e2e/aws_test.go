@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/testpeers"
 	"github.com/kilnhq/kiln/targets/aws/awsmodel"
 )
 
@@ -349,5 +350,49 @@ func TestAWSResumeTakesOverASecretParameterAKilledEngineLeft(t *testing.T) {
 	}
 	if strings.Contains(out+errOut, "hunter2-e2e") {
 		t.Error("the resume's output holds the secret's value")
+	}
+}
+
+// kiln state migrate moves every stack the aws target keeps, the images stack too: the
+// shared backend bakes the next release beside the AMIs baked before, with the same
+// artifacts bucket and Image Builder infrastructure, and drives the same fleet.
+func TestAWSStateMigrateMovesTheImagesStackToo(t *testing.T) {
+	model := awsModel(t, "")
+	t.Setenv("KILN_PASSPHRASE", "a passphrase the team shares")
+	shared := "s3://team-state/aws?region=us-east-1&endpoint=" + testpeers.S3(t)
+	dir := t.TempDir()
+	writeAWS(t, dir, "1.0.0", "")
+	t.Cleanup(func() {
+		if code, _, _ := kiln(t, dir, "destroy", "--backend", shared); code != 0 {
+			kiln(t, dir, "destroy")
+		}
+	})
+	if code, out, errOut := kiln(t, dir, "rollout", "--output", "json"); code != 0 {
+		t.Fatalf("rollout 1.0.0: exit %d\n%s%s", code, out, errOut)
+	}
+	lbs := modelResources(t, model, awsmodel.TypeLoadBalancer)
+
+	code, out, errOut := kiln(t, dir, "state", "migrate", "--to", shared, "--output", "json")
+	if code != 0 || !strings.Contains(out, `"stacks":["shop","shop-images"]`) {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	writeAWS(t, dir, "1.1.0", "")
+	code, out, errOut = kiln(t, dir, "rollout", "--output", "json", "--backend", shared)
+	if code != 0 {
+		t.Fatalf("rollout 1.1.0 on the shared backend: exit %d\n%s%s", code, out, errOut)
+	}
+	if fin := finished(t, out); fin["outcome"] != "promoted" {
+		t.Fatalf("rollout 1.1.0: %v", fin)
+	}
+	for _, typ := range []string{awsmodel.TypeBucket, awsmodel.TypeInfraConfig} {
+		if got := modelResources(t, model, typ); len(got) != 1 {
+			t.Errorf("%s after the move and a bake: %v, want the one baked with before", shortType(typ), got)
+		}
+	}
+	if got := modelResources(t, model, awsmodel.TypeImage); len(got) != 2 {
+		t.Errorf("images after the move and a bake: %v, want both releases'", got)
+	}
+	if got := modelResources(t, model, awsmodel.TypeLoadBalancer); !slices.Equal(got, lbs) {
+		t.Errorf("load balancers: %v, then %v: the shared stack drives the same fleet", lbs, got)
 	}
 }

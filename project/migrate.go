@@ -9,6 +9,7 @@ import (
 	"github.com/kilnhq/kiln/releases"
 	"github.com/kilnhq/kiln/stacks"
 	"github.com/kilnhq/kiln/stacks/pulumicli"
+	"github.com/kilnhq/kiln/targets"
 )
 
 // MigrateResult says what a state migration moved.
@@ -16,6 +17,8 @@ type MigrateResult struct {
 	From, To backend.Backend
 	// Records is how many history records were copied.
 	Records int
+	// Stacks are the Pulumi stacks whose state was moved.
+	Stacks []string
 }
 
 // MigrateState moves the stack's state — Pulumi's state, the release history, the
@@ -81,20 +84,24 @@ func (p *Project) MigrateState(ctx context.Context, to backend.Backend, progress
 	if err != nil {
 		return res, err
 	}
-	open := func(b backend.Backend) (*stacks.Stack, error) {
-		return stacks.Open(ctx, stacks.Options{StateDir: p.StateDir, Backend: b.PulumiURL(), Env: b.EngineEnv(),
-			Stack: p.Service(), PulumiRoot: root, PluginDir: p.BinDir})
-	}
-	from, err := open(p.Backend)
-	if err != nil {
-		return res, err
-	}
-	into, err := open(to)
-	if err != nil {
-		return res, err
-	}
-	if err := from.MoveStateTo(ctx, into); err != nil {
-		return res, fmt.Errorf("move the Pulumi state of %s: %w", p.Service(), err)
+	// Every stack the target keeps for the service (aws: the fleet's and the images').
+	for _, name := range targets.Stacks(p.Manifest.Target.Name(), p.Service()) {
+		open := func(b backend.Backend) (*stacks.Stack, error) {
+			return stacks.Open(ctx, stacks.Options{StateDir: p.StateDir, Backend: b.PulumiURL(), Env: b.EngineEnv(),
+				Stack: name, PulumiRoot: root, PluginDir: p.BinDir})
+		}
+		from, err := open(p.Backend)
+		if err != nil {
+			return res, err
+		}
+		into, err := open(to)
+		if err != nil {
+			return res, err
+		}
+		if err := from.MoveStateTo(ctx, into); err != nil {
+			return res, fmt.Errorf("move the Pulumi state of %s (stack %s): %w", p.Service(), name, err)
+		}
+		res.Stacks = append(res.Stacks, name)
 	}
 	hist, err := src.History()
 	if err != nil {

@@ -94,8 +94,9 @@ type Config struct {
 type Opener func(ctx context.Context, cfg Config) (Target, error)
 
 var (
-	mu      sync.Mutex
-	openers = map[string]Opener{}
+	mu         sync.Mutex
+	openers    = map[string]Opener{}
+	stackNamer = map[string]func(service string) []string{}
 )
 
 // Register makes a target available by name. It panics if the name is taken: two
@@ -107,6 +108,26 @@ func Register(name string, open Opener) {
 		panic("targets: " + name + " registered twice")
 	}
 	openers[name] = open
+}
+
+// RegisterStacks names, for the target of that name, the Pulumi stacks it keeps for a
+// service, when it keeps more than the one named after the service (aws: the fleet's and
+// the images'). What moves a service's state (kiln state migrate) moves them all.
+func RegisterStacks(name string, stacks func(service string) []string) {
+	mu.Lock()
+	defer mu.Unlock()
+	stackNamer[name] = stacks
+}
+
+// Stacks returns the names of the Pulumi stacks the target keeps for service.
+func Stacks(target, service string) []string {
+	mu.Lock()
+	fn := stackNamer[target]
+	mu.Unlock()
+	if fn == nil {
+		return []string{service}
+	}
+	return fn(service)
 }
 
 // Names lists the registered targets.

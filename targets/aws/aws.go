@@ -44,7 +44,11 @@ var (
 	_ targets.AnalysisSourcer = (*Target)(nil)
 )
 
+// ImagesStack is the name of the stack that holds the service's AMIs (see images.go).
+func ImagesStack(service string) string { return service + "-images" }
+
 func init() {
+	targets.RegisterStacks(Name, func(service string) []string { return []string{service, ImagesStack(service)} })
 	targets.Register(Name, func(ctx context.Context, cfg targets.Config) (targets.Target, error) {
 		m := cfg.Manifest
 		if m.Target.AWS == nil {

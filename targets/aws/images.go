@@ -29,7 +29,7 @@ func (t *Target) openImages(ctx context.Context) {
 	t.imagesReady = make(chan struct{})
 	go func() {
 		defer close(t.imagesReady)
-		st, err := t.openStack(ctx, t.cfg.Service+"-images")
+		st, err := t.openStack(ctx, ImagesStack(t.cfg.Service))
 		if err == nil {
 			_, err = st.Outputs(ctx) // the Stack keeps them (Known)
 		}
