@@ -355,8 +355,9 @@ func TestAWSResumeTakesOverASecretParameterAKilledEngineLeft(t *testing.T) {
 
 // kiln state migrate moves every stack the aws target keeps, the images stack too: the
 // shared backend bakes the next release beside the AMIs baked before, with the same
-// artifacts bucket and Image Builder infrastructure, and drives the same fleet.
-func TestAWSStateMigrateMovesTheImagesStackToo(t *testing.T) {
+// artifacts bucket and Image Builder infrastructure, drives the same fleet, and another
+// machine can roll back to an AMI it never baked.
+func TestAWSStateMigrateMovesTheImagesStackAndAnotherMachineRollsBack(t *testing.T) {
 	model := awsModel(t, "")
 	t.Setenv("KILN_PASSPHRASE", "a passphrase the team shares")
 	shared := "s3://team-state/aws?region=us-east-1&endpoint=" + testpeers.S3(t)
@@ -371,6 +372,7 @@ func TestAWSStateMigrateMovesTheImagesStackToo(t *testing.T) {
 		t.Fatalf("rollout 1.0.0: exit %d\n%s%s", code, out, errOut)
 	}
 	lbs := modelResources(t, model, awsmodel.TypeLoadBalancer)
+	firstAMI := slotAMI(t, model, "blue")
 
 	code, out, errOut := kiln(t, dir, "state", "migrate", "--to", shared, "--output", "json")
 	if code != 0 || !strings.Contains(out, `"stacks":["shop","shop-images"]`) {
@@ -394,5 +396,25 @@ func TestAWSStateMigrateMovesTheImagesStackToo(t *testing.T) {
 	}
 	if got := modelResources(t, model, awsmodel.TypeLoadBalancer); !slices.Equal(got, lbs) {
 		t.Errorf("load balancers: %v, then %v: the shared stack drives the same fleet", lbs, got)
+	}
+
+	// Another machine (a CI runner: a state directory of its own, no image ever baked
+	// there) rolls back to 1.0.0: to the AMI the images stack keeps, with no new bake.
+	runner := t.TempDir()
+	code, out, errOut = kiln(t, dir, "rollback", "--output", "json", "--backend", shared, "--state-dir", runner)
+	if code != 0 {
+		t.Fatalf("rollback from another machine: exit %d\n%s%s", code, out, errOut)
+	}
+	if fin := finished(t, out); fin["outcome"] != "promoted" || fin["to"].(map[string]any)["version"] != "1.0.0" {
+		t.Fatalf("rollback: %v", fin)
+	}
+	if got := modelResources(t, model, awsmodel.TypeImage); len(got) != 2 {
+		t.Errorf("images after the rollback: %v, want the two baked before and no other", got)
+	}
+	if ami := slotAMI(t, model, "blue"); firstAMI == "" || ami != firstAMI {
+		t.Errorf("blue boots %q after the rollback, want 1.0.0's %q", ami, firstAMI)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(runner, "images")); len(entries) != 0 {
+		t.Errorf("the rollback baked on the runner: %v", entries)
 	}
 }

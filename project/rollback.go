@@ -38,6 +38,16 @@ func (p *Project) RollbackReleaseIn(ctx context.Context, tgt targets.Target, his
 		if to != "" && r.Version != to {
 			continue
 		}
+		if k, ok := tgt.(targets.ImageKeeper); ok {
+			// Kept by the target (an AMI), this host need not have baked it.
+			fi, found, err := k.KeptImage(ctx, r.Digest)
+			if err != nil {
+				return fleet.Release{}, fmt.Errorf("find the image of %s %s: %w", r.Version, r.Digest, err)
+			}
+			if found {
+				return fleet.Release{Version: r.Version, Image: fi}, nil
+			}
+		}
 		img, err := p.Images().Get(r.Digest)
 		if err != nil {
 			if to != "" {

@@ -51,6 +51,15 @@ type PublishPreviewer interface {
 	PreviewPublish(ctx context.Context, img *images.Image, ops func(fleet.ResourceOp)) (fleet.Image, error)
 }
 
+// ImageKeeper is implemented by targets that keep the images they published where any
+// machine can find them (aws: the AMIs of the images stack), not only in the image store
+// of the host that baked them: a rollback from another machine (a CI runner) returns to a
+// kept image without re-baking it.
+type ImageKeeper interface {
+	// KeptImage returns the published image of digest, or false if the target keeps none.
+	KeptImage(ctx context.Context, digest string) (fleet.Image, bool, error)
+}
+
 // HealthPacer is implemented by targets whose health reading is a call against an API's
 // rate limits (aws: ELBv2, Auto Scaling and EC2, three calls a reading): a console reads
 // it no more often than HealthInterval. Other targets are read every second.

@@ -12,6 +12,7 @@ import (
 	"github.com/kilnhq/kiln/fleet"
 	"github.com/kilnhq/kiln/images"
 	"github.com/kilnhq/kiln/stacks"
+	"github.com/kilnhq/kiln/targets"
 	"github.com/kilnhq/kiln/targets/aws/program"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -149,6 +150,22 @@ func (t *Target) Publish(ctx context.Context, img *images.Image) (fleet.Image, e
 		return fleet.Image{}, fmt.Errorf("bake the AMI of %s: the images stack has no AMI for it", img.Digest)
 	}
 	return fleet.Image{Digest: img.Digest, Location: ami}, nil
+}
+
+var _ targets.ImageKeeper = (*Target)(nil)
+
+// KeptImage returns the AMI the images stack keeps of digest, if it keeps one.
+func (t *Target) KeptImage(ctx context.Context, digest string) (fleet.Image, bool, error) {
+	st, err := t.imagesStack(ctx)
+	if err != nil {
+		return fleet.Image{}, false, err
+	}
+	b, err := t.baked(ctx, st)
+	if err != nil {
+		return fleet.Image{}, false, err
+	}
+	ami := b.amis[digest]
+	return fleet.Image{Digest: digest, Location: ami}, ami != "", nil
 }
 
 // PendingAMI is the location a preview gives an image whose AMI is not baked yet.
