@@ -23,6 +23,10 @@ type harness struct {
 	react   func(ev rollout.Event, send func(rollout.Command) error)
 	replies []error
 	mu      sync.Mutex
+	// engineClock and engineTarget, if set, are what the engine is given instead of clk
+	// and tg (wrappers of them).
+	engineClock  clock.Clock
+	engineTarget rollout.Target
 }
 
 func (h *harness) run(t *testing.T, ctx context.Context, req rollout.Request, b rollout.Baker) (rollout.Finished, []rollout.Event) {
@@ -57,7 +61,15 @@ func (h *harness) run(t *testing.T, ctx context.Context, req rollout.Request, b 
 		}
 		close(done)
 	}()
-	e := &rollout.Engine{Target: h.tg, Events: events, Controls: controls, Clock: h.clk, Journal: h.journal}
+	var tg rollout.Target = h.tg
+	if h.engineTarget != nil {
+		tg = h.engineTarget
+	}
+	var clk clock.Clock = h.clk
+	if h.engineClock != nil {
+		clk = h.engineClock
+	}
+	e := &rollout.Engine{Target: tg, Events: events, Controls: controls, Clock: clk, Journal: h.journal}
 	if h.analyzer != nil {
 		e.Analyzer = h.analyzer
 	}
@@ -157,8 +169,58 @@ func TestAbortDuringAPauseSendsTrafficBackThenRemovesTheNewSlot(t *testing.T) {
 	}
 }
 
+// gatedClock is a fake clock whose waits, once armed, fire only when the gate opens: the
+// engine, inside a timed pause, then waits for the test's controls rather than racing
+// through the pause on a clock that never makes it wait.
+type gatedClock struct {
+	*clock.Fake
+	mu    sync.Mutex
+	armed bool
+	gate  chan struct{}
+}
+
+func (g *gatedClock) arm(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.armed && !on {
+		close(g.gate)
+	}
+	g.armed = on
+}
+
+func (g *gatedClock) After(d time.Duration) <-chan time.Time {
+	g.mu.Lock()
+	armed, gate := g.armed, g.gate
+	g.mu.Unlock()
+	if !armed {
+		return g.Fake.After(d)
+	}
+	ch := make(chan time.Time, 1)
+	go func() {
+		<-gate
+		ch <- <-g.Fake.After(d)
+	}()
+	return ch
+}
+
+// armingTarget arms the clock when the engine applies the first traffic step, before
+// the step's pause begins.
+type armingTarget struct {
+	*rollouttest.Target
+	clk *gatedClock
+}
+
+func (a armingTarget) Apply(ctx context.Context, spec fleet.Spec, ops func(fleet.ResourceOp)) error {
+	if spec.Slots[fleet.Green].Weight == 10 {
+		a.clk.arm(true)
+	}
+	return a.Target.Apply(ctx, spec, ops)
+}
+
 func TestPauseFreezesATimedPauseUntilResumed(t *testing.T) {
 	h := newHarness()
+	gc := &gatedClock{Fake: h.clk, gate: make(chan struct{})}
+	h.engineClock, h.engineTarget = gc, armingTarget{Target: h.tg, clk: gc}
 	var once sync.Once
 	h.react = func(ev rollout.Event, send func(rollout.Command) error) {
 		if ps, ok := ev.(rollout.PhaseStarted); ok && ps.Phase == rollout.PhaseStep && ps.Step == 1 {
@@ -167,6 +229,7 @@ func TestPauseFreezesATimedPauseUntilResumed(t *testing.T) {
 		if p, ok := ev.(rollout.Paused); ok && !p.Indefinite {
 			// Let a long time pass on the clock while paused: the step must not end.
 			h.clk.Advance(10 * time.Minute)
+			gc.arm(false)
 			send(rollout.CmdResume)
 		}
 	}
