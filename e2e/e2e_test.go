@@ -149,16 +149,13 @@ func writeManifestDeadline(t *testing.T, dir, service, version, env, deadline st
 func instancesTouched(t *testing.T, stdout string, ops ...string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(stdout))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev struct{ Event, Type, Name, Op string }
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("a line of JSON output is not JSON: %q: %v", sc.Text(), err)
-		}
-		if ev.Event == "resource" && strings.HasSuffix(ev.Type, ":Instance") && ev.Op != "" &&
-			(len(ops) == 0 || slices.Contains(ops, ev.Op)) {
-			out[ev.Name] = true
+	for _, ev := range events(t, stdout) {
+		typ, _ := ev["type"].(string)
+		op, _ := ev["op"].(string)
+		name, _ := ev["name"].(string)
+		if ev["event"] == "resource" && strings.HasSuffix(typ, ":Instance") && op != "" &&
+			(len(ops) == 0 || slices.Contains(ops, op)) {
+			out[name] = true
 		}
 	}
 	if len(out) == 0 {

@@ -84,17 +84,17 @@ func (p *Project) MigrateState(ctx context.Context, to backend.Backend, progress
 	if err != nil {
 		return res, err
 	}
+	open := func(b backend.Backend, name string) (*stacks.Stack, error) {
+		return stacks.Open(ctx, stacks.Options{StateDir: p.StateDir, Backend: b.PulumiURL(), Env: b.EngineEnv(),
+			Stack: name, PulumiRoot: root, PluginDir: p.BinDir})
+	}
 	// Every stack the target keeps for the service (aws: the fleet's and the images').
 	for _, name := range targets.Stacks(p.Manifest.Target.Name(), p.Service()) {
-		open := func(b backend.Backend) (*stacks.Stack, error) {
-			return stacks.Open(ctx, stacks.Options{StateDir: p.StateDir, Backend: b.PulumiURL(), Env: b.EngineEnv(),
-				Stack: name, PulumiRoot: root, PluginDir: p.BinDir})
-		}
-		from, err := open(p.Backend)
+		from, err := open(p.Backend, name)
 		if err != nil {
 			return res, err
 		}
-		into, err := open(to)
+		into, err := open(to, name)
 		if err != nil {
 			return res, err
 		}

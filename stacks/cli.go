@@ -46,13 +46,7 @@ func (c cliCommand) Run(ctx context.Context, workdir string, stdin io.Reader, ou
 	cmd.Stdout = io.MultiWriter(append(outs, &stdout)...)
 	cmd.Stderr = io.MultiWriter(append(errs, &stderr)...)
 	cmd.Stdin = stdin
-	cmd.Cancel = func() error {
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			_ = cmd.Process.Kill()
-		}
-		return nil
-	}
-	cmd.WaitDelay = engineWaitDelay
+	interruptOnCancel(cmd)
 	err := cmd.Run()
 	code := -2 // the SDK's "unknown"
 	var exit *exec.ExitError

@@ -31,6 +31,13 @@ func (s *Stack) engineCmd(ctx context.Context, stderr io.Writer, args ...string)
 	cmd.Env = append(env, "PULUMI_AUTOMATION_API=true", "PULUMI_DEBUG_COMMANDS=true")
 	cmd.Stdout = s.opts.Log
 	cmd.Stderr = io.MultiWriter(s.opts.Log, stderr)
+	interruptOnCancel(cmd)
+	return cmd
+}
+
+// interruptOnCancel makes cancelling cmd's context interrupt it (SIGINT), so that the
+// engine ends what it does and saves it, and kill it engineWaitDelay later.
+func interruptOnCancel(cmd *exec.Cmd) {
 	cmd.Cancel = func() error {
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
 			_ = cmd.Process.Kill()
@@ -38,7 +45,6 @@ func (s *Stack) engineCmd(ctx context.Context, stderr io.Writer, args ...string)
 		return nil
 	}
 	cmd.WaitDelay = engineWaitDelay
-	return cmd
 }
 
 // cliError is a failed run of the Pulumi CLI, with what it wrote to stderr.

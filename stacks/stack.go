@@ -315,6 +315,15 @@ func (s *Stack) Applied(ctx context.Context) (fleet.Spec, bool, error) {
 	return AppliedSpec(s.opts.Stack, outs)
 }
 
+// KnownSpec returns the spec of the outputs this Stack knows (KnownOutputs, AppliedSpec).
+func (s *Stack) KnownSpec(ctx context.Context) (fleet.Spec, bool, error) {
+	outs, err := s.KnownOutputs(ctx)
+	if err != nil {
+		return fleet.Spec{}, false, err
+	}
+	return AppliedSpec(s.opts.Stack, outs)
+}
+
 // Forget drops the outputs this Stack knows: the next KnownOutputs reads them.
 func (s *Stack) Forget() { s.setKnown(nil, false) }
 

@@ -253,19 +253,10 @@ func (t *Target) Current(ctx context.Context) (fleet.Spec, bool, error) {
 	return t.fleet.Applied(ctx)
 }
 
-// applied is the spec of the fleet stack's outputs as last known.
-func (t *Target) applied(ctx context.Context) (fleet.Spec, bool, error) {
-	outs, err := t.fleet.KnownOutputs(ctx)
-	if err != nil {
-		return fleet.Spec{}, false, err
-	}
-	return stacks.AppliedSpec(t.cfg.Service, outs)
-}
-
 // program is the fleet program for spec, the service's secrets (as stored now) written
 // into the stack's config first.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
-	cur, _, err := t.applied(ctx)
+	cur, _, err := t.fleet.KnownSpec(ctx)
 	if err != nil {
 		return nil, err
 	}

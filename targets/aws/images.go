@@ -57,16 +57,21 @@ type baked struct {
 	amis   map[string]string // digest -> AMI ID
 }
 
-func (t *Target) baked(ctx context.Context, st *stacks.Stack) (baked, error) {
-	// Read when the stack was opened, or returned by its last update here.
+// baked returns the images stack and what it holds: its outputs as read when the stack
+// was opened, or as its last update here returned them.
+func (t *Target) baked(ctx context.Context) (*stacks.Stack, baked, error) {
+	st, err := t.imagesStack(ctx)
+	if err != nil {
+		return nil, baked{}, err
+	}
 	outs, err := st.KnownOutputs(ctx)
 	if err != nil {
-		return baked{}, err
+		return nil, baked{}, err
 	}
 	b := baked{amis: map[string]string{}}
 	if s, _ := outs[program.OutputImages].Value.(string); s != "" {
 		if err := json.Unmarshal([]byte(s), &b.images); err != nil {
-			return baked{}, fmt.Errorf("stack %s-images: %s output: %w", t.cfg.Service, program.OutputImages, err)
+			return nil, baked{}, fmt.Errorf("stack %s: %s output: %w", ImagesStack(t.cfg.Service), program.OutputImages, err)
 		}
 	}
 	m, _ := outs[program.OutputAMIs].Value.(map[string]any)
@@ -75,7 +80,7 @@ func (t *Target) baked(ctx context.Context, st *stacks.Stack) (baked, error) {
 			b.amis[d] = ami
 		}
 	}
-	return b, nil
+	return st, b, nil
 }
 
 // bakeInput is the images stack's program input: the images it keeps, plus img (its
@@ -99,11 +104,8 @@ func (t *Target) bakeInput(kept []program.BakeImage, img *images.Image) (program
 
 // toBake is what publishing an image takes: the images stack, and the AMI the stack holds
 // of the image, or else the images the stack keeps, beside which it is baked.
-func (t *Target) toBake(ctx context.Context, img *images.Image) (st *stacks.Stack, ami string, kept []program.BakeImage, err error) {
-	if st, err = t.imagesStack(ctx); err != nil {
-		return nil, "", nil, err
-	}
-	b, err := t.baked(ctx, st)
+func (t *Target) toBake(ctx context.Context, img *images.Image) (*stacks.Stack, string, []program.BakeImage, error) {
+	st, b, err := t.baked(ctx)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -156,11 +158,7 @@ var _ targets.ImageKeeper = (*Target)(nil)
 
 // KeptImage returns the AMI the images stack keeps of digest, if it keeps one.
 func (t *Target) KeptImage(ctx context.Context, digest string) (fleet.Image, bool, error) {
-	st, err := t.imagesStack(ctx)
-	if err != nil {
-		return fleet.Image{}, false, err
-	}
-	b, err := t.baked(ctx, st)
+	_, b, err := t.baked(ctx)
 	if err != nil {
 		return fleet.Image{}, false, err
 	}
@@ -192,11 +190,7 @@ func (t *Target) CollectImages(ctx context.Context, keep int, inUse []fleet.Imag
 	if keep < 1 {
 		return nil, fmt.Errorf("images gc: keep must be at least 1, got %d", keep)
 	}
-	st, err := t.imagesStack(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b, err := t.baked(ctx, st)
+	st, b, err := t.baked(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -143,11 +143,7 @@ func (t *Target) RunDir() string {
 // instances, and writes the service's secrets, as they are stored now, into the stack's
 // config.
 func (t *Target) program(ctx context.Context, spec fleet.Spec) (pulumi.RunFunc, error) {
-	outs, err := t.stack.KnownOutputs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cur, _, err := stacks.AppliedSpec(t.cfg.Service, outs)
+	cur, _, err := t.stack.KnownSpec(ctx)
 	if err != nil {
 		return nil, err
 	}
